@@ -1,0 +1,165 @@
+"""The request -> decision function (DESIGN.md section 2), one request or a batch.
+
+Order of a decision: the campaign's mode; the control split (a stable hash of campaign
+and contact, so a contact never changes arm); method routing by `traffic_pct` (a second,
+independent stable hash, so reports can attribute outcomes to methods); then the method's
+policy, which applies eligibility, cooldowns, the learning pool and the fallback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from selector.batch import (
+    ARM,
+    DECIDER,
+    POOL,
+    REASON,
+    BatchDecision,
+    DecidedBy,
+    Decision,
+    Request,
+    RequestBatch,
+)
+from selector.domain import Account
+from selector.hashing import route_units, split_units
+from selector.policies import POLICIES, Policy, PolicyContext
+from selector.sampling import BetaSampler, TableBetaSampler
+from selector.stats import AccountStats
+from selector.view import AccountView, BoolArray, IntArray, compile_account, posterior
+
+
+class Selector:
+    """Decides for one account's requests. Holds the account's compiled arrays and the
+    sampler's table cache; the stats, the random generator and the cooldown state are
+    passed in with each call, so the same inputs always give the same decisions.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from selector import Selector, Request, AccountStats, account_from_dict
+    >>> account = account_from_dict({
+    ...     "account_id": "acme",
+    ...     "offers": [{"offer_id": "o1", "payout": 30}],
+    ...     "creatives": [{"creative_id": "a", "offer_id": "o1"},
+    ...                   {"creative_id": "b", "offer_id": "o1"}],
+    ...     "campaigns": [{"campaign_id": "spring", "default_creative_id": "a",
+    ...                    "automated_percent": 100}],
+    ... })
+    >>> d = Selector(account).decide(AccountStats(), Request("spring", "c-1", 0.0),
+    ...                               np.random.default_rng(7))
+    >>> (d.arm, d.pool, d.propensity)
+    ('automated', 'learning', 0.5)
+    """
+
+    def __init__(
+        self,
+        account: Account,
+        *,
+        sampler: BetaSampler | None = None,
+        propensity_samples: int = 1024,
+    ) -> None:
+        self.account = account
+        self.view: AccountView = compile_account(account)
+        self.sampler: BetaSampler = sampler if sampler is not None else TableBetaSampler()
+        self.propensity_samples = propensity_samples
+        self._policies: dict[DecidedBy, Policy] = {name: cls() for name, cls in POLICIES.items()}
+
+    def decide(
+        self,
+        stats: AccountStats,
+        request: Request,
+        rng: np.random.Generator,
+        rotation: Mapping[str, int] | None = None,
+    ) -> Decision:
+        return self.decide_batch(stats, RequestBatch.from_requests([request]), rng, rotation)[0]
+
+    def decide_batch(
+        self,
+        stats: AccountStats,
+        batch: RequestBatch,
+        rng: np.random.Generator,
+        rotation: Mapping[str, int] | None = None,
+    ) -> BatchDecision:
+        """Decide every request of `batch`; `rotation` holds round-robin positions and the
+        updated positions come back in the result. Raises `UnknownCampaign`."""
+        view = self.view
+        n = len(batch)
+        campaign = view.campaign_rows(batch.campaign_ids)
+        now = float(batch.times.max()) if n else 0.0
+        ctx = PolicyContext(
+            view=view,
+            posterior=posterior(view, stats, now),
+            campaign=campaign,
+            cooling=self._cooling(batch),
+            sampler=self.sampler,
+            rotation=dict(rotation or {}),
+            propensity_samples=self.propensity_samples,
+        )
+        creative = view.default_creative[campaign].copy()
+        arm = np.full(n, ARM["control"], dtype=np.uint8)
+        method = np.full(n, DECIDER["default"], dtype=np.uint8)
+        pool = np.full(n, POOL["control"], dtype=np.uint8)
+        reason = np.full(n, REASON["none"], dtype=np.uint8)
+        propensity = np.ones(n)
+
+        manual = view.manual_campaign[campaign]
+        automated = ~manual & (split_units(batch.keys) * 100.0 < view.automated_pct[campaign])
+        routes = self._route(batch, automated, manual)
+        for name, rows in routes:
+            choice = self._policies[name].choose(ctx, rows, rng)
+            creative[rows] = choice.creative
+            method[rows] = DECIDER[name]
+            pool[rows] = choice.pool
+            reason[rows] = choice.reason
+            propensity[rows] = choice.propensity
+        arm[automated] = ARM["automated"]
+        arm[manual] = ARM["manual"]
+        return BatchDecision(
+            creative_ids=view.creative_ids,
+            creative=creative,
+            arm=arm,
+            method=method,
+            pool=pool,
+            reason=reason,
+            propensity=propensity,
+            stats_version=stats.version,
+            rotation=ctx.rotation,
+        )
+
+    def _route(
+        self, batch: RequestBatch, automated: BoolArray, manual: BoolArray
+    ) -> list[tuple[DecidedBy, IntArray]]:
+        routes: list[tuple[DecidedBy, IntArray]] = []
+        if manual.any():
+            routes.append(("manual", np.flatnonzero(manual)))
+        auto_rows = np.flatnonzero(automated)
+        if auto_rows.size == 0:
+            return routes
+        methods = self.view.methods
+        if len(methods) == 1:
+            return [*routes, (methods[0], auto_rows)]
+        units = route_units(batch.keys[auto_rows]) * 100.0
+        which = np.searchsorted(self.view.method_cumulative_pct, units, side="right")
+        np.minimum(which, len(methods) - 1, out=which)
+        for i, name in enumerate(methods):
+            rows = auto_rows[which == i]
+            if rows.size:
+                routes.append((name, rows))
+        return routes
+
+    def _cooling(self, batch: RequestBatch) -> BoolArray | None:
+        """(N, K) True where the contact received the creative within the cooldown."""
+        if batch.last_sent is None:
+            return None
+        cooldown = self.view.settings.cooldown_seconds
+        index = self.view.creative_index
+        cooling = np.zeros((len(batch), len(index)), dtype=bool)
+        for i, (sent, now) in enumerate(zip(batch.last_sent, batch.times, strict=True)):
+            for creative_id, when in sent.items():
+                j = index.get(creative_id)
+                if j is not None and now - when < cooldown:
+                    cooling[i, j] = True
+        return cooling

@@ -1,0 +1,1 @@
+"""The service around the pure `selector` core: Kafka wiring, Redis, metrics, commands."""
