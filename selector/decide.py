@@ -87,17 +87,8 @@ class Selector:
         updated positions come back in the result. Raises `UnknownCampaign`."""
         view = self.view
         n = len(batch)
-        campaign = view.campaign_rows(batch.campaign_ids)
-        now = float(batch.times.max()) if n else 0.0
-        ctx = PolicyContext(
-            view=view,
-            posterior=posterior(view, stats, now),
-            campaign=campaign,
-            cooling=self._cooling(batch),
-            sampler=self.sampler,
-            rotation=dict(rotation or {}),
-            propensity_samples=self.propensity_samples,
-        )
+        ctx = self.context(stats, batch, rotation)
+        campaign = ctx.campaign
         creative = view.default_creative[campaign].copy()
         arm = np.full(n, ARM["control"], dtype=np.uint8)
         method = np.full(n, DECIDER["default"], dtype=np.uint8)
@@ -105,9 +96,7 @@ class Selector:
         reason = np.full(n, REASON["none"], dtype=np.uint8)
         propensity = np.ones(n)
 
-        manual = view.manual_campaign[campaign]
-        automated = ~manual & (split_units(batch.keys) * 100.0 < view.automated_pct[campaign])
-        routes = self._route(batch, automated, manual)
+        manual, automated, routes = self._arms_and_routes(batch, campaign)
         for name, rows in routes:
             choice = self._policies[name].choose(ctx, rows, rng)
             creative[rows] = choice.creative
@@ -128,6 +117,55 @@ class Selector:
             stats_version=stats.version,
             rotation=ctx.rotation,
         )
+
+    def context(
+        self,
+        stats: AccountStats,
+        batch: RequestBatch,
+        rotation: Mapping[str, int] | None = None,
+    ) -> PolicyContext:
+        """What the policies read for this batch (raises `UnknownCampaign`)."""
+        now = float(batch.times.max()) if len(batch) else 0.0
+        return PolicyContext(
+            view=self.view,
+            posterior=posterior(self.view, stats, now),
+            campaign=self.view.campaign_rows(batch.campaign_ids),
+            cooling=self._cooling(batch),
+            sampler=self.sampler,
+            rotation=dict(rotation or {}),
+            propensity_samples=self.propensity_samples,
+        )
+
+    def distribution(
+        self,
+        stats: AccountStats,
+        request: Request,
+        rng: np.random.Generator,
+        rotation: Mapping[str, int] | None = None,
+    ) -> dict[str, float]:
+        """P(creative) for one request under the policy it is routed to: the full vector
+        behind a decision's propensity (Monte Carlo for Thompson sampling)."""
+        batch = RequestBatch.from_requests([request])
+        ctx = self.context(stats, batch, rotation)
+        _, _, routes = self._arms_and_routes(batch, ctx.campaign)
+        default = self.view.creative_ids[int(self.view.default_creative[ctx.campaign[0]])]
+        if not routes:
+            return {default: 1.0}
+        name, rows = routes[0]
+        _, masks = self._policies[name].eligible(ctx, rows)
+        eligible = masks.rows()[0]
+        if not eligible.any():
+            return {default: 1.0}
+        dist = self._policies[name].distribution(ctx, 0, eligible, rng)
+        return {self.view.creative_ids[i]: float(dist[i]) for i in np.flatnonzero(dist)}
+
+    def _arms_and_routes(
+        self, batch: RequestBatch, campaign: IntArray
+    ) -> tuple[BoolArray, BoolArray, list[tuple[DecidedBy, IntArray]]]:
+        view = self.view
+        manual = view.manual_campaign[campaign]
+        automated = ~manual & (split_units(batch.keys) * 100.0 < view.automated_pct[campaign])
+        return manual, automated, self._route(batch, automated, manual)
 
     def _route(
         self, batch: RequestBatch, automated: BoolArray, manual: BoolArray
