@@ -119,7 +119,7 @@ def test_from_dict_rejects_unknown_and_missing_fields() -> None:
         settings_from_dict({"colour": "blue"})
     doc = make_account_dict()
     del doc["offers"][0]["payout"]
-    with pytest.raises(ConfigError, match="offer.*payout"):
+    with pytest.raises(ConfigError, match=r"offer.*payout"):
         account_from_dict(doc)
     with pytest.raises(ConfigError, match="must be an object"):
         account_from_dict({"account_id": "a", "settings": [1, 2]})
