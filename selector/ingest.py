@@ -1,0 +1,84 @@
+"""Idempotent application of outcome events to an account's stats.
+
+Kafka delivers at least once: after a crash, events after the last committed offset come
+again. The stats value therefore remembers, per source topic-partition, the highest
+offset it has applied; anything at or below it is a re-delivery and is skipped. Events
+that upstream published twice (same `event_id`, different offset) are flagged by the
+caller's dedup store and skipped too, but still advance the offset. Both the stats agent
+and the daily recomputation use this one function, so they cannot disagree.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Literal
+
+from selector.stats import AccountStats, EventKind
+
+Outcome = Literal["applied", "replayed", "duplicate"]
+OUTCOMES: tuple[Outcome, ...] = ("applied", "replayed", "duplicate")
+
+
+def partition_key(topic: str, partition: int) -> str:
+    return f"{topic}:{partition}"
+
+
+@dataclass(frozen=True, slots=True)
+class SourcedEvent:
+    """An outcome event and where it was read from."""
+
+    kind: EventKind
+    creative_id: str
+    time: float
+    revenue_micros: int
+    topic: str
+    partition: int
+    offset: int
+    duplicate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Ledger:
+    """The stats table value: stats plus the highest applied offset per topic-partition."""
+
+    stats: AccountStats = field(default_factory=AccountStats)
+    applied: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+
+    def applied_offset(self, topic: str, partition: int) -> int:
+        return self.applied.get(partition_key(topic, partition), -1)
+
+
+def apply_events(
+    ledger: Ledger, events: Iterable[SourcedEvent]
+) -> tuple[Ledger, Counter[tuple[EventKind, Outcome]]]:
+    """Apply events in order; returns the new ledger and a count per (kind, outcome)."""
+    outcome: Counter[tuple[EventKind, Outcome]] = Counter()
+    stats = ledger.stats
+    applied = dict(ledger.applied)
+    changed = False
+    for e in events:
+        key = partition_key(e.topic, e.partition)
+        if e.offset <= applied.get(key, -1):
+            outcome[e.kind, "replayed"] += 1
+            continue
+        applied[key] = e.offset
+        changed = True
+        if e.duplicate:
+            outcome[e.kind, "duplicate"] += 1
+            continue
+        stats = stats.apply(e.kind, e.creative_id, e.time, e.revenue_micros)
+        outcome[e.kind, "applied"] += 1
+    if not changed:
+        return ledger, outcome
+    return Ledger(stats, MappingProxyType(applied)), outcome
+
+
+def totals(outcome: Counter[tuple[EventKind, Outcome]]) -> dict[Outcome, int]:
+    """Outcome counts summed over event kinds."""
+    out: dict[Outcome, int] = dict.fromkeys(OUTCOMES, 0)
+    for (_, name), count in outcome.items():
+        out[name] += count
+    return out

@@ -1,0 +1,1 @@
+"""One module per agent; found by the app's autodiscovery."""

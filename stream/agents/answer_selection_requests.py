@@ -1,0 +1,28 @@
+"""The selection agent: selection requests -> selection responses, in small batches."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from stream.app import app, settings
+from stream.runtime import incoming, metrics, publish, runtime
+from stream.topics import selection_requests_topic
+
+log = logging.getLogger(__name__)
+
+
+@app.agent(selection_requests_topic, concurrency=1)
+async def answer_selection_requests(stream):  # type: ignore[no-untyped-def]
+    async for events in stream.take_events(settings.select_batch, settings.select_within_ms / 1e3):
+        started = time.perf_counter()
+        batch = [incoming(e) for e in events]
+        metrics.batch_size.labels("answer_selection_requests").observe(len(batch))
+        try:
+            out = await runtime.selection.answer(batch)
+        except Exception as exc:
+            log.exception("selection batch failed; answering every request with an error")
+            metrics.agent_errors.labels("answer_selection_requests").inc()
+            out = runtime.selection.internal_error(batch, exc)
+        await publish(out)
+        metrics.selection_latency.observe(time.perf_counter() - started)

@@ -1,0 +1,32 @@
+"""The stats agent: sends, clicks and conversions -> `account_to_stats`.
+
+One agent reads all three topics so that one writer owns the table (concurrency 1): a
+second writer could read a value, await Redis, and overwrite a newer one.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from stream.app import app, settings
+from stream.runtime import incoming, metrics, publish, runtime
+from stream.tables import account_to_stats
+from stream.topics import outcome_topics
+
+log = logging.getLogger(__name__)
+
+
+@app.agent(outcome_topics, concurrency=1)
+async def count_outcomes(stream):  # type: ignore[no-untyped-def]
+    async for events in stream.take_events(settings.stats_batch, settings.stats_within_ms / 1e3):
+        batch = [incoming(e) for e in events]
+        metrics.batch_size.labels("count_outcomes").observe(len(batch))
+        try:
+            updates, letters = await runtime.ingestion.ingest(batch)
+            for key, ledger in updates.items():
+                account_to_stats[key] = ledger
+        except Exception as exc:
+            log.exception("stats batch failed; dead-lettering it")
+            metrics.agent_errors.labels("count_outcomes").inc()
+            letters = [runtime.ingestion.internal_error(m, exc) for m in batch]
+        await publish(letters)

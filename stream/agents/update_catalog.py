@@ -1,0 +1,39 @@
+"""The catalog agent: the four compacted catalog topics -> `account_to_catalog`."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from stream.app import app, settings
+from stream.catalog import apply_catalog_message
+from stream.runtime import incoming, metrics, publish
+from stream.tables import account_to_catalog
+from stream.topics import CATALOG_KINDS, catalog_topics
+
+log = logging.getLogger(__name__)
+
+
+@app.agent(catalog_topics, concurrency=1)
+async def update_catalog(stream):  # type: ignore[no-untyped-def]
+    async for event in stream.events():
+        message = incoming(event)
+        try:
+            key, value, letter = apply_catalog_message(
+                CATALOG_KINDS[message.topic],
+                message,
+                account_to_catalog.get,
+                settings.max_message_bytes,
+                settings.topic("dead-letters"),
+                time.time(),
+            )
+            if value is not None:
+                account_to_catalog[key] = value
+                metrics.catalog_updates.labels(CATALOG_KINDS[message.topic]).inc()
+        except Exception:
+            log.exception("catalog message failed")
+            metrics.agent_errors.labels("update_catalog").inc()
+            continue
+        if letter is not None:
+            metrics.dead_letters.labels(letter[1], message.topic).inc()
+            await publish([letter[0]])

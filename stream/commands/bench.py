@@ -1,0 +1,126 @@
+"""`creative-select bench selector`: decisions/s of the selection core against River and
+MABWiser on the same posteriors (DESIGN.md section 6). Kafka benchmarks will join as
+`bench kafka`.
+
+The benchmark modules (River, MABWiser, tqdm) are imported only when a benchmark runs,
+so building the CLI's parser stays cheap.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bench.selector_bench import BenchConfig
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "bench", help="run a benchmark", description="Benchmarks of DESIGN.md section 6."
+    )
+    kinds = parser.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)
+    selector = kinds.add_parser(
+        "selector",
+        help="decisions/s of the selection core vs River and MABWiser",
+        description=(
+            "Decisions/s for 5, 10 and 50 creatives, clicks and revenue goals, one request "
+            "at a time and in batches, against River's and MABWiser's Thompson sampling and "
+            "numpy's Beta sampler on the same posteriors. Table on stdout, JSON to --json."
+        ),
+    )
+    add_selector_arguments(selector)
+    selector.set_defaults(func=run_selector)
+
+
+def _creatives(text: str) -> tuple[int, ...]:
+    try:
+        counts = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected e.g. 5,10,50; got {text!r}") from None
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"creative counts must be >= 1; got {text!r}")
+    return counts
+
+
+def _at_least(low: float, kind: type[int] | type[float]) -> Any:
+    def parse(text: str) -> int | float:
+        value = kind(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}; got {text}")
+        return value
+
+    return parse
+
+
+def add_selector_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quick", action="store_true", help="CI smoke run (< 30 s)")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        help="where to write the JSON report (default bench/results/selector.json)",
+    )
+    parser.add_argument(
+        "--no-tune-allocator",
+        action="store_true",
+        help="measure without stream.process.tune_allocator (runs in a fresh interpreter)",
+    )
+    parser.add_argument("--creatives", type=_creatives, default=(5, 10, 50), metavar="5,10,50")
+    parser.add_argument(
+        "--repeats", type=_at_least(1, int), default=None, help="repetitions per workload"
+    )
+    parser.add_argument(
+        "--min-seconds",
+        type=_at_least(0.0, float),
+        default=None,
+        help="minimum duration of a repetition",
+    )
+    parser.add_argument("--cpu", type=int, default=0, help="core to pin to; -1: do not pin")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+
+
+def config_from_args(args: argparse.Namespace) -> BenchConfig:
+    from bench.selector_bench import QUICK, BenchConfig
+
+    timing: dict[str, Any] = dict(QUICK) if args.quick else {}
+    if args.repeats is not None:
+        timing["repeats"] = args.repeats
+    if args.min_seconds is not None:
+        timing["min_seconds"] = args.min_seconds
+    return BenchConfig(
+        creatives=tuple(args.creatives),
+        tune_allocator=not args.no_tune_allocator,
+        pin_cpu=None if args.cpu < 0 else args.cpu,
+        progress=not args.no_progress,
+        **timing,
+    )
+
+
+def _forwarded(args: argparse.Namespace) -> list[str]:
+    argv = ["--creatives", ",".join(map(str, args.creatives)), "--cpu", str(args.cpu)]
+    argv += ["--quick"] * args.quick + ["--no-progress"] * args.no_progress
+    argv += ["--no-tune-allocator"] * args.no_tune_allocator
+    for flag, value in (("--json", args.json), ("--repeats", args.repeats)):
+        argv += [flag, str(value)] if value is not None else []
+    if args.min_seconds is not None:
+        argv += ["--min-seconds", repr(args.min_seconds)]
+    return argv
+
+
+def run_selector(args: argparse.Namespace) -> int:
+    if args.no_tune_allocator:
+        # The CLI tuned the allocator at start-up and glibc cannot be told to forget it,
+        # so the untuned measurement runs in an interpreter that never tuned it.
+        root = str(Path(__file__).resolve().parents[2])
+        path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
+        command = [sys.executable, "-m", "bench.selector_bench", *_forwarded(args)]
+        return subprocess.call(command, env=os.environ | {"PYTHONPATH": path})
+    from bench.selector_bench import report
+
+    report(config_from_args(args), args.json)
+    return 0

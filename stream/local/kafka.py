@@ -1,0 +1,482 @@
+"""One real Apache Kafka node (KRaft, broker and controller in one JVM) for tests and demos.
+
+Why Kafka 4.3.1
+---------------
+Kafka 4.0 removed the oldest protocol versions (KIP-896), so a 4.x broker is the stricter
+test of our clients: clients negotiate versions, and 3.9 still serves every version 4.x
+does. 4.x was checked with real round trips against this module's broker, not assumed:
+
+* aiokafka 0.14.0 (also 0.12.0 and 0.11.0): create topics (CreateTopics v3), describe
+  configs, idempotent and transactional produce, consumer-group join, offset commit/fetch;
+* faust-streaming 0.15.3: a worker with two agents and a table (its own partition assignor
+  on the classic group protocol, the leader and changelog topics it declares itself, and
+  changelog recovery after a restart).
+
+4.3.1 is a patch release of a current line that Maven Central serves here. Kafka 4 logs
+through log4j2, so the pom adds only the slf4j binding. To move to another version, change
+KAFKA_VERSION and the pom's kafka.version together (a unit test checks they agree).
+
+Topics are not created on first use (``auto.create.topics.enable=false`` by default): every
+topic the project uses is declared with its partition count and cleanup policy, through
+:func:`create_topics` or faust's own declarations, so a typo fails loudly instead of making
+a one-partition topic. ``BrokerOptions(auto_create_topics=True)`` turns it on when wanted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
+
+from stream.local import (
+    LOOPBACK,
+    free_ports,
+    log_tail,
+    port_accepts,
+    progress,
+    run_blocking,
+    stop_process,
+)
+
+KAFKA_VERSION = "4.3.1"
+DEFAULT_CACHE_DIR = Path.home() / ".cache" / "creative-selection"
+POM_PATH = Path(__file__).resolve().parents[2] / "deploy" / "kafka" / "pom.xml"
+_COMPLETE_MARKER = ".complete"
+_STORAGE_TOOL = "kafka.tools.StorageTool"
+_TOOL_HEAP = ("64m", "256m")
+_LOG4J2_PROPERTIES = """\
+rootLogger.level = {level}
+rootLogger.appenderRef.stdout.ref = STDOUT
+appender.stdout.type = Console
+appender.stdout.name = STDOUT
+appender.stdout.layout.type = PatternLayout
+appender.stdout.layout.pattern = [%d] %p %m (%c)%n
+logger.request.name = kafka.request.logger
+logger.request.level = WARN
+"""
+
+
+class KafkaSetupError(RuntimeError):
+    """Kafka could not be resolved, formatted or started; the message says why."""
+
+
+def ensure_kafka_jars(cache_dir: Path = DEFAULT_CACHE_DIR, pom: Path = POM_PATH) -> Path:
+    """Return a directory holding Kafka's jars, running Maven only when it is missing.
+
+    The directory is named after the Kafka version and a digest of the pom, so editing the
+    pom re-resolves. Maven writes into a staging directory renamed into place at the end:
+    an interrupted or concurrent run never leaves a half-filled directory that looks done.
+    """
+    jars_dir = cache_dir / f"kafka-{KAFKA_VERSION}-{_file_digest(pom)}" / "jars"
+    if (jars_dir / _COMPLETE_MARKER).is_file():
+        return jars_dir
+    mvn = _require_tool("mvn", "install Maven (Debian: apt-get install -y maven)")
+    jars_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix="jars-", dir=jars_dir.parent))
+    progress(f"resolving Kafka {KAFKA_VERSION} jars with Maven into {jars_dir} (once per cache)")
+    started = time.monotonic()
+    command = maven_command(mvn, pom, cache_dir / "m2", staging)
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        shutil.rmtree(staging, ignore_errors=True)
+        output = (result.stdout + result.stderr).strip()[-4000:]
+        raise KafkaSetupError(f"Maven could not resolve Kafka's jars:\n{output}")
+    (staging / _COMPLETE_MARKER).write_text(KAFKA_VERSION + "\n", encoding="utf-8")
+    _move_into_place(staging, jars_dir)
+    jar_count = len(list(jars_dir.glob("*.jar")))
+    progress(f"resolved {jar_count} jars in {time.monotonic() - started:.1f}s")
+    return jars_dir
+
+
+def maven_command(mvn: str, pom: Path, repository: Path, output_dir: Path) -> list[str]:
+    """``mvn dependency:copy-dependencies`` in batch mode against a project-owned repository."""
+    settings = [f"-Dmaven.repo.local={repository}", f"-Dkafka.version={KAFKA_VERSION}"]
+    goal = ["dependency:copy-dependencies", f"-DoutputDirectory={output_dir}"]
+    return [mvn, "-B", "-q", "-f", str(pom), *settings, *goal]
+
+
+def _move_into_place(staging: Path, target: Path) -> None:
+    """Rename ``staging`` to ``target``; if another process got there first, keep theirs."""
+    try:
+        staging.rename(target)
+    except OSError:
+        if not (target / _COMPLETE_MARKER).is_file():
+            raise
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:10]
+
+
+def _require_tool(name: str, hint: str) -> str:
+    found = shutil.which(name)
+    if found is None:
+        raise KafkaSetupError(f"'{name}' is not on PATH: {hint}")
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerConfig:
+    """What goes into server.properties: a plain value, so it is tested without Kafka."""
+
+    data_dir: Path
+    broker_port: int
+    controller_port: int
+    num_partitions: int = 1
+    auto_create_topics: bool = False
+    node_id: int = 1
+    host: str = LOOPBACK
+
+    def __post_init__(self) -> None:
+        for port in (self.broker_port, self.controller_port):
+            if not 0 < port < 65536:
+                raise ValueError(f"port out of range: {port}")
+        if self.broker_port == self.controller_port:
+            raise ValueError("broker and controller need two different ports")
+        if self.num_partitions < 1:
+            raise ValueError(f"num_partitions must be at least 1, got {self.num_partitions}")
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.host}:{self.broker_port}"
+
+    @property
+    def log_dir(self) -> Path:
+        """Where Kafka keeps partitions and the KRaft metadata log."""
+        return self.data_dir / "kraft-logs"
+
+
+def server_properties(config: BrokerConfig) -> dict[str, str]:
+    """Settings for one combined broker+controller: every replication factor and ISR is 1.
+
+    The static voter list (controller.quorum.voters) formats and starts without the
+    ``--standalone`` dance. Internal topics get one partition because the first consumer
+    group waits for ``__consumer_offsets`` to be created; the cleaner's dedupe buffer is
+    16 MiB instead of 128 MiB so compaction fits the modest heap.
+    """
+    broker = f"{config.host}:{config.broker_port}"
+    controller = f"{config.host}:{config.controller_port}"
+    return {
+        "process.roles": "broker,controller",
+        "node.id": str(config.node_id),
+        "controller.quorum.voters": f"{config.node_id}@{controller}",
+        "listeners": f"PLAINTEXT://{broker},CONTROLLER://{controller}",
+        "advertised.listeners": f"PLAINTEXT://{broker}",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "log.dirs": str(config.log_dir),
+        "num.partitions": str(config.num_partitions),
+        "auto.create.topics.enable": str(config.auto_create_topics).lower(),
+        "default.replication.factor": "1",
+        "min.insync.replicas": "1",
+        "offsets.topic.replication.factor": "1",
+        "offsets.topic.num.partitions": "1",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "transaction.state.log.num.partitions": "1",
+        "share.coordinator.state.topic.replication.factor": "1",
+        "share.coordinator.state.topic.min.isr": "1",
+        "group.initial.rebalance.delay.ms": "0",
+        "log.cleaner.dedupe.buffer.size": str(16 * 1024 * 1024),
+    }
+
+
+def render_properties(properties: Mapping[str, str]) -> str:
+    """Write a Java .properties text; backslashes are the only escape paths here need."""
+    lines = [f"{key}={value.replace(chr(92), chr(92) * 2)}" for key, value in properties.items()]
+    return "\n".join(lines) + "\n"
+
+
+def new_cluster_id() -> str:
+    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding.
+
+    Made here instead of by ``kafka-storage random-uuid`` to save a JVM start. Ids starting
+    with '-' are skipped, as Kafka's own Uuid.randomUuid does, since they read as options.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode("ascii")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
+def java_command(
+    jars_dir: Path, log_config: Path, main_class: str, *args: str, heap: tuple[str, str]
+) -> list[str]:
+    """The JVM command line for one of Kafka's entry points, heap sized for a test machine."""
+    java = _require_tool("java", "install a JRE 17+ (Debian: apt-get install -y default-jre)")
+    heap_flags = [f"-Xms{heap[0]}", f"-Xmx{heap[1]}", "-XX:+ExitOnOutOfMemoryError"]
+    logging = f"-Dlog4j2.configurationFile={log_config}"
+    return [java, *heap_flags, logging, "-cp", str(jars_dir / "*"), main_class, *args]
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerOptions:
+    """How to run a :class:`KafkaBroker`; the heap fits the 2-core, shared test machines."""
+
+    num_partitions: int = 1
+    auto_create_topics: bool = False
+    heap_min: str = "128m"
+    heap_max: str = "512m"
+    cache_dir: Path = DEFAULT_CACHE_DIR
+    start_timeout_s: float = 90.0
+    stop_timeout_s: float = 30.0
+
+
+class KafkaBroker:
+    """A Kafka node started by :meth:`start` and ended by :meth:`stop`; a context manager.
+
+    ``start`` returns only once the broker answers a metadata request from aiokafka, so a
+    test that follows never races the broker's start-up.
+    """
+
+    def __init__(self, data_dir: Path, options: BrokerOptions | None = None) -> None:
+        self.data_dir = data_dir
+        self.options = options or BrokerOptions()
+        self._config: BrokerConfig | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log_file: IO[bytes] | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "broker.log"
+
+    @property
+    def bootstrap(self) -> str:
+        if self._config is None:
+            raise RuntimeError("the broker is not started")
+        return self._config.bootstrap
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._proc is None else self._proc.pid
+
+    @property
+    def running(self) -> bool:
+        """Whether the server process was started and has not exited."""
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self) -> str:
+        """Resolve jars, format storage, start the JVM, wait until it serves; return bootstrap."""
+        if self._proc is not None:
+            raise RuntimeError("the broker is already started")
+        options = self.options
+        jars_dir = ensure_kafka_jars(options.cache_dir)
+        broker_port, controller_port = free_ports(2)
+        config = BrokerConfig(
+            self.data_dir,
+            broker_port,
+            controller_port,
+            num_partitions=options.num_partitions,
+            auto_create_topics=options.auto_create_topics,
+        )
+        properties, log_config = self._write_config_files(config)
+        self._format_storage(jars_dir, config, properties)
+        heap = (options.heap_min, options.heap_max)
+        command = java_command(jars_dir, log_config, "kafka.Kafka", str(properties), heap=heap)
+        progress(f"starting Kafka {KAFKA_VERSION} on {config.bootstrap}, log {self.log_path}")
+        started = time.monotonic()
+        self._log_file = self.log_path.open("ab")
+        # Own session: Ctrl-C reaches only Python, which stops the broker in order.
+        self._proc = subprocess.Popen(
+            command, stdout=self._log_file, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        self._config = config
+        try:
+            self._wait_until_serving(config)
+        except BaseException:
+            self.stop()
+            raise
+        progress(f"Kafka serves on {config.bootstrap} after {time.monotonic() - started:.1f}s")
+        return config.bootstrap
+
+    def stop(self) -> None:
+        """SIGTERM (controlled shutdown), then SIGKILL after the grace period. Idempotent."""
+        if self._proc is not None:
+            code = stop_process(self._proc, self.options.stop_timeout_s)
+            # The JVM exits with 128 + SIGTERM after its shutdown hooks ran: a clean stop.
+            how = "cleanly" if code in (0, 143) else f"with exit code {code}"
+            progress(f"Kafka (pid {self._proc.pid}) stopped {how}")
+            self._proc = None
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+        self._config = None
+
+    def __enter__(self) -> KafkaBroker:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _write_config_files(self, config: BrokerConfig) -> tuple[Path, Path]:
+        """Write server.properties and the log4j2 configs: INFO for the broker, WARN for tools."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        properties = self.data_dir / "server.properties"
+        properties.write_text(render_properties(server_properties(config)), encoding="utf-8")
+        for name, level in (("log4j2.properties", "INFO"), ("log4j2-tools.properties", "WARN")):
+            log_config = self.data_dir / name
+            log_config.write_text(_LOG4J2_PROPERTIES.format(level=level), encoding="utf-8")
+        return properties, self.data_dir / "log4j2.properties"
+
+    def _format_storage(self, jars_dir: Path, config: BrokerConfig, properties: Path) -> None:
+        """Format the KRaft log dir once: a kept data dir keeps its cluster id on restarts.
+
+        (Kafka 4's ``--ignore-formatted`` still refuses a different cluster id.)
+        """
+        if (config.log_dir / "meta.properties").is_file():
+            return
+        arguments = ["format", "--cluster-id", new_cluster_id(), "--config", str(properties)]
+        log_config = self.data_dir / "log4j2-tools.properties"
+        command = java_command(jars_dir, log_config, _STORAGE_TOOL, *arguments, heap=_TOOL_HEAP)
+        format_log = self.data_dir / "format.log"
+        with format_log.open("wb") as out:
+            code = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, check=False)
+        if code.returncode != 0:
+            raise KafkaSetupError(f"formatting KRaft storage failed:\n{log_tail(format_log)}")
+
+    def _wait_until_serving(self, config: BrokerConfig) -> None:
+        assert self._proc is not None
+        timeout_s = self.options.start_timeout_s
+        deadline = time.monotonic() + timeout_s
+        last_error: BaseException | None = None
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise self._start_error(f"the JVM exited with code {self._proc.returncode}")
+            if port_accepts(config.host, config.broker_port):
+                try:
+                    if run_blocking(fetch_broker_ids(config.bootstrap, timeout_s=5.0)):
+                        return
+                except (KafkaError, OSError, TimeoutError) as exc:
+                    last_error = exc
+            time.sleep(0.2)
+        raise self._start_error(f"no metadata after {timeout_s:.0f}s ({last_error!r})")
+
+    def _start_error(self, reason: str) -> KafkaSetupError:
+        return KafkaSetupError(
+            f"Kafka did not start: {reason}. Log tail ({self.log_path}):\n{log_tail(self.log_path)}"
+        )
+
+
+async def fetch_broker_ids(bootstrap: str, timeout_s: float = 10.0) -> list[int]:
+    """One metadata round trip: the node ids the cluster reports (empty until it serves)."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000)
+    )
+    try:
+        await asyncio.wait_for(admin.start(), timeout_s)
+        cluster = await asyncio.wait_for(admin.describe_cluster(), timeout_s)
+        return [int(broker["node_id"]) for broker in cluster["brokers"]]
+    finally:
+        await admin.close()
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """A topic to declare: name, partition count, and whether it is log-compacted."""
+
+    name: str
+    partitions: int = 1
+    compacted: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.name or self.partitions < 1:
+            raise ValueError(f"invalid topic spec: {self!r}")
+
+    def configs(self) -> dict[str, str]:
+        return {"cleanup.policy": "compact"} if self.compacted else {}
+
+
+async def create_topics(
+    bootstrap: str, specs: Iterable[TopicSpec], timeout_s: float = 30.0
+) -> list[str]:
+    """Create the topics that do not exist yet and return their names.
+
+    Idempotent: an existing topic is left as it is (its partitions and configs are not
+    compared). Returns only once every partition's leader answers a ListOffsets request:
+    metadata names a leader a moment before that leader serves, and a producer sending in
+    that moment meets NotLeaderForPartition and has to retry.
+    """
+    wanted = list(specs)
+    if not wanted:
+        return []
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000)
+    )
+    await admin.start()
+    try:
+        new_topics = [NewTopic(s.name, s.partitions, 1, topic_configs=s.configs()) for s in wanted]
+        response = await admin.create_topics(new_topics, timeout_ms=int(timeout_s * 1000))
+        created = _created_names(response.topic_errors)
+        names = [s.name for s in wanted]
+        partitions = await _wait_for_leaders(admin, names, time.monotonic() + timeout_s)
+    finally:
+        await admin.close()
+    await _wait_until_leaders_serve(bootstrap, partitions, timeout_s)
+    return created
+
+
+def _created_names(topic_errors: Iterable[tuple[Any, ...]]) -> list[str]:
+    """Names created by a CreateTopics response; raise the first error other than 'exists'."""
+    created = []
+    for topic, error_code, *rest in topic_errors:
+        if error_code == 0:
+            created.append(topic)
+        elif error_code != TopicAlreadyExistsError.errno:
+            message = rest[0] if rest else ""
+            raise for_code(error_code)(f"creating topic {topic!r}: {message}")
+    return created
+
+
+async def _wait_for_leaders(
+    admin: AIOKafkaAdminClient, names: list[str], deadline: float
+) -> list[TopicPartition]:
+    """Poll metadata until every partition of ``names`` has a leader; return the partitions."""
+    while True:
+        topics = await admin.describe_topics(names)
+        if all(_has_all_leaders(topic) for topic in topics):
+            return [
+                TopicPartition(t["topic"], p["partition"]) for t in topics for p in t["partitions"]
+            ]
+        if time.monotonic() > deadline:
+            raise KafkaSetupError(f"topics without leaders after the timeout: {names}")
+        await asyncio.sleep(0.1)
+
+
+async def _wait_until_leaders_serve(
+    bootstrap: str, partitions: list[TopicPartition], timeout_s: float
+) -> None:
+    """Ask each leader for its end offset; aiokafka retries until they all answer."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await asyncio.wait_for(consumer.end_offsets(partitions), timeout_s)
+    finally:
+        await consumer.stop()
+
+
+def _has_all_leaders(topic: Mapping[str, Any]) -> bool:
+    partitions = topic["partitions"]
+    leaders_ok = all(p["error_code"] == 0 and p["leader"] >= 0 for p in partitions)
+    return topic["error_code"] == 0 and bool(partitions) and leaders_ok

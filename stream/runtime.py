@@ -1,0 +1,100 @@
+"""What the agents share in a worker process: metrics, the Redis stores and the services.
+
+Built on first use inside the worker's event loop (the Redis client binds to it). When
+`CS_COOLDOWN_STORE=memory` the cooldown and dedup stores are in-process, for a demo
+without Redis; the worker logs a warning because they are lost on restart.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from stream.app import app, settings
+from stream.envelope import Incoming, Outgoing
+from stream.ingestion import IngestionService
+from stream.metrics import Metrics
+from stream.redis_store import (
+    CooldownStore,
+    DedupStore,
+    MemoryCooldowns,
+    MemoryDedup,
+    RedisCooldowns,
+    RedisDedup,
+    redis_client,
+)
+from stream.selection import SelectionService
+from stream.tables import account_to_catalog, account_to_stats
+from stream.topics import OUTCOME_KINDS
+
+log = logging.getLogger(__name__)
+
+metrics = Metrics()
+
+
+class Runtime:
+    def __init__(self) -> None:
+        self._selection: SelectionService | None = None
+        self._ingestion: IngestionService | None = None
+        self._stores: tuple[CooldownStore, DedupStore] | None = None
+
+    def stores(self) -> tuple[CooldownStore, DedupStore]:
+        if self._stores is None:
+            if settings.cooldown_store == "memory":
+                log.warning(
+                    "CS_COOLDOWN_STORE=memory: cooldowns and event dedup live in this process "
+                    "only and are lost on restart; use Redis in production"
+                )
+                self._stores = (MemoryCooldowns(), MemoryDedup())
+            else:
+                client = redis_client(settings)
+                self._stores = (
+                    RedisCooldowns(client),
+                    RedisDedup(client, settings.dedup_ttl_seconds),
+                )
+        return self._stores
+
+    @property
+    def selection(self) -> SelectionService:
+        if self._selection is None:
+            self._selection = SelectionService(
+                catalog=account_to_catalog.get,
+                stats=account_to_stats.get,
+                cooldowns=self.stores()[0],
+                metrics=metrics,
+                responses_topic=settings.topic("selection-responses"),
+                dead_letters_topic=settings.topic("dead-letters"),
+                max_message_bytes=settings.max_message_bytes,
+            )
+        return self._selection
+
+    @property
+    def ingestion(self) -> IngestionService:
+        if self._ingestion is None:
+            self._ingestion = IngestionService(
+                kinds=OUTCOME_KINDS,
+                catalog=account_to_catalog.get,
+                stats=account_to_stats.get,
+                dedup=self.stores()[1],
+                metrics=metrics,
+                dead_letters_topic=settings.topic("dead-letters"),
+                max_message_bytes=settings.max_message_bytes,
+                max_revenue=settings.max_revenue,
+                max_future_seconds=settings.max_future_seconds,
+            )
+        return self._ingestion
+
+
+runtime = Runtime()
+
+
+async def publish(messages: list[Outgoing]) -> None:
+    """Send messages through the app's producer; waits until all are buffered."""
+    producer: Any = app.producer
+    for m in messages:
+        await producer.send(m.topic, m.key, m.value, None, None, None)
+
+
+def incoming(event: Any) -> Incoming:
+    msg = event.message
+    return Incoming(msg.value, msg.key, msg.topic, msg.partition, msg.offset)

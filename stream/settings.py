@@ -1,0 +1,132 @@
+"""Every setting of the service, read once from the environment (prefix `CS_`).
+
+The README lists them; `creative-select settings` prints the effective values with
+secrets masked.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+
+class SecretStr:
+    """A string that does not print itself."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get_secret_value(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __repr__(self) -> str:
+        return "SecretStr('**********')" if self._value else "SecretStr('')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SecretStr) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+_NO_SECRET = SecretStr("")
+
+
+class SettingsError(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Service settings; each field `x` is read from `CS_X`."""
+
+    app_id: str = "creative-selection"
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str = "PLAIN"
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: SecretStr = _NO_SECRET
+    kafka_ssl_cafile: str = ""
+    kafka_ssl_certfile: str = ""
+    kafka_ssl_keyfile: str = ""
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_password: SecretStr = _NO_SECRET
+    redis_tls: bool = False
+    redis_tls_cafile: str = ""
+    cooldown_store: str = "redis"
+    topic_prefix: str = ""
+    partitions: int = 4
+    state_dir: str = "./.state"
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    select_batch: int = 500
+    select_within_ms: float = 2.0
+    stats_batch: int = 2000
+    stats_within_ms: float = 50.0
+    dedup_ttl_seconds: int = 14 * 86400
+    max_message_bytes: int = 65536
+    max_revenue: float = 1_000_000.0
+    max_future_seconds: float = 86400.0
+    log_level: str = "info"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(f"CS_{f.name.upper()}")
+            if raw is not None:
+                values[f.name] = _parse(f.name, f.type, raw)
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        protocols = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+        if self.kafka_security_protocol not in protocols:
+            raise SettingsError(
+                f"CS_KAFKA_SECURITY_PROTOCOL must be one of {', '.join(protocols)}; "
+                f"got {self.kafka_security_protocol!r}"
+            )
+        if self.cooldown_store not in ("redis", "memory"):
+            raise SettingsError("CS_COOLDOWN_STORE must be redis or memory")
+        if self.partitions < 1:
+            raise SettingsError("CS_PARTITIONS must be >= 1")
+        if self.select_batch < 1 or self.stats_batch < 1:
+            raise SettingsError("CS_SELECT_BATCH and CS_STATS_BATCH must be >= 1")
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
+
+    def describe(self) -> dict[str, str]:
+        """Effective values for display; secrets stay masked."""
+        return {f"CS_{f.name.upper()}": str(getattr(self, f.name)) for f in fields(self)}
+
+
+def _parse(name: str, kind: Any, raw: str) -> Any:
+    kind = kind if isinstance(kind, str) else getattr(kind, "__name__", str(kind))
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        if kind == "bool":
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(raw)
+        if kind == "SecretStr":
+            return SecretStr(raw)
+    except ValueError:
+        raise SettingsError(f"CS_{name.upper()}: cannot read {raw!r} as {kind}") from None
+    return raw
