@@ -88,6 +88,35 @@ class Runtime:
 runtime = Runtime()
 
 
+class Progress:
+    """When each agent last finished a batch, and whether one is stuck: an agent that has
+    work in hand (a batch started) but has not finished one for `stall_seconds`."""
+
+    def __init__(self, stall_seconds: float = 60.0) -> None:
+        self.stall_seconds = stall_seconds
+        self._started: dict[str, float] = {}
+        self._finished: dict[str, float] = {}
+
+    def started(self, agent: str, now: float) -> None:
+        self._started[agent] = now
+
+    def finished(self, agent: str, now: float) -> None:
+        self._finished[agent] = now
+        self._started.pop(agent, None)
+
+    def ages(self, now: float) -> dict[str, float]:
+        return {agent: round(now - t, 3) for agent, t in self._finished.items()}
+
+    def stalled_agents(self, now: float) -> list[str]:
+        return sorted(a for a, t in self._started.items() if now - t > self.stall_seconds)
+
+    def stalled(self, now: float) -> bool:
+        return bool(self.stalled_agents(now))
+
+
+progress = Progress()
+
+
 async def publish(messages: list[Outgoing]) -> None:
     """Send messages through the app's producer; waits until all are buffered."""
     producer: Any = app.producer

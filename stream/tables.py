@@ -26,13 +26,26 @@ class LedgerCodec(codecs.Codec):
 
 codecs.register("ledger", LedgerCodec())
 
+
+class LedgerValue:
+    """Names the table's value codec: Faust reads `_options.serializer` off the value type
+    when the table is built, and uses it for the changelog and for recovery alike."""
+
+    class _options:
+        serializer = "ledger"
+
+    @classmethod
+    def from_data(cls, data: Any, preferred_type: Any = None) -> Any:
+        """The codec has already built the `Ledger`; Faust calls this on every load."""
+        return data
+
+
 account_to_stats = app.Table(
     "account-to-stats",
     default=None,
     partitions=settings.partitions,
     key_type=bytes,
-    key_serializer="raw",
-    value_serializer="ledger",
+    value_type=LedgerValue,
     use_partitioner=True,
 )
 
@@ -41,7 +54,5 @@ account_to_catalog = app.Table(
     default=None,
     partitions=settings.partitions,
     key_type=bytes,
-    key_serializer="raw",
-    value_serializer="json",
     use_partitioner=True,
 )

@@ -6,7 +6,7 @@ import logging
 import time
 
 from stream.app import app, settings
-from stream.runtime import incoming, metrics, publish, runtime
+from stream.runtime import incoming, metrics, progress, publish, runtime
 from stream.topics import selection_requests_topic
 
 log = logging.getLogger(__name__)
@@ -17,6 +17,7 @@ async def answer_selection_requests(stream):  # type: ignore[no-untyped-def]
     async for events in stream.take_events(settings.select_batch, settings.select_within_ms / 1e3):
         started = time.perf_counter()
         batch = [incoming(e) for e in events]
+        progress.started("answer_selection_requests", time.time())
         metrics.batch_size.labels("answer_selection_requests").observe(len(batch))
         try:
             out = await runtime.selection.answer(batch)
@@ -25,4 +26,5 @@ async def answer_selection_requests(stream):  # type: ignore[no-untyped-def]
             metrics.agent_errors.labels("answer_selection_requests").inc()
             out = runtime.selection.internal_error(batch, exc)
         await publish(out)
+        progress.finished("answer_selection_requests", time.time())
         metrics.selection_latency.observe(time.perf_counter() - started)

@@ -7,9 +7,10 @@ second writer could read a value, await Redis, and overwrite a newer one.
 from __future__ import annotations
 
 import logging
+import time
 
 from stream.app import app, settings
-from stream.runtime import incoming, metrics, publish, runtime
+from stream.runtime import incoming, metrics, progress, publish, runtime
 from stream.tables import account_to_stats
 from stream.topics import outcome_topics
 
@@ -20,6 +21,7 @@ log = logging.getLogger(__name__)
 async def count_outcomes(stream):  # type: ignore[no-untyped-def]
     async for events in stream.take_events(settings.stats_batch, settings.stats_within_ms / 1e3):
         batch = [incoming(e) for e in events]
+        progress.started("count_outcomes", time.time())
         metrics.batch_size.labels("count_outcomes").observe(len(batch))
         try:
             updates, letters = await runtime.ingestion.ingest(batch)
@@ -30,3 +32,4 @@ async def count_outcomes(stream):  # type: ignore[no-untyped-def]
             metrics.agent_errors.labels("count_outcomes").inc()
             letters = [runtime.ingestion.internal_error(m, exc) for m in batch]
         await publish(letters)
+        progress.finished("count_outcomes", time.time())

@@ -1,0 +1,265 @@
+"""A sender's side of the service: ask for selections and publish outcome events.
+
+`SelectionClient` publishes `selection_request.v1` messages and matches each
+`selection_response.v1` to its request by `request_id`. It reads the responses topic
+without a consumer group: it assigns itself every partition and starts at their end
+before the first request leaves, so it never misses its own answers and never takes
+partitions from another sender. Replies nobody waits for (late, or another sender's)
+are dropped and counted.
+
+>>> async def main() -> None:  # doctest: +SKIP
+...     async with SelectionClient("127.0.0.1:9092") as client:
+...         answer = await client.select("acme-lending", "welcome-series", "contact-1")
+...         print(answer.creative_id)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Iterable, Sequence
+from types import TracebackType
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from stream import codec
+from stream.messages import (
+    ClickEvent,
+    ConversionEvent,
+    SelectionError,
+    SelectionRequest,
+    SelectionResponse,
+    SendEvent,
+    encode,
+)
+from stream.producer import as_settings, kafka_config, open_producer, send_messages
+from stream.settings import Settings
+
+Answer = SelectionResponse | SelectionError
+# (account_id, campaign_id, contact_id) or with a fourth item, the decision time.
+RequestTuple = tuple[str, str, str] | tuple[str, str, str, float | None]
+Event = SendEvent | ClickEvent | ConversionEvent
+_POLL_MS = 100
+
+
+class SelectionClient:
+    """Request selections over Kafka; use `async with` or `start()` / `stop()`.
+
+    `responses_topic` (default: the service's responses topic, prefixed): when it is
+    another topic, requests carry it as `reply_to` and the worker answers there.
+    `timeout` (seconds) is the default for `select` and `select_many`.
+    """
+
+    def __init__(
+        self,
+        settings: Settings | str,
+        *,
+        responses_topic: str | None = None,
+        timeout: float = 5.0,
+    ) -> None:
+        self.settings = as_settings(settings)
+        self.requests_topic = self.settings.topic("selection-requests")
+        default_responses = self.settings.topic("selection-responses")
+        self.responses_topic = responses_topic or default_responses
+        self._reply_to = None if self.responses_topic == default_responses else responses_topic
+        self.timeout = timeout
+        self.late_replies = 0  # replies with no request waiting: late, or not ours
+        self.unreadable_replies = 0  # replies the codec rejected
+        self._pending: dict[str, asyncio.Future[Answer]] = {}
+        self._producer: AIOKafkaProducer | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    @property
+    def pending(self) -> int:
+        """Requests sent and not answered, timed out or cancelled yet."""
+        return len(self._pending)
+
+    async def start(self) -> None:
+        """Connect, and position on the end of every responses partition before returning,
+        so every answer to a request sent after this is read."""
+        if self._producer is not None:
+            raise RuntimeError("the client is already started")
+        config = kafka_config(self.settings)
+        producer = AIOKafkaProducer(**config, acks="all", linger_ms=1, enable_idempotence=True)
+        consumer = AIOKafkaConsumer(
+            **config, group_id=None, enable_auto_commit=False, auto_offset_reset="latest"
+        )
+        self._producer, self._consumer = producer, consumer
+        try:
+            await producer.start()
+            await consumer.start()
+            numbers = await producer.partitions_for(self.responses_topic)
+            partitions = [TopicPartition(self.responses_topic, p) for p in sorted(numbers)]
+            consumer.assign(partitions)
+            await consumer.seek_to_end(*partitions)
+            for partition in partitions:  # resolves the end offsets now, not at first fetch
+                await consumer.position(partition)
+        except BaseException:
+            await self.stop()
+            raise
+        self._reader = asyncio.create_task(self._read_replies(), name="selection-replies")
+
+    async def stop(self) -> None:
+        """Stop reading and disconnect; requests still waiting fail with `CancelledError`."""
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+            self._reader = None
+        for future in self._pending.values():
+            future.cancel()
+        self._pending.clear()
+        consumer, producer = self._consumer, self._producer
+        self._consumer = self._producer = None
+        if consumer is not None:
+            await consumer.stop()
+        if producer is not None:
+            await producer.stop()
+
+    async def __aenter__(self) -> SelectionClient:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def select(
+        self,
+        account_id: str,
+        campaign_id: str,
+        contact_id: str,
+        *,
+        time: float | None = None,
+        timeout: float | None = None,
+    ) -> Answer:
+        """The service's answer for one contact: a `SelectionResponse` (a creative) or a
+        `SelectionError` (a bounded reason). Raises `asyncio.TimeoutError` when no answer
+        comes within `timeout` seconds; a reply after that is dropped and counted."""
+        producer = self._started()
+        request = self._request(account_id, campaign_id, contact_id, time)
+        try:
+            async with asyncio.timeout(self.timeout if timeout is None else timeout):
+                future = await self._submit(producer, request)
+                return await future
+        finally:
+            self._pending.pop(request.request_id, None)
+
+    async def select_many(
+        self,
+        requests: Iterable[RequestTuple],
+        timeout: float | None = None,
+        *,
+        return_exceptions: bool = False,
+    ) -> list[Answer | BaseException]:
+        """Publish every request, then await every answer, in the order of `requests`.
+
+        As with `asyncio.gather`: when an answer does not come within `timeout` seconds
+        of the call, `asyncio.TimeoutError` is raised, unless `return_exceptions`, where
+        that answer's place holds the exception. Unanswered requests are forgotten.
+        """
+        producer = self._started()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (self.timeout if timeout is None else timeout)
+        futures: list[asyncio.Future[Answer]] = []
+        request_ids: list[str] = []
+        try:
+            for item in requests:
+                request = self._request(*item)
+                request_ids.append(request.request_id)
+                futures.append(await self._submit(producer, request))
+            if futures:
+                await asyncio.wait(futures, timeout=max(0.0, deadline - loop.time()))
+            return [_outcome(f, return_exceptions) for f in futures]
+        finally:
+            for request_id, future in zip(request_ids, futures, strict=True):
+                self._pending.pop(request_id, None)
+                future.cancel()  # a no-op when answered
+
+    async def publish_events(self, events: Iterable[Event]) -> int:
+        """Publish sends, clicks and conversions to their topics, keyed by account;
+        returns how many, once all are stored."""
+        deliveries = await send_messages(self._started(), self.settings, events)
+        await asyncio.gather(*deliveries)
+        return len(deliveries)
+
+    def _request(
+        self, account_id: str, campaign_id: str, contact_id: str, at: float | None = None
+    ) -> SelectionRequest:
+        request_id = str(uuid.uuid4())
+        return SelectionRequest(request_id, account_id, campaign_id, contact_id, at, self._reply_to)
+
+    async def _submit(
+        self, producer: AIOKafkaProducer, request: SelectionRequest
+    ) -> asyncio.Future[Answer]:
+        """Register the request, then queue it; the future gets its answer (or the
+        delivery error when the request could not be published)."""
+        answer: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+        self._pending[request.request_id] = answer
+        raw, key = encode(request), request.account_id.encode()
+        delivery = await producer.send(self.requests_topic, raw, key=key)
+        delivery.add_done_callback(lambda d: _fail_if_undelivered(d, answer))
+        return answer
+
+    def _started(self) -> AIOKafkaProducer:
+        if self._producer is None or self._reader is None:
+            raise RuntimeError("the client is not started: use `async with` or start()")
+        if self._reader.done():  # the reader died: answers would never arrive
+            self._reader.result()
+        return self._producer
+
+    async def _read_replies(self) -> None:
+        assert self._consumer is not None
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=_POLL_MS)
+            for records in batches.values():
+                for record in records:
+                    self._resolve(record.value)
+
+    def _resolve(self, raw: bytes | None) -> None:
+        answer = codec.decode("selection_response", raw)
+        if isinstance(answer, codec.Rejected):
+            self.unreadable_replies += 1
+            return
+        future = None if answer.request_id is None else self._pending.pop(answer.request_id, None)
+        if future is None or future.done():
+            self.late_replies += 1
+        else:
+            future.set_result(answer)
+
+
+def _fail_if_undelivered(delivery: asyncio.Future[Any], answer: asyncio.Future[Answer]) -> None:
+    if not delivery.cancelled() and delivery.exception() is not None and not answer.done():
+        answer.set_exception(delivery.exception())  # type: ignore[arg-type]
+
+
+def _outcome(future: asyncio.Future[Answer], return_exceptions: bool) -> Answer | BaseException:
+    error: BaseException | None
+    if not future.done():
+        error = TimeoutError("no selection response within the timeout")
+    elif future.cancelled():
+        error = asyncio.CancelledError("the client was stopped")
+    else:
+        error = future.exception()
+        if error is None:
+            return future.result()
+    if return_exceptions:
+        return error
+    raise error
+
+
+async def publish_events(settings: Settings | str, events: Sequence[Event]) -> int:
+    """Publish outcome events with a producer of their own (see
+    `SelectionClient.publish_events` to reuse a client's)."""
+    resolved = as_settings(settings)
+    async with open_producer(resolved) as producer:
+        deliveries = await send_messages(producer, resolved, events)
+        await asyncio.gather(*deliveries)
+    return len(deliveries)

@@ -1,0 +1,192 @@
+"""`creative-select send-events FILE`: publish sends, clicks and conversions from a JSON
+Lines file, each line to the topic its `schema` names, keyed by its account.
+
+Each line is checked by the decoder the stats agents run; a line it rejects is reported
+with its number and reason, skipped, and makes the exit code non-zero. A line is sent
+as written (upstream may add fields the decoder ignores). This is the simple path for
+demos and tests; the replay tool adds resumability.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from tqdm import tqdm
+
+from stream import codec
+from stream.messages import KIND_OF_SCHEMA, TOPICS, key_of
+from stream.producer import open_producer
+from stream.settings import Settings, SettingsError
+
+EXAMPLE = """\
+examples:
+  creative-select send-events out/events.jsonl
+  creative-select send-events out/events.jsonl --rate 2000
+
+A line is one send.v1, click.v1 or conversion.v1 object, e.g.
+  {"schema": "send.v1", "event_id": "snd-1", "account_id": "acme-lending",
+   "campaign_id": "welcome-series", "contact_id": "ct-1", "creative_id": "loan-low-apr",
+   "time": 1767225600.0}
+Exit codes: 0 all sent, 1 some lines invalid (the rest sent) or Kafka failed, 2 bad usage."""
+EVENT_KINDS = ("send", "click", "conversion")
+MAX_REPORTED = 50
+# Deliveries awaited together: bounds memory and surfaces a broker error early.
+WINDOW = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One line of the file: ready to send, or why not."""
+
+    number: int
+    topic: str | None = None
+    key: bytes | None = None
+    value: bytes = b""
+    error: str | None = None
+
+
+def limits_of(settings: Settings) -> codec.Limits:
+    return codec.Limits(
+        settings.max_message_bytes,
+        max_revenue=settings.max_revenue,
+        max_future_seconds=settings.max_future_seconds,
+    )
+
+
+def parse_line(
+    number: int, raw: bytes, settings: Settings, limits: codec.Limits, now: float
+) -> Line | None:
+    """A line checked and addressed; None for a blank line."""
+    raw = raw.strip()
+    if not raw:
+        return None
+    try:
+        schema = orjson.loads(raw).get("schema")
+    except (orjson.JSONDecodeError, AttributeError):
+        schema = None
+    kind = KIND_OF_SCHEMA.get(schema) if isinstance(schema, str) else None
+    if kind not in EVENT_KINDS:
+        wanted = ", ".join(f"{k}.v1" for k in EVENT_KINDS)
+        return Line(number, error=f"schema: must be one of {wanted}")
+    assert kind is not None
+    event = codec.decode(kind, raw, limits=limits, now=now)
+    if isinstance(event, codec.Rejected):
+        return Line(number, error=f"{event.reason}: {event.detail}")
+    return Line(number, settings.topic(TOPICS[kind]), key_of(event), raw)
+
+
+def read_lines(path: Path, settings: Settings, now: float) -> Iterator[Line]:
+    limits = limits_of(settings)
+    with path.open("rb") as file:
+        for number, raw in enumerate(file, start=1):
+            line = parse_line(number, raw, settings, limits, now)
+            if line is not None:
+                yield line
+
+
+class Pacer:
+    """Holds a sender to `rate` messages a second on average (None: no limit)."""
+
+    def __init__(self, rate: float | None) -> None:
+        self.interval = 1.0 / rate if rate else 0.0
+        self.started = time.monotonic()
+        self.count = 0
+
+    async def wait(self) -> None:
+        self.count += 1
+        if self.interval:
+            ahead = self.started + self.count * self.interval - time.monotonic()
+            if ahead > 0.001:
+                await asyncio.sleep(ahead)
+
+
+@dataclass
+class Totals:
+    sent: int = 0
+    invalid: int = 0
+
+
+async def send_file(
+    path: Path, settings: Settings, *, rate: float | None = None, err: Any = None
+) -> Totals:
+    """Send every valid line of `path`; invalid ones are reported on `err`."""
+    err = err or sys.stderr
+    with path.open("rb") as file:
+        total = sum(1 for _ in file)
+    totals, pacer = Totals(), Pacer(rate)
+    async with open_producer(settings) as producer:
+        window: list[asyncio.Future[Any]] = []
+        with tqdm(total=total, unit="line", file=sys.stderr) as bar:
+            for line in read_lines(path, settings, time.time()):
+                bar.update(line.number - bar.n)
+                if line.error is not None:
+                    totals.invalid += 1
+                    if totals.invalid <= MAX_REPORTED:
+                        tqdm.write(f"line {line.number}: {line.error}", file=err)
+                    continue
+                await pacer.wait()
+                window.append(await _send(producer, line))
+                if len(window) >= WINDOW:
+                    totals.sent += len(await asyncio.gather(*window))
+                    window.clear()
+            totals.sent += len(await asyncio.gather(*window))
+            bar.update(total - bar.n)
+    if totals.invalid > MAX_REPORTED:
+        print(f"... {totals.invalid - MAX_REPORTED} more invalid lines", file=err)
+    return totals
+
+
+async def _send(producer: AIOKafkaProducer, line: Line) -> asyncio.Future[Any]:
+    assert line.topic is not None
+    future: asyncio.Future[Any] = await producer.send(line.topic, line.value, key=line.key)
+    return future
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "send-events",
+        help="publish sends, clicks and conversions from a JSON Lines file",
+        description="Publish each line of FILE (a send.v1, click.v1 or conversion.v1 "
+        "object) to its topic, keyed by account_id. Invalid lines are reported with "
+        "their line number and skipped.",
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("file", metavar="FILE", type=Path, help="JSON Lines file")
+    parser.add_argument(
+        "--rate", type=float, metavar="N", help="at most N messages per second (default: no limit)"
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.rate is not None and args.rate <= 0:
+        print("error: --rate must be > 0", file=sys.stderr)
+        return 2
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not args.file.is_file():
+        print(f"error: {args.file}: no such file", file=sys.stderr)
+        return 2
+    started = time.perf_counter()
+    try:
+        totals = asyncio.run(send_file(args.file, settings, rate=args.rate))
+    except (KafkaError, OSError) as exc:
+        print(f"error: Kafka at {settings.kafka_bootstrap}: {exc!r}", file=sys.stderr)
+        return 1
+    elapsed = time.perf_counter() - started
+    print(f"sent {totals.sent} events in {elapsed:.1f} s, {totals.invalid} invalid lines skipped")
+    return 1 if totals.invalid else 0

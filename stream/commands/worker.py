@@ -1,0 +1,44 @@
+"""`creative-select worker`: run a stream-processing worker (all agents)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = sub.add_parser(
+        "worker",
+        help="run a worker: catalog, stats and selection agents",
+        description=(
+            "Run a worker that consumes the catalog, outcome and selection-request topics, "
+            "keeps per-account stats, and answers selection requests. Settings come from "
+            "CS_* environment variables (see README); metrics and /health are served on "
+            "CS_WEB_HOST:CS_WEB_PORT."
+        ),
+        epilog="example:\n  CS_KAFKA_BOOTSTRAP=127.0.0.1:9092 creative-select worker",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--loglevel", default=None, help="log level (default: CS_LOG_LEVEL, else info)"
+    )
+    parser.add_argument(
+        "--no-create-topics",
+        action="store_true",
+        help="do not create missing topics at start (when ops manage topics themselves)",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from stream.app import app, settings
+    from stream.producer import all_topics, ensure_topics
+
+    if not args.no_create_topics:
+        asyncio.run(ensure_topics(settings, all_topics(settings)))
+    level = args.loglevel or settings.log_level
+    sys.argv = ["creative-select", "worker", "--loglevel", level]
+    app.main()
+    return 0

@@ -1,0 +1,94 @@
+"""The stats agent's work, without Kafka: idempotent, and bad input is dead-lettered."""
+
+from __future__ import annotations
+
+import orjson
+
+from selector.stats import Counts
+from stream.ingestion import IngestionService
+from stream.metrics import Metrics
+from stream.redis_store import MemoryDedup
+from tests.stream.service_fixtures import catalog_table, event, record
+
+KINDS = {"sends": "send", "clicks": "click", "conversions": "conversion"}
+
+
+class Harness:
+    def __init__(self) -> None:
+        self.table: dict[bytes, object] = {}
+        self.metrics = Metrics()
+        self.service = IngestionService(
+            kinds=KINDS,
+            catalog=catalog_table().get,
+            stats=self.table.get,  # type: ignore[arg-type]
+            dedup=MemoryDedup(),
+            metrics=self.metrics,
+            dead_letters_topic="dead-letters",
+            clock=lambda: 2000.0,
+        )
+
+    async def feed(self, batch):  # type: ignore[no-untyped-def]
+        updates, letters = await self.service.ingest(batch)
+        self.table.update(updates)
+        return [orjson.loads(x.value) for x in letters]
+
+    def counts(self, creative: str) -> Counts:
+        ledger = self.table[b"acme"]
+        return ledger.stats.creative(creative)  # type: ignore[attr-defined]
+
+
+async def test_each_topic_feeds_its_own_count() -> None:
+    h = Harness()
+    batch = [record(event("send", i), "sends", i) for i in range(5)]
+    batch += [record(event("click", i), "clicks", i) for i in range(2)]
+    batch += [record(event("conversion", 0, revenue=12.34), "conversions", 0)]
+    assert await h.feed(batch) == []
+    assert h.counts("c1") == Counts(5, 2, 1, 12_340_000)
+
+
+async def test_redelivery_and_upstream_duplicates_count_once() -> None:
+    h = Harness()
+    batch = [record(event("send", i), "sends", i) for i in range(10)]
+    await h.feed(batch)
+    await h.feed(batch[3:])  # a crash re-delivers from offset 3
+    dup = record(event("send", 4), "sends", 10)  # same event_id, new offset
+    await h.feed([dup])
+    assert h.counts("c1").sends == 10
+    assert h.metrics.events.labels("send", "replayed")._value.get() == 7
+    assert h.metrics.events.labels("send", "duplicate")._value.get() == 1
+
+
+async def test_bad_events_are_dead_lettered_with_reasons_and_counted_nowhere() -> None:
+    h = Harness()
+    bad = [
+        record(b"{oops", "sends", 0),
+        record({**event("send", 1), "time": "yesterday"}, "sends", 1),
+        record({k: v for k, v in event("send", 2).items() if k != "creative_id"}, "sends", 2),
+        record(event("click", 3, creative="c99"), "clicks", 3),
+        record({**event("send", 4), "account_id": "ghost"}, "sends", 4, key=b"ghost"),
+        record(event("conversion", 5, revenue=-1.0), "conversions", 5),
+        record(event("conversion", 6, revenue=5e7), "conversions", 6),
+        record({**event("click", 7), "time": 9e9}, "clicks", 7),
+        record(b"x" * 100_000, "sends", 8),
+    ]
+    letters = await h.feed(bad)
+    assert [x["reason"] for x in letters] == [
+        "malformed_json",
+        "wrong_type",
+        "missing_field",
+        "unknown_creative",
+        "unknown_account",
+        "invalid_value",
+        "implausible_value",
+        "implausible_value",
+        "oversized",
+    ]
+    assert [x["source"]["offset"] for x in letters] == list(range(9))
+    assert b"acme" not in h.table
+
+
+async def test_a_click_before_its_send_still_counts() -> None:
+    h = Harness()
+    await h.feed([record(event("click", 1), "clicks", 0)])
+    await h.feed([record(event("send", 1), "sends", 0)])
+    assert h.counts("c1") == Counts(1, 1, 0, 0)

@@ -1,0 +1,102 @@
+"""The selection agent's work, without Kafka: every request gets one answer."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from selector.ingest import Ledger
+from selector.stats import AccountStats, Counts
+from stream.metrics import Metrics
+from stream.redis_store import MemoryCooldowns
+from stream.selection import SelectionService
+from tests.stream.service_fixtures import catalog_table, record, request
+
+
+def service(table=None, stats=None, cooldowns=None, metrics=None):  # type: ignore[no-untyped-def]
+    table = catalog_table() if table is None else table
+    return SelectionService(
+        catalog=table.get,
+        stats=(stats or {}).get,
+        cooldowns=cooldowns or MemoryCooldowns(),
+        metrics=metrics or Metrics(),
+        responses_topic="selection-responses",
+        dead_letters_topic="dead-letters",
+        seed=3,
+        clock=lambda: 1000.0,
+    )
+
+
+def by_topic(out):  # type: ignore[no-untyped-def]
+    responses = [orjson.loads(o.value) for o in out if o.topic == "selection-responses"]
+    letters = [orjson.loads(o.value) for o in out if o.topic == "dead-letters"]
+    return responses, letters
+
+
+async def test_every_request_gets_exactly_one_response_invalid_ones_included() -> None:
+    batch = [record(request(i), "selection-requests", i) for i in range(50)]
+    batch.append(record(b"{not json", "selection-requests", 50))
+    batch.append(record({**request(51), "contact_id": 7}, "selection-requests", 51))
+    batch.append(record(request(52, campaign_id="nope"), "selection-requests", 52))
+    batch.append(
+        record({**request(53), "account_id": "ghost"}, "selection-requests", 53, key=b"ghost")
+    )
+    metrics = Metrics()
+    responses, letters = by_topic(await service(metrics=metrics).answer(batch))
+    assert len(responses) == 54
+    ok = [r for r in responses if r["status"] == "ok"]
+    errors = {r["request_id"]: r["error"]["reason"] for r in responses if r["status"] == "error"}
+    assert len(ok) == 50
+    assert errors == {
+        None: "malformed_json",
+        "r51": "wrong_type",
+        "r52": "unknown_campaign",
+        "r53": "unknown_account",
+    }
+    assert sorted(letter["reason"] for letter in letters) == sorted(errors.values())
+    assert {letter["source"]["offset"] for letter in letters} == {50, 51, 52, 53}
+    assert metrics.selection_errors.labels("unknown_campaign")._value.get() == 1
+
+
+async def test_responses_carry_no_contact_id() -> None:
+    responses, _ = by_topic(await service().answer([record(request(1, "555-0100"), "sr", 1)]))
+    assert "555-0100" not in orjson.dumps(responses).decode()
+
+
+async def test_cooldowns_are_read_and_recorded() -> None:
+    cooldowns = MemoryCooldowns()
+    svc = service(cooldowns=cooldowns)
+    chosen = set()
+    for i in range(3):  # the same contact three times: three different creatives
+        responses, _ = by_topic(await svc.answer([record(request(i, "same"), "sr", i)]))
+        chosen.add(responses[0]["creative_id"])
+        assert responses[0]["pool"] != "fallback"
+    assert chosen == {"c0", "c1", "c2"} or len(chosen) == 3
+    responses, _ = by_topic(await svc.answer([record(request(9, "same"), "sr", 9)]))
+    if responses[0]["arm"] == "automated":
+        assert responses[0]["pool"] == "fallback" and responses[0]["reason"] == "all_in_cooldown"
+
+
+async def test_decisions_read_the_stats_table() -> None:
+    stats = AccountStats().merge(
+        AccountStats(
+            counts={  # type: ignore[arg-type]
+                "c0": Counts(5000, 250, 25, 750_000_000),
+                "c1": Counts(5000, 1000, 300, 9_000_000_000),
+                "c2": Counts(5000, 250, 25, 750_000_000),
+            }
+        )
+    )
+    svc = service(stats={b"acme": Ledger(stats)})
+    batch = [record(request(i), "sr", i) for i in range(400)]
+    responses, _ = by_topic(await svc.answer(batch))
+    automated = [r for r in responses if r["arm"] == "automated"]
+    assert sum(r["creative_id"] == "c1" for r in automated) / len(automated) > 0.95
+    assert {r["params_version"] for r in automated} == {stats.version}
+
+
+@pytest.mark.parametrize("bad", [b"", b"[]", b"null", b"x" * 70_000])
+async def test_garbage_never_raises(bad: bytes) -> None:
+    responses, letters = by_topic(await service().answer([record(bad, "sr", 0)]))
+    assert len(responses) == 1 and responses[0]["status"] == "error"
+    assert len(letters) == 1
