@@ -98,7 +98,8 @@ def check_promql(exprs: list[str], tmp_path: Path) -> subprocess.CompletedProces
 
 
 def load() -> dict[str, Any]:
-    return json.loads(DASHBOARD.read_text())
+    board: dict[str, Any] = json.loads(DASHBOARD.read_text())
+    return board
 
 
 def all_panels(panels: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -57,18 +57,21 @@ def the(kind: str) -> dict[str, Any]:
 
 
 def config_map() -> dict[str, str]:
-    return the("ConfigMap")["data"]
+    data: dict[str, str] = the("ConfigMap")["data"]
+    return data
 
 
 def worker_container() -> dict[str, Any]:
-    (container,) = the("StatefulSet")["spec"]["template"]["spec"]["containers"]
-    return container
+    containers: list[dict[str, Any]] = the("StatefulSet")["spec"]["template"]["spec"]["containers"]
+    assert len(containers) == 1
+    return containers[0]
 
 
 def job_container() -> dict[str, Any]:
     spec = the("CronJob")["spec"]["jobTemplate"]["spec"]["template"]["spec"]
-    (container,) = spec["containers"]
-    return container
+    containers: list[dict[str, Any]] = spec["containers"]
+    assert len(containers) == 1
+    return containers[0]
 
 
 def strings(value: Any) -> list[str]:
