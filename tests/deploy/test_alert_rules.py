@@ -95,6 +95,13 @@ def test_every_runbook_link_names_a_section_of_the_ops_guide() -> None:
         assert anchor in anchors, f"{rule['alert']}: no section #{anchor} in deploy/README.md"
 
 
+def test_every_link_within_the_ops_guide_resolves() -> None:
+    guide = OPS_GUIDE.read_text()
+    anchors = {github_anchor(h) for h in re.findall(r"^#{1,6} (.+)$", guide, flags=re.M)}
+    for link in re.findall(r"\]\(#([^)]+)\)", guide):
+        assert link in anchors, link
+
+
 def test_rules_use_known_metrics_and_no_id_labels() -> None:
     recorded = {rule["record"] for rule in rules() if "record" in rule}
     known = known_metric_names() | recorded

@@ -168,6 +168,12 @@ def test_every_query_uses_known_metrics_only() -> None:
             assert metric and metric.group(1) in known, variable["definition"]
 
 
+def test_the_ops_guide_describes_every_proposed_metric() -> None:
+    guide = (ROOT / "deploy" / "README.md").read_text()
+    described = set(re.findall(r"^\| `(creative_selection_\w+)` \|", guide, flags=re.M))
+    assert described == PROPOSED_METRICS
+
+
 def test_the_dashboard_covers_what_operations_watch() -> None:
     used = {name for _, target in targets() for name in metric_names_in(target["expr"])}
     for name in (
