@@ -11,7 +11,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-COMMANDS = ("simulate", "bench", "worker", "topics", "publish-catalog", "send-events")
+COMMANDS = ("simulate", "bench", "worker", "topics", "publish-catalog", "send-events", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -152,6 +152,8 @@ class IngestionService:
 
     def _letter(self, message: Incoming, reason: Rejection, detail: str, now: float) -> Outgoing:
         self._metrics.dead_letters.labels(reason, message.topic).inc()
+        # positions and reasons only: details may quote ids, which stay out of INFO logs
+        log.info("dead letter %s from %s", reason, message.position)
         body = codec.dead_letter(
             message.value,
             message.key,
