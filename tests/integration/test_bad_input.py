@@ -133,7 +133,7 @@ async def read_letters(worker: WorkerProcess, count: int) -> list[dict[str, Any]
 async def test_bad_messages_are_dead_lettered_with_reason_and_counted(
     worker: WorkerProcess,
 ) -> None:
-    good = [SendEvent(f"s{i}", "acme", "k", f"x{i}", "c1", 1000.0 + i) for i in range(5)]
+    good = [SendEvent(f"bad-input-s{i}", "acme", "k", f"x{i}", "c1", 1e3 + i) for i in range(5)]
     async with SelectionClient(worker.settings) as client:
         await client.publish_events(good)
     await worker.wait_for("creative_selection_events_total", 5, outcome="applied")
