@@ -19,7 +19,7 @@ from tqdm import tqdm
 from stream.replay import progress as p
 from stream.replay.inputs import FileSource, Item, Source, TopicSource
 from stream.replay.ranges import parse_offsets, parse_time, topic_ranges
-from stream.replay.run import MAX_REPORTED, Options, ReplayError, Result, replay, survey
+from stream.replay.run import MAX_REPORTED, Options, ReplayError, Result, replay, survey, why
 from stream.settings import Settings, SettingsError
 
 EXAMPLES = """\
@@ -164,8 +164,7 @@ async def _dry_run(source: Source, rejects: Path | None) -> int:
             print(f"{item.where}: {error}", file=sys.stderr)
         shown += 1
         if out is not None:
-            reason, _, detail = error.partition(": ")
-            out.write(item.where, reason, detail, item.raw)
+            out.write(item.where, *why(item), item.raw)
 
     result = await survey(source, on_reject=report)
     if out is not None:

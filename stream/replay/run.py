@@ -72,6 +72,12 @@ def classify(item: Item) -> str:
     return p.tally_key("published", item.line.event.kind)
 
 
+def why(item: Item) -> tuple[str, str]:
+    """(reason, detail) of a rejected item."""
+    reason, error = item.line.reason or "invalid_value", item.line.error or ""
+    return reason, error.removeprefix(f"{reason}: ")
+
+
 async def survey(source: Source, on_reject: Callable[[Item], None] | None = None) -> Survey:
     """Every item checked, nothing published; `on_reject` sees each rejected item."""
     result = Survey()
@@ -114,7 +120,7 @@ async def replay(
         )
     rejects = p.RejectsFile(options.rejects, start.rejects_bytes) if options.rejects else None
     checkpointer = p.Checkpointer(options.checkpoint, start, every=options.checkpoint_every)
-    publisher = _Publisher(index, RateLimiter(options.rate), checkpointer, rejects, err, options)
+    publisher = Publisher(index, RateLimiter(options.rate), checkpointer, rejects, err, options)
     publisher.tally.update(start.tally)
     resumed = sum(start.tally.values())
     with tqdm(total=surveyed.total, initial=resumed, unit="event", file=err) as bar:
@@ -164,7 +170,7 @@ async def _check_targets(settings: Settings) -> None:
         raise ReplayError(f"no topic {', '.join(missing)}; see creative-select topics create")
 
 
-class _Publisher:
+class Publisher:
     """Publishes items, settles them in order, reports rejects, saves checkpoints."""
 
     def __init__(
@@ -236,8 +242,7 @@ class _Publisher:
             tqdm.write(f"{item.where}: {error}", file=self.err)
         self.reported += 1
         if self.rejects is not None:
-            reason, _, detail = error.partition(": ")
-            self.rejects.write(item.where, reason, detail, item.raw)
+            self.rejects.write(item.where, *why(item), item.raw)
 
     def _checkpoint(self, done: bool = False) -> None:
         size = self.rejects.sync() if self.rejects is not None else 0
