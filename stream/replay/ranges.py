@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from stream.producer import kafka_config
+from stream.producer import describe_topics, kafka_config
 from stream.settings import Settings
 
 OffsetSpec = Mapping[int | None, int]  # partition (None: every partition) -> offset
@@ -80,11 +80,13 @@ async def topic_ranges(
     until: float | None = None,
 ) -> dict[int, tuple[int, int]]:
     """The ranges of every partition of `topic` that the options select."""
+    state = (await describe_topics(settings, [topic])).get(topic)
+    if state is None:
+        raise ValueError(f"no topic {topic!r}")
     consumer = AIOKafkaConsumer(**kafka_config(settings), enable_auto_commit=False)
     await consumer.start()
     try:
-        partitions = consumer.partitions_for_topic(topic) or await _partitions(consumer, topic)
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        tps = [TopicPartition(topic, p) for p in range(state.partitions)]
         lows, highs = await consumer.beginning_offsets(tps), await consumer.end_offsets(tps)
         bounds = {tp.partition: (lows[tp], highs[tp]) for tp in tps}
         if since is not None:
@@ -94,13 +96,6 @@ async def topic_ranges(
     finally:
         await consumer.stop()
     return resolve(bounds, start, end)
-
-
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    topics = await consumer.topics()
-    if topic not in topics:
-        raise ValueError(f"no topic {topic!r}")
-    return consumer.partitions_for_topic(topic) or set()
 
 
 async def _offsets_at(
