@@ -102,9 +102,8 @@ async def stats_of(settings: Settings, account: str) -> dict[str, Counts]:
         latest = None
         while any([await consumer.position(tp) < ends[tp] for tp in partitions]):
             for records in (await consumer.getmany(timeout_ms=500)).values():
-                latest = next(
-                    (r.value for r in reversed(records) if r.key == account.encode()), latest
-                )
+                for record in records:
+                    latest = record.value if record.key == account.encode() else latest
     finally:
         await consumer.stop()
     return {} if latest is None else dict(load_ledger(latest).stats.counts)
@@ -208,23 +207,23 @@ async def event_ids(settings: Settings) -> Counter[str]:
     return Counter(json.loads(r.value)["event_id"] for r in await read_all(settings, names))
 
 
-def replay_process(
-    path: Path, settings: Settings, checkpoint: Path, *args: str
-) -> subprocess.Popen[str]:
-    env = {**os.environ, "CS_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-           "CS_TOPIC_PREFIX": settings.topic_prefix}  # fmt: skip
-    command = [
-        sys.executable,
-        "-m",
-        "stream.cli",
-        "replay",
-        str(path),
-        "--checkpoint",
-        str(checkpoint),
-    ]
-    return subprocess.Popen(
-        [*command, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+def replay_process(settings: Settings, log: Path, *args: str) -> subprocess.Popen[bytes]:
+    """`creative-select replay ARGS` in a subprocess, into `settings`' topics."""
+    env = {"CS_KAFKA_BOOTSTRAP": settings.kafka_bootstrap, "CS_TOPIC_PREFIX": settings.topic_prefix}
+    command = [sys.executable, "-m", "stream.cli", "replay", *args]
+    with log.open("ab") as out:
+        return subprocess.Popen(command, env={**os.environ, **env}, stdout=out, stderr=out)
+
+
+async def settled_lines(checkpoint: Path, at_least: int, process: subprocess.Popen[bytes]) -> None:
+    """Wait until the checkpoint says `at_least` lines are settled."""
+    deadline = time.monotonic() + 60
+    while True:
+        saved = p.load(checkpoint) if checkpoint.exists() else None
+        if saved is not None and saved.positions.get("line", 1) > at_least:
+            return
+        assert process.poll() is None and time.monotonic() < deadline
+        await asyncio.sleep(0.05)
 
 
 async def test_a_replay_killed_mid_way_resumes_and_publishes_the_rest_once(
@@ -232,13 +231,9 @@ async def test_a_replay_killed_mid_way_resumes_and_publishes_the_rest_once(
 ) -> None:
     docs = outcome_events("acme-k", 1500, seed=4)
     path, checkpoint = write_file(tmp_path / "k.jsonl", docs), tmp_path / "k.replay.json"
-    killed = replay_process(path, target, checkpoint, "--rate", "500")
-    deadline = time.monotonic() + 60
-    while (
-        saved := p.load(checkpoint) if checkpoint.exists() else None
-    ) is None or saved.positions.get("line", 0) < 300:
-        assert killed.poll() is None and time.monotonic() < deadline
-        await asyncio.sleep(0.05)
+    args, log = (str(path), "--checkpoint", str(checkpoint)), tmp_path / "replay.log"
+    killed = replay_process(target, log, *args, "--rate", "500")
+    await settled_lines(checkpoint, 300, killed)
     killed.send_signal(signal.SIGKILL)
     killed.wait(timeout=10)
     at_kill = p.load(checkpoint)
@@ -246,10 +241,9 @@ async def test_a_replay_killed_mid_way_resumes_and_publishes_the_rest_once(
     published_before = await event_ids(target)
     assert 300 <= sum(published_before.values()) < len(docs)
 
-    resumed = replay_process(path, target, checkpoint)
-    out, err = resumed.communicate(timeout=120)
-    assert resumed.returncode == 0, err
-    assert f"resumed after {sum(at_kill.tally.values())}" in out
+    resumed = replay_process(target, log, *args)
+    assert resumed.wait(timeout=120) == 0, log.read_text()
+    assert f"resumed after {sum(at_kill.tally.values())}" in log.read_text()
     assert await event_ids(target) == Counter(d["event_id"] for d in docs)
     final = p.load(checkpoint)
     assert final is not None and final.done
