@@ -65,16 +65,7 @@ def register(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("file", metavar="FILE", type=Path, nargs="?", help="JSON Lines (.gz ok)")
-    topic = parser.add_argument_group("replaying from a topic instead of a file")
-    topic.add_argument("--from-topic", metavar="NAME", help="full topic name to read")
-    start = topic.add_mutually_exclusive_group()
-    start.add_argument("--start-offset", metavar="SPEC", help="N or P:N,P:N (default: first)")
-    start.add_argument("--since", metavar="TIME", help="ISO time: first record at or after it")
-    end = topic.add_mutually_exclusive_group()
-    end.add_argument("--end-offset", metavar="SPEC", help="exclusive; N or P:N,P:N (default: end)")
-    end.add_argument(
-        "--until", metavar="TIME", help="ISO time, exclusive (default: the end at start)"
-    )
+    _add_topic_options(parser.add_argument_group("replaying from a topic instead of a file"))
     parser.add_argument(
         "--rate", type=float, metavar="N", help="at most N events published a second"
     )
@@ -95,6 +86,18 @@ def register(subparsers: Any) -> None:
         "--to-prefix", metavar="PREFIX", help="target topic prefix (CS_TOPIC_PREFIX)"
     )
     parser.set_defaults(func=run)
+
+
+def _add_topic_options(topic: Any) -> None:
+    topic.add_argument("--from-topic", metavar="NAME", help="full topic name to read")
+    start = topic.add_mutually_exclusive_group()
+    start.add_argument("--start-offset", metavar="SPEC", help="N or P:N,P:N (default: first)")
+    start.add_argument("--since", metavar="TIME", help="ISO time: first record at or after it")
+    end = topic.add_mutually_exclusive_group()
+    end.add_argument("--end-offset", metavar="SPEC", help="exclusive; N or P:N,P:N (default: end)")
+    end.add_argument(
+        "--until", metavar="TIME", help="ISO time, exclusive (default: the end at start)"
+    )
 
 
 def _usage_error(args: argparse.Namespace) -> str | None:

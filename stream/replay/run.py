@@ -103,40 +103,53 @@ async def replay(
     """Publish what the target does not hold yet; resumable from `options.checkpoint`."""
     err = err or sys.stderr
     start = _starting_point(source, settings, options)
+    resumed = sum(start.tally.values())
     if start.done:
-        settled = sum(start.tally.values())
-        return Result(Counter(start.tally), settled, True, None, options.checkpoint)
+        return Result(Counter(start.tally), resumed, True, None, options.checkpoint)
     await _check_targets(settings)
     surveyed = await survey(source)
-    index = None
-    if options.skip_existing:
-        began = time.monotonic()
-        index = await scan_existing(settings, surveyed.accounts)
-        took = time.monotonic() - began
-        print(
-            f"indexed {len(index)} events already in the target topics "
-            f"({len(surveyed.accounts)} accounts) in {took:.1f} s",
-            file=err,
-        )
+    index = await _index(settings, surveyed.accounts, err) if options.skip_existing else None
     rejects = p.RejectsFile(options.rejects, start.rejects_bytes) if options.rejects else None
     checkpointer = p.Checkpointer(options.checkpoint, start, every=options.checkpoint_every)
     publisher = Publisher(index, RateLimiter(options.rate), checkpointer, rejects, err, options)
     publisher.tally.update(start.tally)
-    resumed = sum(start.tally.values())
-    with tqdm(total=surveyed.total, initial=resumed, unit="event", file=err) as bar:
-        publisher.bar = bar
-        async with open_producer(settings) as producer:
-
-            async def send(topic: str, value: bytes, key: bytes | None) -> asyncio.Future[Any]:
-                delivery: asyncio.Future[Any] = await producer.send(topic, value, key=key)
-                return delivery
-
-            items = source.items(start.positions)
-            await publisher.run(items, wrap_send(send) if wrap_send else send, start.positions)
-    if rejects is not None:
-        rejects.close()
+    try:
+        with tqdm(total=surveyed.total, initial=resumed, unit="event", file=err) as bar:
+            publisher.bar = bar
+            await _publish(source, settings, start.positions, publisher, wrap_send)
+    finally:
+        if rejects is not None:
+            rejects.close()
     size = None if index is None else len(index)
     return Result(publisher.tally, resumed, False, size, options.checkpoint)
+
+
+async def _index(settings: Settings, accounts: set[str], err: IO[str]) -> SeenIndex:
+    began = time.monotonic()
+    index = await scan_existing(settings, accounts)
+    took = time.monotonic() - began
+    print(
+        f"indexed {len(index)} events already in the target topics "
+        f"({len(accounts)} accounts) in {took:.1f} s",
+        file=err,
+    )
+    return index
+
+
+async def _publish(
+    source: Source,
+    settings: Settings,
+    start: dict[str, int],
+    publisher: Publisher,
+    wrap_send: Callable[[Send], Send] | None,
+) -> None:
+    async with open_producer(settings) as producer:
+
+        async def send(topic: str, value: bytes, key: bytes | None) -> asyncio.Future[Any]:
+            delivery: asyncio.Future[Any] = await producer.send(topic, value, key=key)
+            return delivery
+
+        await publisher.run(source.items(start), wrap_send(send) if wrap_send else send, start)
 
 
 def target_identity(settings: Settings) -> dict[str, Any]:

@@ -250,6 +250,25 @@ async def test_a_replay_killed_mid_way_resumes_and_publishes_the_rest_once(
     assert sum(final.tally.values()) == len(docs)
 
 
+async def test_ctrl_c_saves_exactly_what_was_acknowledged(target: Settings, tmp_path: Path) -> None:
+    docs = outcome_events("acme-i", 1000, seed=6)
+    path, checkpoint = write_file(tmp_path / "i.jsonl", docs), tmp_path / "i.replay.json"
+    args, log = (str(path), "--checkpoint", str(checkpoint)), tmp_path / "replay.log"
+    interrupted = replay_process(target, log, *args, "--rate", "500")
+    await settled_lines(checkpoint, 200, interrupted)
+    interrupted.send_signal(signal.SIGINT)
+    assert interrupted.wait(timeout=30) == 130
+    assert "interrupted; what the broker acknowledged is checkpointed" in log.read_text()
+    saved = p.load(checkpoint)
+    assert saved is not None and not saved.done
+    in_topic = sum((await event_ids(target)).values())
+    assert p.outcome_totals(saved.tally)["published"] == in_topic < len(docs)
+
+    resumed = replay_process(target, log, *args, "--no-skip-existing")  # the checkpoint alone
+    assert resumed.wait(timeout=120) == 0, log.read_text()
+    assert await event_ids(target) == Counter(d["event_id"] for d in docs)
+
+
 def fail_after(acks: int) -> Any:
     """Wrap a send so that the one after `acks` sends fails, as a broker error would."""
 
