@@ -17,7 +17,7 @@ from aiokafka.errors import KafkaError
 from tqdm import tqdm
 
 from stream.replay import progress as p
-from stream.replay.inputs import FileSource, Item, Source, TopicSource
+from stream.replay.inputs import FileSource, Item, Source, TopicSource, saved_ranges
 from stream.replay.ranges import parse_offsets, parse_time, topic_ranges
 from stream.replay.run import MAX_REPORTED, Options, ReplayError, Result, replay, survey, why
 from stream.settings import Settings, SettingsError
@@ -118,7 +118,9 @@ def _usage_error(args: argparse.Namespace) -> str | None:
 async def _source(args: argparse.Namespace, settings: Settings, now: float) -> Source:
     if args.file is not None:
         return FileSource(args.file, settings, now)
-    ranges = await topic_ranges(
+    names = ("start_offset", "end_offset", "since", "until")
+    selection = {name: getattr(args, name) for name in names}
+    ranges = _resumed_ranges(args, selection) or await topic_ranges(
         settings,
         args.from_topic,
         start=parse_offsets(args.start_offset) if args.start_offset else None,
@@ -126,7 +128,20 @@ async def _source(args: argparse.Namespace, settings: Settings, now: float) -> S
         since=parse_time(args.since) if args.since else None,
         until=parse_time(args.until) if args.until else None,
     )
-    return TopicSource(settings, args.from_topic, ranges, now)
+    return TopicSource(settings, args.from_topic, ranges, now, selection)
+
+
+def _resumed_ranges(
+    args: argparse.Namespace, selection: dict[str, Any]
+) -> dict[int, tuple[int, int]] | None:
+    """A rerun reads the ranges its checkpoint resolved (the topic's end has moved)."""
+    if args.dry_run or args.fresh:
+        return None
+    try:
+        saved = p.load(_options(args).checkpoint or Path())
+    except (ValueError, OSError):
+        return None  # the replay itself reports an unreadable checkpoint
+    return None if saved is None else saved_ranges(saved.source, args.from_topic, selection)
 
 
 def _options(args: argparse.Namespace) -> Options:

@@ -87,14 +87,24 @@ Ranges = Mapping[int, tuple[int, int]]  # partition -> [start, end) offsets
 
 class TopicSource:
     """Offset ranges of one topic's partitions: an archive, another prefix's event
-    topics, or the dead-letters topic."""
+    topics, or the dead-letters topic. `selection` is how the ranges were asked for
+    (the command's options), so a rerun of the same command can find its checkpoint
+    and read the ranges resolved then, not the ones the topic's end has moved to."""
 
-    def __init__(self, settings: Settings, topic: str, ranges: Ranges, now: float) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        topic: str,
+        ranges: Ranges,
+        now: float,
+        selection: Mapping[str, Any] | None = None,
+    ) -> None:
         self.settings, self.topic, self.ranges, self.now = settings, topic, ranges, now
+        self.selection = dict(selection or {})
 
     def identity(self) -> dict[str, Any]:
         ranges = {str(p): list(r) for p, r in sorted(self.ranges.items())}
-        return {"topic": self.topic, "ranges": ranges}
+        return {"topic": self.topic, "selection": self.selection, "ranges": ranges}
 
     async def items(self, start: Mapping[str, int]) -> AsyncGenerator[Item, None]:
         limits = limits_of(self.settings)
@@ -104,6 +114,15 @@ class TopicSource:
         async with aclosing(read_range(self.settings, self.topic, todo)) as records:
             async for record in records:
                 yield record_item(record, self.settings, limits, self.now)
+
+
+def saved_ranges(
+    identity: Mapping[str, Any], topic: str, selection: Mapping[str, Any]
+) -> dict[int, tuple[int, int]] | None:
+    """The ranges a checkpoint's source resolved for the same topic and selection."""
+    if identity.get("topic") != topic or identity.get("selection") != dict(selection):
+        return None
+    return {int(p): (int(r[0]), int(r[1])) for p, r in identity.get("ranges", {}).items()}
 
 
 def record_item(

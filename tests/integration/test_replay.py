@@ -352,6 +352,12 @@ def test_a_topic_replays_by_offset_range_and_by_time_range(
     assert code == 0
     expected = {f"a{i}" for i in [*range(10, 30, 2), 1, 3, 5]}  # p0 offsets 5-14, p1 0-2
     assert asyncio.run(event_ids(target)) == Counter(expected)
+    open_ended = ("--from-topic", archive, "--start-offset", "18")
+    open_args = (*open_ended, "--checkpoint", str(tmp_path / "e.json"), "--no-skip-existing")
+    assert run_cli(target, monkeypatch, *open_args) == 0  # offsets 18-19 of both partitions
+    asyncio.run(fill_archive(target, archive))  # the topic's end moves on
+    assert run_cli(target, monkeypatch, *open_args) == 0  # the same command: already complete
+    assert asyncio.run(event_ids(target)) == Counter(expected | {"a36", "a37", "a38", "a39"})
 
     other = dataclasses.replace(target, topic_prefix=f"r{uuid.uuid4().hex[:8]}-")
     asyncio.run(ensure_topics(other, all_topics(other)))

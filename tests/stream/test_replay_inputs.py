@@ -13,7 +13,7 @@ from aiokafka.structs import ConsumerRecord
 
 from stream import codec
 from stream.replay.existing import IndexBuilder, SeenIndex, event_hash
-from stream.replay.inputs import FileSource, Item, record_item
+from stream.replay.inputs import FileSource, Item, TopicSource, record_item, saved_ranges
 from stream.replay.ranges import parse_offsets, parse_time, resolve
 from stream.settings import Settings
 
@@ -188,3 +188,12 @@ def test_an_id_present_twice_is_skipped_even_from_its_dead_letter() -> None:
     index = SeenIndex(["t.sends"], [h, 1, h, 2**64 - 1], [5, 6, 9, 7])
     assert index.seen("acme", "e", exempt="t.sends:0:5")  # also at offset 9
     assert not SeenIndex(["t.sends"], [], []).seen("acme", "e")
+
+
+def test_a_rerun_of_the_same_selection_gets_the_ranges_resolved_then() -> None:
+    selection = {"start_offset": "18", "end_offset": None, "since": None, "until": None}
+    source = TopicSource(SETTINGS, "archive", {0: (18, 20), 1: (18, 21)}, NOW, selection)
+    identity = json.loads(json.dumps(source.identity()))  # as a checkpoint stores it
+    assert saved_ranges(identity, "archive", selection) == {0: (18, 20), 1: (18, 21)}
+    assert saved_ranges(identity, "archive", {**selection, "start_offset": "19"}) is None
+    assert saved_ranges(identity, "other", selection) is None
