@@ -45,7 +45,7 @@ pytestmark = pytest.mark.integration
 ACCOUNTS = ("acme-a", "acme-b")
 CREATIVES = ("c0", "c1", "c2")
 DAY = 86_400.0
-BASE_TIME = time.time() - 30 * DAY  # a month ago: older than nothing the codec minds
+BASE_TIME = time.time() - 30 * DAY  # a month ago, as backfilled events are
 
 
 def catalog(account: str) -> dict[str, Any]:
