@@ -11,7 +11,10 @@ import logging
 import os
 from typing import Any
 
+from faust.types import TP
+
 from stream.app import app, settings
+from stream.continuity import Jump
 from stream.envelope import Incoming, Outgoing
 from stream.ingestion import IngestionService
 from stream.metrics import Metrics
@@ -126,6 +129,33 @@ async def publish(messages: list[Outgoing]) -> None:
 
 
 EXIT_CHANGELOG_FAILED = 75
+EXIT_MESSAGES_DROPPED = 76
+
+
+def committed_offset(topic: str, partition: int) -> int | None:
+    """The group's committed offset the consumer started this partition from (Faust
+    keeps it after seeking; None when nothing is committed yet)."""
+    offsets = getattr(app.consumer, "_committed_offset", {})
+    value = offsets.get(TP(topic, partition))
+    return int(value) if value is not None else None
+
+
+async def stop_if_dropped(jumps: list[Jump]) -> None:
+    """Exit without a commit when messages that still exist were skipped (see
+    `stream.continuity`); offsets gone through retention only get a warning."""
+    dropped = []
+    for jump in jumps:
+        tp = TP(jump.topic, jump.partition)
+        earliest = (await app.consumer.earliest_offsets(tp)).get(tp, 0)
+        if jump.expected < earliest:
+            log.warning("offsets before %s of %s are gone (retention)", earliest, tp)
+        else:
+            dropped.append(str(jump))
+    if dropped:
+        log.critical("messages skipped before the agent (%s); exiting to read them again",
+                     "; ".join(dropped))  # fmt: skip
+        logging.shutdown()
+        os._exit(EXIT_MESSAGES_DROPPED)
 
 
 async def confirm_writes(table: ConfirmedTable) -> None:

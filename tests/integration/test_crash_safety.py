@@ -101,6 +101,23 @@ async def streamed_stats(settings: Settings) -> dict[str, dict[str, Counts]]:
     return {k.decode(): dict(load_ledger(v).stats.counts) for k, v in latest.items()}
 
 
+async def committed_offsets(settings: Settings) -> dict[str, int]:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=settings.app_id,
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        return {
+            f"{t}:{p}": await consumer.committed(TopicPartition(settings.topic(t), p)) or 0
+            for t in ("sends", "clicks", "conversions")
+            for p in range(settings.partitions)
+        }
+    finally:
+        await consumer.stop()
+
+
 async def caught_up(settings: Settings, timeout: float) -> None:
     """Wait until the worker's group has committed the end of every event partition."""
     consumer = AIOKafkaConsumer(
@@ -181,6 +198,7 @@ async def kill_while_applying(worker: WorkerProcess, kills: int, seed: int) -> l
         await asyncio.sleep(rng.uniform(0.0, 0.2))
         handled.append(applied(worker))
         worker.kill()
+        print("committed at kill:", await committed_offsets(worker.settings))
         worker.start()
     return handled
 
