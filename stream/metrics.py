@@ -2,8 +2,13 @@
 
 Naming follows Prometheus conventions: base units, `_total` for counters, `_seconds`
 for durations, explicit histogram buckets. Labels take values from bounded sets only
-(methods, arms, pools, reasons, event kinds, outcomes): never contact ids, never
-creative ids, never account ids.
+(methods, arms, pools, reasons, event kinds, outcomes, topics and partitions): never
+contact ids, never creative ids, never account ids.
+
+Accounts and creatives are unbounded, so what is per account (creative share, exposure
+diversity, learning pools) is exported as aggregates over the accounts a worker served
+in the last hour (`stream.exposure` says how each is computed). Faust's own sensors
+register into the same registry under `creative_selection_faust_` (`stream.faust_metrics`).
 """
 
 from __future__ import annotations
@@ -82,8 +87,69 @@ class Metrics:
             ["agent"],
             registry=r,
         )
+        self._outcomes_by_arm(r)
+        self._exposure(r)
+        self.consumer_lag = Gauge(
+            f"{PREFIX}_consumer_lag_messages",
+            "Messages between the committed offset and the end of each partition this worker "
+            "consumes (refreshed every few seconds; partitions it no longer holds disappear).",
+            ["topic", "partition"],
+            registry=r,
+        )
+
+    def _outcomes_by_arm(self, r: CollectorRegistry) -> None:
+        arm_help = (
+            " by the arm of the contact in the event's campaign (automated, control, manual; "
+            "unattributed when the event names no campaign the catalog knows)."
+        )
+        self.decisions_expected_control = Counter(
+            f"{PREFIX}_decisions_expected_control",
+            "Sum over decisions of the campaign's configured control probability "
+            "(1 - automated_percent/100): the control decisions the split should produce.",
+            registry=r,
+        )
+        self.arm_sends = Counter(
+            f"{PREFIX}_arm_sends", "Applied send events," + arm_help, ["arm"], registry=r
+        )
+        self.arm_clicks = Counter(
+            f"{PREFIX}_arm_clicks", "Applied click events," + arm_help, ["arm"], registry=r
+        )
+        self.arm_conversions = Counter(
+            f"{PREFIX}_arm_conversions",
+            "Applied conversion events," + arm_help,
+            ["arm"],
+            registry=r,
+        )
+        self.arm_revenue = Counter(
+            f"{PREFIX}_arm_revenue",
+            "Revenue of applied conversion events in currency units," + arm_help,
+            ["arm"],
+            registry=r,
+        )
+
+    def _exposure(self, r: CollectorRegistry) -> None:
         self.learning_pool_size = Gauge(
             f"{PREFIX}_learning_pool_creatives",
-            "Creatives in the learning pool, summed over the accounts this worker serves.",
+            "Active automated creatives below their account's learning threshold, summed "
+            "over the accounts this worker answered in the last hour.",
+            registry=r,
+        )
+        self.top_creative_share = Gauge(
+            f"{PREFIX}_top_creative_share",
+            "Largest share of one account's automated decisions going to a single creative, "
+            "over the accounts with enough decisions in the last hour (NaN: none).",
+            registry=r,
+        )
+        self.exposure_entropy_ratio = Gauge(
+            f"{PREFIX}_exposure_entropy_ratio",
+            "Entropy of each account's creative shares divided by its maximum (1 uniform, "
+            "0 one creative), decision-weighted mean over the same accounts (NaN: none).",
+            registry=r,
+        )
+        self.exposure_accounts = Gauge(
+            f"{PREFIX}_exposure_accounts",
+            "Accounts in the creative-share measures, by whether one creative takes at "
+            "least 95% of their automated decisions (dominated) or not (diverse).",
+            ["state"],
             registry=r,
         )

@@ -1,4 +1,5 @@
-"""What the agents share in a worker process: metrics, the Redis stores and the services.
+"""What the agents share in a worker process: metrics (ours and Faust's sensors, in one
+registry), the Redis stores, the services, and the gauges refreshed by a timer.
 
 Built on first use inside the worker's event loop (the Redis client binds to it). When
 `CS_COOLDOWN_STORE=memory` the cooldown and dedup stores are in-process, for a demo
@@ -12,7 +13,9 @@ from typing import Any
 
 from stream.app import app, settings
 from stream.envelope import Incoming, Outgoing
+from stream.faust_metrics import faust_monitor
 from stream.ingestion import IngestionService
+from stream.lag import LagGauge
 from stream.metrics import Metrics
 from stream.redis_store import (
     CooldownStore,
@@ -25,11 +28,12 @@ from stream.redis_store import (
 )
 from stream.selection import SelectionService
 from stream.tables import account_to_catalog, account_to_stats
-from stream.topics import OUTCOME_KINDS
+from stream.topics import CONSUMED_TOPICS, OUTCOME_KINDS
 
 log = logging.getLogger(__name__)
 
 metrics = Metrics()
+app.monitor = faust_monitor(metrics.registry)
 
 
 class Runtime:
@@ -86,6 +90,7 @@ class Runtime:
 
 
 runtime = Runtime()
+consumer_lag = LagGauge(metrics, CONSUMED_TOPICS)
 
 
 class Progress:
