@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 
@@ -30,7 +30,7 @@ from stream.catalog import account_document
 from stream.metrics import Metrics
 
 ArmLabel = Literal["automated", "control", "manual", "unattributed"]
-ARM_LABELS: tuple[ArmLabel, ...] = ("automated", "control", "manual", "unattributed")
+ARM_LABELS: tuple[ArmLabel, ...] = get_args(ArmLabel)
 MICROS = 1_000_000
 
 

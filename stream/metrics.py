@@ -13,11 +13,19 @@ register into the same registry under `creative_selection_faust_` (`stream.faust
 
 from __future__ import annotations
 
+import math
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from selector.batch import REASONS
 
 PREFIX = "creative_selection"
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 BATCH_BUCKETS = (1, 5, 10, 50, 100, 250, 500, 1000, 2000, 5000)
+AGENTS = ("answer_selection_requests", "count_outcomes", "update_catalog", "dedup")
+EVENT_KINDS = ("send", "click", "conversion")
+EVENT_OUTCOMES = ("applied", "replayed", "duplicate", "rejected")
+ARM_LABELS = ("automated", "control", "manual", "unattributed")
 
 
 class Metrics:
@@ -153,3 +161,21 @@ class Metrics:
             ["state"],
             registry=r,
         )
+        self._start_values()
+
+    def _start_values(self) -> None:
+        """Series of small, known label sets exist from the start at 0, so a rate over
+        them is defined before the first event. Unmeasured gauges are NaN, which no
+        alert threshold matches (0 would)."""
+        for reason in REASONS[1:]:
+            self.fallbacks.labels(reason)
+        for agent in AGENTS:
+            self.agent_errors.labels(agent)
+        for kind in EVENT_KINDS:
+            for outcome in EVENT_OUTCOMES:
+                self.events.labels(kind, outcome)
+        for counter in (self.arm_sends, self.arm_clicks, self.arm_conversions, self.arm_revenue):
+            for arm in ARM_LABELS:
+                counter.labels(arm)
+        self.top_creative_share.set(math.nan)
+        self.exposure_entropy_ratio.set(math.nan)
