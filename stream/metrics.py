@@ -31,9 +31,90 @@ ARM_LABELS = ("automated", "control", "manual", "unattributed")
 class Metrics:
     """The service's metrics, registered in their own registry (tests make their own)."""
 
+    def _outcomes_by_arm(self, r: CollectorRegistry) -> None:
+        arm_help = (
+            " by the arm of the contact in the event's campaign (automated, control, manual; "
+            "unattributed when the event names no campaign the catalog knows)."
+        )
+        self.decisions_expected_control = Counter(
+            f"{PREFIX}_decisions_expected_control",
+            "Sum over decisions of the campaign's configured control probability "
+            "(1 - automated_percent/100): the control decisions the split should produce.",
+            registry=r,
+        )
+        self.arm_sends = Counter(
+            f"{PREFIX}_arm_sends", "Applied send events," + arm_help, ["arm"], registry=r
+        )
+        self.arm_clicks = Counter(
+            f"{PREFIX}_arm_clicks", "Applied click events," + arm_help, ["arm"], registry=r
+        )
+        self.arm_conversions = Counter(
+            f"{PREFIX}_arm_conversions",
+            "Applied conversion events," + arm_help,
+            ["arm"],
+            registry=r,
+        )
+        self.arm_revenue = Counter(
+            f"{PREFIX}_arm_revenue",
+            "Revenue of applied conversion events in currency units," + arm_help,
+            ["arm"],
+            registry=r,
+        )
+
+    def _exposure(self, r: CollectorRegistry) -> None:
+        self.top_creative_share = Gauge(
+            f"{PREFIX}_top_creative_share",
+            "Largest share of one account's automated decisions going to a single creative, "
+            "over the accounts with enough decisions in the last hour (NaN: none).",
+            registry=r,
+        )
+        self.exposure_entropy_ratio = Gauge(
+            f"{PREFIX}_exposure_entropy_ratio",
+            "Entropy of each account's creative shares divided by its maximum (1 uniform, "
+            "0 one creative), decision-weighted mean over the same accounts (NaN: none).",
+            registry=r,
+        )
+        self.exposure_accounts = Gauge(
+            f"{PREFIX}_exposure_accounts",
+            "Accounts in the creative-share measures, by whether one creative takes at "
+            "least 95% of their automated decisions (dominated) or not (diverse).",
+            ["state"],
+            registry=r,
+        )
+
+    def start_series(self) -> Metrics:
+        """For a worker: series of small, known label sets exist from the start at 0, so
+        a rate over them is defined before the first event; unmeasured gauges are NaN,
+        which no alert threshold matches (0 would)."""
+        for reason in REASONS[1:]:
+            self.fallbacks.labels(reason)
+        for agent in AGENTS:
+            self.agent_errors.labels(agent)
+        for kind in EVENT_KINDS:
+            for outcome in EVENT_OUTCOMES:
+                self.events.labels(kind, outcome)
+        for counter in (self.arm_sends, self.arm_clicks, self.arm_conversions, self.arm_revenue):
+            for arm in ARM_LABELS:
+                counter.labels(arm)
+        self.top_creative_share.set(math.nan)
+        self.exposure_entropy_ratio.set(math.nan)
+        return self
+
+    def _consumer_lag(self, r: CollectorRegistry) -> None:
+        self.consumer_lag = Gauge(
+            f"{PREFIX}_consumer_lag_messages",
+            "Messages between the committed offset and the end of each partition this worker "
+            "consumes (refreshed every few seconds; partitions it no longer holds disappear).",
+            ["topic", "partition"],
+            registry=r,
+        )
+
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
+        self._outcomes_by_arm(r)
+        self._exposure(r)
+        self._consumer_lag(r)
         self.decisions = Counter(
             f"{PREFIX}_decisions_total",
             "Selection decisions, by method, arm and pool.",
@@ -95,87 +176,8 @@ class Metrics:
             ["agent"],
             registry=r,
         )
-        self._outcomes_by_arm(r)
-        self._exposure(r)
-        self.consumer_lag = Gauge(
-            f"{PREFIX}_consumer_lag_messages",
-            "Messages between the committed offset and the end of each partition this worker "
-            "consumes (refreshed every few seconds; partitions it no longer holds disappear).",
-            ["topic", "partition"],
-            registry=r,
-        )
-
-    def _outcomes_by_arm(self, r: CollectorRegistry) -> None:
-        arm_help = (
-            " by the arm of the contact in the event's campaign (automated, control, manual; "
-            "unattributed when the event names no campaign the catalog knows)."
-        )
-        self.decisions_expected_control = Counter(
-            f"{PREFIX}_decisions_expected_control",
-            "Sum over decisions of the campaign's configured control probability "
-            "(1 - automated_percent/100): the control decisions the split should produce.",
-            registry=r,
-        )
-        self.arm_sends = Counter(
-            f"{PREFIX}_arm_sends", "Applied send events," + arm_help, ["arm"], registry=r
-        )
-        self.arm_clicks = Counter(
-            f"{PREFIX}_arm_clicks", "Applied click events," + arm_help, ["arm"], registry=r
-        )
-        self.arm_conversions = Counter(
-            f"{PREFIX}_arm_conversions",
-            "Applied conversion events," + arm_help,
-            ["arm"],
-            registry=r,
-        )
-        self.arm_revenue = Counter(
-            f"{PREFIX}_arm_revenue",
-            "Revenue of applied conversion events in currency units," + arm_help,
-            ["arm"],
-            registry=r,
-        )
-
-    def _exposure(self, r: CollectorRegistry) -> None:
         self.learning_pool_size = Gauge(
             f"{PREFIX}_learning_pool_creatives",
-            "Active automated creatives below their account's learning threshold, summed "
-            "over the accounts this worker answered in the last hour.",
+            "Creatives in the learning pool, summed over the accounts this worker serves.",
             registry=r,
         )
-        self.top_creative_share = Gauge(
-            f"{PREFIX}_top_creative_share",
-            "Largest share of one account's automated decisions going to a single creative, "
-            "over the accounts with enough decisions in the last hour (NaN: none).",
-            registry=r,
-        )
-        self.exposure_entropy_ratio = Gauge(
-            f"{PREFIX}_exposure_entropy_ratio",
-            "Entropy of each account's creative shares divided by its maximum (1 uniform, "
-            "0 one creative), decision-weighted mean over the same accounts (NaN: none).",
-            registry=r,
-        )
-        self.exposure_accounts = Gauge(
-            f"{PREFIX}_exposure_accounts",
-            "Accounts in the creative-share measures, by whether one creative takes at "
-            "least 95% of their automated decisions (dominated) or not (diverse).",
-            ["state"],
-            registry=r,
-        )
-        self._start_values()
-
-    def _start_values(self) -> None:
-        """Series of small, known label sets exist from the start at 0, so a rate over
-        them is defined before the first event. Unmeasured gauges are NaN, which no
-        alert threshold matches (0 would)."""
-        for reason in REASONS[1:]:
-            self.fallbacks.labels(reason)
-        for agent in AGENTS:
-            self.agent_errors.labels(agent)
-        for kind in EVENT_KINDS:
-            for outcome in EVENT_OUTCOMES:
-                self.events.labels(kind, outcome)
-        for counter in (self.arm_sends, self.arm_clicks, self.arm_conversions, self.arm_revenue):
-            for arm in ARM_LABELS:
-                counter.labels(arm)
-        self.top_creative_share.set(math.nan)
-        self.exposure_entropy_ratio.set(math.nan)

@@ -32,7 +32,7 @@ from stream.topics import CONSUMED_TOPICS, OUTCOME_KINDS
 
 log = logging.getLogger(__name__)
 
-metrics = Metrics()
+metrics = Metrics().start_series()
 app.monitor = faust_monitor(metrics.registry)
 
 
