@@ -99,8 +99,8 @@ class IngestionService:
             ledger = self._stats(key) or Ledger(
                 AccountStats(half_life_seconds=self._half_life(key))
             )
-            self._arms.count(key, ledger, events, decoded[key])
             new, outcome = apply_events(ledger, events)
+            self._arms.count(key, ledger, events, decoded[key])
             for (kind, name), count in outcome.items():
                 self._metrics.events.labels(kind, name).inc(count)
             if new is not ledger:

@@ -42,20 +42,6 @@ catalog_topics = _topic(
     compacted=True,
 )
 
-# What the agents consume (consumer lag is reported for these only).
-CONSUMED_TOPICS = frozenset(
-    settings.topic(name)
-    for name in (
-        "sends",
-        "clicks",
-        "conversions",
-        "selection-requests",
-        "catalog-account-settings",
-        "catalog-campaigns",
-        "catalog-creatives",
-        "catalog-offers",
-    )
-)
 OUTCOME_KINDS = {
     settings.topic("sends"): "send",
     settings.topic("clicks"): "click",
@@ -67,3 +53,5 @@ CATALOG_KINDS = {
     settings.topic("catalog-creatives"): "creatives",
     settings.topic("catalog-offers"): "offers",
 }
+# What the agents consume (consumer lag is reported for these only).
+CONSUMED_TOPICS = frozenset({*OUTCOME_KINDS, *CATALOG_KINDS, settings.topic("selection-requests")})
