@@ -90,7 +90,6 @@ class Runtime:
 
 
 runtime = Runtime()
-consumer_lag = LagGauge(metrics, CONSUMED_TOPICS)
 
 
 class Progress:
@@ -120,6 +119,7 @@ class Progress:
 
 
 progress = Progress()
+consumer_lag = LagGauge(metrics, CONSUMED_TOPICS, stall_seconds=progress.stall_seconds)
 
 
 async def publish(messages: list[Outgoing]) -> None:

@@ -1,6 +1,7 @@
-"""The gauges that describe state rather than events: consumer lag per partition and the
-exposure measures (creative share, diversity, learning pools). Refreshed by a timer, so
-their cost never lands on a message."""
+"""The gauges that describe state rather than events: consumer lag per partition (and
+whether consumption advances, for `/health`) and the exposure measures (creative share,
+diversity, learning pools). Refreshed by a timer, so their cost never lands on a
+message."""
 
 from __future__ import annotations
 
@@ -24,8 +25,10 @@ def _stats(account_id: str) -> AccountStats | None:
 
 @app.timer(interval=REFRESH_SECONDS)  # type: ignore[untyped-decorator]
 async def refresh_gauges() -> None:
-    runtime.selection.decision_metrics.refresh(time.time(), _stats)
+    now = time.time()
+    runtime.selection.decision_metrics.refresh(now, _stats)
     try:
-        await consumer_lag.refresh(app.consumer)
+        await consumer_lag.refresh(app.consumer, now)
     except Exception as exc:  # not started, or mid-rebalance: the next tick tries again
+        consumer_lag.forget()
         log.debug("consumer lag not available: %r", exc)

@@ -186,6 +186,9 @@ async def test_consumer_lag_is_reported_per_partition_and_drains(busy_worker: Tr
         assert asyncio.get_running_loop().time() < deadline, lag
         await asyncio.sleep(1)
     assert not any("changelog" in series for series in lag)
+    health = worker.health()
+    assert health is not None and health["status"] == "ok"
+    assert health["stalled_partitions"] == []
 
 
 @pytest.mark.parametrize("path", ["/table/", "/table/account-to-stats/", "/router/", "/graph/"])
