@@ -51,7 +51,7 @@ from stream.local import (
     run_blocking,
     stop_process,
 )
-from stream.local.tls import SecureListeners, secure_properties
+from stream.local.tls import SecureListeners, scram_format_arguments, secure_properties
 
 KAFKA_VERSION = "4.3.1"
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "creative-selection"
@@ -365,6 +365,8 @@ class KafkaBroker:
         if (config.log_dir / "meta.properties").is_file():
             return
         arguments = ["format", "--cluster-id", new_cluster_id(), "--config", str(properties)]
+        if config.secure is not None:
+            arguments += scram_format_arguments(config.secure)
         log_config = self.data_dir / "log4j2-tools.properties"
         command = java_command(jars_dir, log_config, _STORAGE_TOOL, *arguments, heap=_TOOL_HEAP)
         format_log = self.data_dir / "format.log"

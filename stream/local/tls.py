@@ -4,7 +4,7 @@ can be exercised against real servers.
 
 The Kafka broker reads PEM files directly (`ssl.keystore.type=PEM`), so no Java keystore
 is needed. Everything here is for tests and demos: keys are unencrypted, certificates
-last two days, and SASL uses the PLAIN mechanism with users given in the broker config.
+last two days, and the SASL users (PLAIN and SCRAM-SHA-512) are given in the config.
 """
 
 from __future__ import annotations
@@ -82,13 +82,27 @@ def make_certificates(directory: Path, host: str = LOOPBACK) -> Certificates:
     )
 
 
+SCRAM = "SCRAM-SHA-512"
+
+
 @dataclass(frozen=True, slots=True)
 class SecureListeners:
-    """An SSL listener (client certificates required) and a SASL_SSL listener (PLAIN
-    users) beside the broker's PLAINTEXT one, which stays for the broker's own probes."""
+    """An SSL listener (client certificates required) and a SASL_SSL listener beside the
+    broker's PLAINTEXT one, which stays for the broker's own probes. The SASL users can
+    log in with PLAIN and with SCRAM-SHA-512 (their SCRAM credentials are written into
+    the metadata log when the storage is formatted)."""
 
     certificates: Certificates
     sasl_users: Mapping[str, str] = field(default_factory=dict)
+
+
+def scram_format_arguments(secure: SecureListeners) -> list[str]:
+    """`kafka-storage format` arguments that create the SCRAM credentials."""
+    return [
+        argument
+        for name, password in secure.sasl_users.items()
+        for argument in ("--add-scram", f"{SCRAM}=[name={name},password={password}]")
+    ]
 
 
 def secure_properties(
@@ -98,7 +112,8 @@ def secure_properties(
     ssl_listener = f"SSL://{host}:{ports[0]}"
     sasl_listener = f"SASL_SSL://{host}:{ports[1]}"
     users = " ".join(f'user_{name}="{password}"' for name, password in secure.sasl_users.items())
-    jaas = f"org.apache.kafka.common.security.plain.PlainLoginModule required {users};"
+    plain = f"org.apache.kafka.common.security.plain.PlainLoginModule required {users};"
+    scram = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
     certs = secure.certificates
     return {
         "listeners": f"{base['listeners']},{ssl_listener},{sasl_listener}",
@@ -111,6 +126,7 @@ def secure_properties(
         "ssl.truststore.type": "PEM",
         "ssl.truststore.location": str(certs.ca),
         "listener.name.ssl.ssl.client.auth": "required",
-        "sasl.enabled.mechanisms": "PLAIN",
-        "listener.name.sasl_ssl.plain.sasl.jaas.config": jaas,
+        "sasl.enabled.mechanisms": f"PLAIN,{SCRAM}",
+        "listener.name.sasl_ssl.plain.sasl.jaas.config": plain,
+        f"listener.name.sasl_ssl.{SCRAM.lower()}.sasl.jaas.config": scram,
     }

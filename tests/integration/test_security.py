@@ -1,6 +1,7 @@
 """The security settings against real servers: a worker whose Kafka connection is SASL_SSL
-(PLAIN over TLS) and whose Redis needs TLS and a password answers selections and counts
-events, with cooldowns and dedup records in that Redis; a worker on an SSL listener that
+(SCRAM-SHA-512 over TLS, as deploy/k8s configures it) and whose Redis needs TLS and a
+password answers selections and counts events, with cooldowns and dedup records in that
+Redis; a worker on an SSL listener that
 requires client certificates does the same; and each server refuses a client without the
 right password, CA or certificate, so the successes above are not a permissive setup's.
 
@@ -63,11 +64,13 @@ def secure_redis(
         yield server
 
 
-def sasl_ssl(broker: KafkaBroker, certificates: Certificates) -> dict[str, str]:
+def sasl_ssl(
+    broker: KafkaBroker, certificates: Certificates, mechanism: str = "SCRAM-SHA-512"
+) -> dict[str, str]:
     return {
         "CS_KAFKA_BOOTSTRAP": broker.listener("SASL_SSL"),
         "CS_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
-        "CS_KAFKA_SASL_MECHANISM": "PLAIN",
+        "CS_KAFKA_SASL_MECHANISM": mechanism,
         "CS_KAFKA_SASL_USERNAME": KAFKA_USER,
         "CS_KAFKA_SASL_PASSWORD": KAFKA_PASSWORD,
         "CS_KAFKA_SSL_CAFILE": str(certificates.ca),
@@ -167,6 +170,7 @@ async def test_kafka_refuses_a_wrong_password_a_missing_ca_or_certificate(
 ) -> None:
     good = Settings.from_env(sasl_ssl(secure_broker, certificates))
     assert await can_produce(good)
+    assert await can_produce(Settings.from_env(sasl_ssl(secure_broker, certificates, "PLAIN")))
     wrong = Settings.from_env(
         {**sasl_ssl(secure_broker, certificates), "CS_KAFKA_SASL_PASSWORD": "guess"}
     )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from stream.local.kafka import BrokerConfig, render_properties, server_properties
 from stream.local.redis import redis_command
-from stream.local.tls import Certificates, SecureListeners
+from stream.local.tls import Certificates, SecureListeners, scram_format_arguments
 
 
 def certificates(root: Path) -> Certificates:
@@ -32,6 +32,9 @@ def test_the_broker_adds_ssl_and_sasl_ssl_listeners_beside_plaintext(tmp_path: P
     assert props["ssl.keystore.location"] == str(certs.server_pem)
     assert props["listener.name.ssl.ssl.client.auth"] == "required"
     assert 'user_cs="pw";' in props["listener.name.sasl_ssl.plain.sasl.jaas.config"]
+    assert props["sasl.enabled.mechanisms"] == "PLAIN,SCRAM-SHA-512"
+    assert "ScramLoginModule" in props["listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config"]
+    assert scram_format_arguments(secure) == ["--add-scram", "SCRAM-SHA-512=[name=cs,password=pw]"]
     assert "SASL_SSL" not in render_properties(
         server_properties(BrokerConfig(tmp_path, 9092, 9093))
     )
