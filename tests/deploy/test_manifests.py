@@ -28,7 +28,7 @@ NOT_IN_KUSTOMIZATION = {"secret.example.yaml", "podmonitor.yaml"}
 # Custom resources: no schema in kubernetes-validate; checked by hand below.
 CUSTOM_KINDS = {"PodMonitor", "Kustomization"}
 # Settings and commands the manifests and the ops guide use before the service has them
-# (issue 5). Remove a name once it exists.
+# (deploy/README.md, "Planned"). Remove a name once it exists.
 PLANNED_SETTINGS = {
     "CS_TABLE_STANDBY_REPLICAS",
     "CS_TABLE_STORE",
