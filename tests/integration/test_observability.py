@@ -1,13 +1,15 @@
 """A live worker under real traffic: its scrape passes `promtool check metrics` with every
 metric the alerts and the dashboard use carrying samples; outcomes are counted by the arm
-the selection gave each contact; consumer lag drains to zero; Faust's table and cluster
-pages are not served; and realistic contact ids never appear in the metrics scrape or in
-the INFO log."""
+the selection gave each contact; consumer lag drains to zero and /health says consumption
+advances; Faust's table and cluster pages are not served; the web server listens on
+CS_WEB_HOST only; and realistic contact ids never appear in the metrics scrape or in the
+INFO log."""
 
 from __future__ import annotations
 
 import asyncio
 import math
+import socket
 import subprocess
 import urllib.error
 import urllib.request
@@ -196,6 +198,16 @@ def test_faust_table_and_cluster_pages_are_not_served(busy_worker: Traffic, path
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(busy_worker.worker.url + path, timeout=2)
     assert refused.value.code == 404
+
+
+def test_the_web_server_listens_on_cs_web_host_only(busy_worker: Traffic) -> None:
+    # CS_WEB_HOST defaults to 127.0.0.1; 127.0.0.2 is loopback too, but not bound
+    port = int(busy_worker.worker.settings.web_port)
+    assert busy_worker.worker.settings.web_host == "127.0.0.1"
+    with socket.create_connection(("127.0.0.1", port), timeout=2):
+        pass
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.2", port), timeout=2).close()
 
 
 def test_no_contact_id_in_metrics_or_info_logs(busy_worker: Traffic) -> None:
