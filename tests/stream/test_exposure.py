@@ -10,6 +10,7 @@ from types import MappingProxyType
 from typing import Any
 
 import numpy as np
+import orjson
 import pytest
 
 from selector import AccountStats, RequestBatch, Selector, account_from_dict
@@ -17,7 +18,9 @@ from selector.stats import Counts
 from selector.view import AccountView, compile_account
 from stream.exposure import DecisionMetrics, Exposure, learning_creatives
 from stream.metrics import Metrics
-from tests.stream.service_fixtures import ACCOUNT
+from stream.redis_store import MemoryCooldowns
+from stream.selection import SelectionService
+from tests.stream.service_fixtures import ACCOUNT, catalog_table, record, request
 
 TWO_CAMPAIGNS: dict[str, Any] = {
     **ACCOUNT,
@@ -146,3 +149,25 @@ def test_refresh_sets_every_gauge() -> None:
     assert value(metrics.exposure_accounts, "diverse") == 1
     assert value(metrics.exposure_accounts, "dominated") == 0
     assert value(metrics.learning_pool_size) == 3
+
+
+async def test_the_selection_service_counts_each_decision_once() -> None:
+    metrics = Metrics()
+    service = SelectionService(
+        catalog=catalog_table().get,
+        stats={}.get,
+        cooldowns=MemoryCooldowns(),
+        metrics=metrics,
+        responses_topic="selection-responses",
+        dead_letters_topic="dead-letters",
+        seed=3,
+        clock=lambda: 1000.0,
+    )
+    batch = [record(request(i), "selection-requests", i) for i in range(500)]
+    answers = [orjson.loads(o.value) for o in await service.answer(batch)]
+    tally = Counter((a["method"], a["arm"], a["pool"]) for a in answers)
+    assert sum(tally.values()) == 500
+    for (method, arm, pool), n in tally.items():
+        assert value(metrics.decisions, method, arm, pool) == n
+    (family,) = [f for f in metrics.registry.collect() if f.name.endswith("decisions")]
+    assert sum(s.value for s in family.samples if s.name.endswith("_total")) == 500
