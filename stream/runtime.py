@@ -9,6 +9,7 @@ without Redis; the worker logs a warning because they are lost on restart.
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 from stream.app import app, settings
@@ -27,7 +28,7 @@ from stream.redis_store import (
     redis_client,
 )
 from stream.selection import SelectionService
-from stream.tables import account_to_catalog, account_to_stats
+from stream.tables import ConfirmedTable, account_to_catalog, account_to_stats
 from stream.topics import CONSUMED_TOPICS, OUTCOME_KINDS
 
 log = logging.getLogger(__name__)
@@ -127,6 +128,24 @@ async def publish(messages: list[Outgoing]) -> None:
     producer: Any = app.producer
     for m in messages:
         await producer.send(m.topic, m.key, m.value, None, None, None)
+
+
+EXIT_CHANGELOG_FAILED = 75
+
+
+async def confirm_writes(table: ConfirmedTable) -> None:
+    """Wait until the batch's table writes are stored, before its events are acknowledged.
+
+    A write the broker refused leaves the table ahead of its changelog. The process then
+    stops at once, without committing, as after a crash: the batch is consumed again by
+    the next worker, and the offsets in the recovered stats skip what was stored.
+    """
+    try:
+        await table.confirm_writes()
+    except Exception:
+        log.critical("a changelog write of %s failed; exiting without a commit", table.name)
+        logging.shutdown()
+        os._exit(EXIT_CHANGELOG_FAILED)
 
 
 def incoming(event: Any) -> Incoming:

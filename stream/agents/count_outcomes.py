@@ -10,7 +10,7 @@ import logging
 import time
 
 from stream.app import app, settings
-from stream.runtime import incoming, metrics, progress, publish, runtime
+from stream.runtime import confirm_writes, incoming, metrics, progress, publish, runtime
 from stream.tables import account_to_stats
 from stream.topics import outcome_topics
 
@@ -32,4 +32,5 @@ async def count_outcomes(stream):  # type: ignore[no-untyped-def]
             metrics.agent_errors.labels("count_outcomes").inc()
             letters = [runtime.ingestion.internal_error(m, exc) for m in batch]
         await publish(letters)
+        await confirm_writes(account_to_stats)  # stored before the batch is acknowledged
         progress.finished("count_outcomes", time.time())
