@@ -53,6 +53,13 @@ app = faust.App(
     broker_session_timeout=settings.session_timeout_seconds,
     broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
     web_enabled=True,
+    # Only our /metrics and /health: no table contents (/table), cluster layout (/router),
+    # sensor dumps (/, /stats, /assignment), service graph (/graph) or /performance.
+    web_tables_enabled=False,
+    web_router_enabled=False,
+    web_stats_enabled=False,
+    web_graph_enabled=False,
+    web_metrics_enabled=False,
     web_bind=settings.web_host,
     web_port=settings.web_port,
     web_host=settings.web_host,

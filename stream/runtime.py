@@ -1,4 +1,5 @@
-"""What the agents share in a worker process: metrics, the Redis stores and the services.
+"""What the agents share in a worker process: metrics (ours and Faust's sensors, in one
+registry), the Redis stores, the services, and the gauges refreshed by a timer.
 
 Built on first use inside the worker's event loop (the Redis client binds to it). When
 `CS_COOLDOWN_STORE=memory` the cooldown and dedup stores are in-process, for a demo
@@ -16,7 +17,9 @@ from faust.types import TP
 from stream.app import app, settings
 from stream.continuity import Jump
 from stream.envelope import Incoming, Outgoing
+from stream.faust_metrics import faust_monitor
 from stream.ingestion import IngestionService
+from stream.lag import LagGauge
 from stream.metrics import Metrics
 from stream.redis_store import (
     CooldownStore,
@@ -29,11 +32,12 @@ from stream.redis_store import (
 )
 from stream.selection import SelectionService
 from stream.tables import ConfirmedTable, account_to_catalog, account_to_stats
-from stream.topics import OUTCOME_KINDS
+from stream.topics import CONSUMED_TOPICS, OUTCOME_KINDS
 
 log = logging.getLogger(__name__)
 
-metrics = Metrics()
+metrics = Metrics().start_series()
+app.monitor = faust_monitor(metrics.registry)
 
 
 class Runtime:
@@ -119,6 +123,7 @@ class Progress:
 
 
 progress = Progress()
+consumer_lag = LagGauge(metrics, CONSUMED_TOPICS, stall_seconds=progress.stall_seconds)
 
 
 async def publish(messages: list[Outgoing]) -> None:
