@@ -1,18 +1,20 @@
-"""Proof that the stats agent sees every message of its partitions.
+"""Proof that the stats agent sees every message of its partitions, and the repair when
+it does not.
 
 Event topics are neither compacted nor transactional, so their offsets are contiguous.
 After an assignment the agent must first see the group's committed offset, and then
-n + 1 right after n. A jump means messages were dropped between the fetch and the agent
-(Faust discards queued messages when it suspends the flow, and its commit rule then lets
-the offset pass the first dropped one); counting on would lose them for good once the
-later offsets are committed. The agent therefore stops the worker before acknowledging
-the batch: the next worker reads again from the committed offset, and the offsets kept
-in the stats make the re-read exact.
+n + 1 right after n. A jump means messages were dropped between the fetch and the agent:
+Faust resumes stream partitions before it seeks them to the committed offsets, and a
+fetch in flight across that seek delivers later offsets while it records the earlier
+ones as a gap that its commit then passes. Acknowledging the batch would lose the
+dropped messages for good. The agent therefore reads them directly from the partition
+(`with_missing`) and applies them in the same batch, before the messages that follow
+them; the offsets kept in the stats make any later re-read exact.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from stream.envelope import Incoming
@@ -53,3 +55,19 @@ class Continuity:
         """After a revocation the consumer starts again from the committed offsets."""
         for tp in partitions:
             self._next.pop(tp, None)
+
+
+Fetch = Callable[[Jump], Awaitable[list[Incoming]]]
+
+
+async def with_missing(
+    batch: Sequence[Incoming], jumps: Sequence[Jump], fetch: Fetch
+) -> list[Incoming]:
+    """The batch with each jump's missing messages (read by `fetch`) placed right before
+    the message that came after them."""
+    fill = {(j.topic, j.partition, j.got): await fetch(j) for j in jumps}
+    out: list[Incoming] = []
+    for message in batch:
+        out.extend(fill.pop((message.topic, message.partition, message.offset), ()))
+        out.append(message)
+    return out

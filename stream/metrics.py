@@ -176,6 +176,11 @@ class Metrics:
             ["agent"],
             registry=r,
         )
+        self.skipped_messages_read = Counter(
+            f"{PREFIX}_skipped_messages_read_total",
+            "Messages the consumer skipped before an agent, read again by the agent itself.",
+            registry=r,
+        )
         self.learning_pool_size = Gauge(
             f"{PREFIX}_learning_pool_creatives",
             "Creatives in the learning pool, summed over the accounts this worker serves.",

@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.types import TP
 
 from stream.app import app, settings
-from stream.continuity import Jump
+from stream.continuity import Continuity, Jump
 from stream.envelope import Incoming, Outgoing
 from stream.faust_metrics import faust_monitor
 from stream.ingestion import IngestionService
 from stream.lag import LagGauge
 from stream.metrics import Metrics
+from stream.producer import kafka_config
 from stream.redis_store import (
     CooldownStore,
     DedupStore,
@@ -145,22 +148,16 @@ def committed_offset(topic: str, partition: int) -> int | None:
     return int(value) if value is not None else None
 
 
-async def stop_if_dropped(jumps: list[Jump]) -> None:
-    """Exit without a commit when messages that still exist were skipped (see
-    `stream.continuity`); offsets gone through retention only get a warning."""
-    dropped = []
-    for jump in jumps:
-        tp = TP(jump.topic, jump.partition)
-        earliest = (await app.consumer.earliest_offsets(tp)).get(tp, 0)
-        if jump.expected < earliest:
-            log.warning("offsets before %s of %s are gone (retention)", earliest, tp)
-        else:
-            dropped.append(str(jump))
-    if dropped:
-        log.critical("messages skipped before the agent (%s); exiting to read them again",
-                     "; ".join(dropped))  # fmt: skip
-        logging.shutdown()
-        os._exit(EXIT_MESSAGES_DROPPED)
+def watched_continuity() -> Continuity:
+    """A continuity check for one agent, started over for partitions this worker loses."""
+    continuity = Continuity(committed_offset)
+
+    async def forget_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        revoked: set[TP] = args[0] if args else kwargs.get("revoked", set())
+        continuity.forget((tp.topic, tp.partition) for tp in revoked)
+
+    app.on_partitions_revoked.connect(forget_revoked)
+    return continuity
 
 
 async def confirm_writes(table: ConfirmedTable) -> None:
@@ -176,6 +173,40 @@ async def confirm_writes(table: ConfirmedTable) -> None:
         log.critical("a changelog write of %s failed; exiting without a commit", table.name)
         logging.shutdown()
         os._exit(EXIT_CHANGELOG_FAILED)
+
+
+async def read_missing(jump: Jump) -> list[Incoming]:
+    """The messages a jump skipped, read straight from their partition; fewer when
+    retention has removed some. A failure to read stops the worker without a commit,
+    like a crash, so that the next one reads them."""
+    tp = TopicPartition(jump.topic, jump.partition)
+    consumer = AIOKafkaConsumer(
+        **kafka_config(settings),
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",  # what retention removed is gone; read the rest
+    )
+    deadline = time.monotonic() + 60.0
+    try:
+        await consumer.start()
+        consumer.assign([tp])
+        consumer.seek(tp, jump.expected)
+        found: list[Incoming] = []
+        while await consumer.position(tp) < jump.got:
+            if time.monotonic() > deadline:
+                raise TimeoutError(str(jump))
+            for r in (await consumer.getmany(tp, timeout_ms=1000)).get(tp, []):
+                if jump.expected <= r.offset < jump.got:
+                    found.append(Incoming(r.value, r.key, r.topic, r.partition, r.offset))
+    except Exception:
+        log.critical("cannot read the messages skipped at %s; exiting without a commit", jump)
+        logging.shutdown()
+        os._exit(EXIT_MESSAGES_DROPPED)
+    finally:
+        await consumer.stop()
+    log.warning("read %d skipped messages again: %s", len(found), jump)
+    metrics.skipped_messages_read.inc(len(found))
+    return found
 
 
 def incoming(event: Any) -> Incoming:

@@ -8,21 +8,18 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
-
-from faust.types import TP
 
 from stream.app import app, settings
-from stream.continuity import Continuity
+from stream.continuity import with_missing
 from stream.runtime import (
-    committed_offset,
     confirm_writes,
     incoming,
     metrics,
     progress,
     publish,
+    read_missing,
     runtime,
-    stop_if_dropped,
+    watched_continuity,
 )
 from stream.tables import account_to_stats
 from stream.topics import outcome_topics
@@ -30,13 +27,7 @@ from stream.topics import outcome_topics
 log = logging.getLogger(__name__)
 
 
-continuity = Continuity(committed_offset)
-
-
-@app.on_partitions_revoked.connect
-async def forget_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-    revoked: set[TP] = args[0] if args else kwargs.get("revoked", set())
-    continuity.forget((tp.topic, tp.partition) for tp in revoked)
+continuity = watched_continuity()
 
 
 @app.agent(outcome_topics, concurrency=1)
@@ -44,8 +35,8 @@ async def count_outcomes(stream):  # type: ignore[no-untyped-def]
     async for events in stream.take_events(settings.stats_batch, settings.stats_within_ms / 1e3):
         batch = [incoming(e) for e in events]
         jumps = continuity.check(batch)
-        if jumps:  # messages went missing before they reached us: never acknowledge past them
-            await stop_if_dropped(jumps)
+        if jumps:  # messages went missing before they reached us: read them ourselves
+            batch = await with_missing(batch, jumps, read_missing)
         progress.started("count_outcomes", time.time())
         metrics.batch_size.labels("count_outcomes").observe(len(batch))
         try:

@@ -1,4 +1,4 @@
-from stream.continuity import Continuity, Jump
+from stream.continuity import Continuity, Jump, with_missing
 from stream.envelope import Incoming
 
 
@@ -31,3 +31,21 @@ def test_re_reads_are_not_jumps_and_revocation_starts_over() -> None:
     committed["sends", 0] = 20
     continuity.forget([("sends", 0)])
     assert continuity.check(messages("sends", 0, 21)) == [Jump("sends", 0, 20, 21)]
+
+
+async def test_missing_messages_go_right_before_the_message_after_them() -> None:
+    batch = messages("sends", 0, 3, 4) + messages("clicks", 0, 9)
+    jumps = [Jump("sends", 0, 1, 3), Jump("clicks", 0, 7, 9)]
+    fetched = []
+
+    async def fetch(jump: Jump) -> list[Incoming]:
+        fetched.append(jump)
+        return messages(jump.topic, jump.partition, *range(jump.expected, jump.got))
+
+    repaired = await with_missing(batch, jumps, fetch)
+    assert [(m.topic, m.offset) for m in repaired] == [
+        ("sends", 1), ("sends", 2), ("sends", 3), ("sends", 4),
+        ("clicks", 7), ("clicks", 8), ("clicks", 9),
+    ]  # fmt: skip
+    assert fetched == jumps
+    assert Continuity(lambda t, p: {"sends": 1, "clicks": 7}[t]).check(repaired) == []
