@@ -44,6 +44,7 @@ from stream.producer import ensure_topics
 
 DEFAULT_JSON = Path(__file__).parent / "results" / "stream.json"
 TARGETS = {"selections": 20_000.0, "p99_ms": 20.0, "events": 50_000.0}
+SELECT_AGENT = "answer_selection_requests"
 VERSIONS = ("numpy", "aiokafka", "faust-streaming", "redis", "orjson")
 
 
@@ -165,7 +166,7 @@ async def measure_stats(
     duplicate0 = await asyncio.to_thread(worker.metric, EVENTS_METRIC, outcome="duplicate")
     process, pipe = spawn(sl.publish_process, load, "events", layout.others)
     total = await receive(pipe, process)
-    meter = CpuMeter(worker.proc.pid if worker.proc else None)
+    meter = CpuMeter(worker, "count_outcomes")
     meter.start()
     pipe.send("go")
     published = asyncio.ensure_future(receive(pipe, process))
@@ -267,16 +268,23 @@ def run(config: StreamConfig) -> dict[str, Any]:
         load = _load(config, found.worker.env)
         result: dict[str, Any] = {}
 
+        def phase(name: str) -> None:
+            bar.set_description(name)
+            if not config.progress:
+                note(name)
+
         async def phases() -> None:
             await _publish_catalog(load, found)
-            bar.set_description("raw aiokafka")
+            phase("raw aiokafka")
             result["raw"] = await measure_raw(load, config.raw_messages, layout)
-            bar.set_description("stats events")
+            phase("stats events")
             result["stats"] = await measure_stats(load, found, layout, bar)
-            bar.set_description("selections, max rate")
-            result["selections"] = await measure_selections(load, layout, bar, CpuMeter(pid))
-            bar.set_description(f"latency at {config.rate:,.0f}/s")
-            meter = CpuMeter(pid)
+            phase("selections, max rate")
+            result["selections"] = await measure_selections(
+                load, layout, bar, CpuMeter(found.worker, SELECT_AGENT)
+            )
+            phase(f"latency at {config.rate:,.0f}/s")
+            meter = CpuMeter(found.worker, SELECT_AGENT)
             result["latency"] = await measure_latency(load, config, layout, bar, meter)
 
         asyncio.run(phases())
@@ -318,10 +326,10 @@ def report(config: StreamConfig, json_path: Path | None = None) -> dict[str, Any
     from bench.stream_table import format_table
 
     result = run(config)
-    print(format_table(result))
     path = json_path or DEFAULT_JSON
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2) + "\n")
+    print(format_table(result))
     print(f"wrote {path}", file=sys.stderr)
     return result
 

@@ -137,35 +137,61 @@ def latency_summary(latency: np.ndarray[Any, Any], warmup: int) -> dict[str, Any
     }
 
 
-def cpu_seconds(pid: int | None) -> float:
-    """User + system CPU time of a process so far (NaN when unknown)."""
+def cpu_seconds(pid: int | None) -> tuple[float, float]:
+    """Seconds a process has run on a CPU, and waited for one while runnable (summed
+    over its threads, from /proc/PID/task/*/schedstat); NaN when unknown."""
     if pid is None:
-        return math.nan
+        return math.nan, math.nan
+    ran = waited = 0
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
+        tasks = os.listdir(f"/proc/{pid}/task")
     except OSError:
-        return math.nan
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return math.nan, math.nan
+    for task in tasks:
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{task}/schedstat") as f:
+            on_cpu, on_queue, _ = f.read().split()
+            ran, waited = ran + int(on_cpu), waited + int(on_queue)
+    return ran / 1e9, waited / 1e9
+
+
+BATCH_METRIC = "creative_selection_batch_size"
+
+
+def batches(worker: Worker, agent: str) -> tuple[float, float]:
+    """(batches, messages) the agent has processed so far, from its batch-size histogram."""
+    count = worker.metric(f"{BATCH_METRIC}_count", agent=agent)
+    return count, worker.metric(f"{BATCH_METRIC}_sum", agent=agent)
 
 
 class CpuMeter:
-    """The worker's CPU seconds and the wall seconds between `start` and `stop`."""
+    """The worker's CPU seconds, the wall seconds and the agent's mean batch size between
+    `start` and `stop`."""
 
-    def __init__(self, pid: int | None) -> None:
-        self.pid = pid
-        self.cpu = self.wall = math.nan
+    def __init__(self, worker: Worker, agent: str) -> None:
+        self.worker, self.agent = worker, agent
+        self.pid = worker.proc.pid if worker.proc else None
+        self.cpu = self.waited = self.wall = math.nan
+        self.batches = (0.0, 0.0)
 
     def start(self) -> None:
-        self.cpu, self.wall = -cpu_seconds(self.pid), -time.monotonic()
+        self.batches = batches(self.worker, self.agent)
+        self.cpu, self.waited = cpu_seconds(self.pid)
+        self.wall = time.monotonic()
 
     def stop(self, messages: int) -> dict[str, float]:
-        self.cpu += cpu_seconds(self.pid)
-        self.wall += time.monotonic()
+        cpu, waited = cpu_seconds(self.pid)
+        self.cpu, self.waited = cpu - self.cpu, waited - self.waited
+        self.wall = time.monotonic() - self.wall
+        count, total = (
+            b - a for a, b in zip(self.batches, batches(self.worker, self.agent), strict=True)
+        )
         return {
+            "mean_batch": total / count if count else math.nan,
             "worker_cpu_seconds": self.cpu,
             "wall_seconds": self.wall,
             "worker_cpu_utilization": self.cpu / self.wall,
+            # runnable but not running: the CPU was taken by another process
+            "worker_cpu_wait_fraction": self.waited / self.wall,
             "worker_cpu_us_per_message": 1e6 * self.cpu / messages,
         }
 

@@ -13,9 +13,9 @@ def _ratio(x: float) -> str:
     return f"{x:.2f}x" if x == x else "n/a"
 
 
-HEAD = ("figure", "ours", "raw produce/s", "raw consume/s", "ours/produce", "ours/consume")
-HEAD += ("worker CPU", "CPU µs/msg")
-WIDTHS = (26, 8, 13, 13, 12, 12, 10, 10)
+HEAD: tuple[str, ...] = ("figure", "ours", "raw produce/s", "raw consume/s", "ours/produce")
+HEAD = (*HEAD, "ours/consume", "CPU run/wait", "CPU µs/msg", "batch")
+WIDTHS = (26, 8, 13, 13, 12, 12, 12, 10, 6)
 
 
 def _line(cells: tuple[str, ...]) -> str:
@@ -26,8 +26,9 @@ def _line(cells: tuple[str, ...]) -> str:
 def _row(name: str, ours: dict[str, Any], produce: dict[str, Any], consume: dict[str, Any]) -> str:
     p, c, rate = produce["produce_per_second"], consume["consume_per_second"], ours["per_second"]
     cpu = (
-        f"{100 * ours['worker_cpu_utilization']:.0f}%",
+        f"{100 * ours['worker_cpu_utilization']:.0f}%/{100 * ours['worker_cpu_wait_fraction']:.0f}%",
         f"{ours['worker_cpu_us_per_message']:.0f}",
+        _n(ours["mean_batch"]),
     )
     return _line((name, _n(rate), _n(p), _n(c), _ratio(rate / p), _ratio(rate / c), *cpu))
 
@@ -69,8 +70,10 @@ def format_table(result: dict[str, Any]) -> str:
         f"{lat.get('measured', 0):,} requests after a {lat.get('warmup_requests', 0):,}-request "
         f"warm-up: {_percentiles(lat)}",
         f"  (the sender was at most {lat['max_behind_schedule_ms']:.1f} ms behind its schedule; "
-        f"worker CPU {100 * lat['worker_cpu_utilization']:.0f}%, "
-        f"{lat['worker_cpu_us_per_message']:.0f} µs per request)",
+        f"worker CPU {100 * lat['worker_cpu_utilization']:.0f}% run, "
+        f"{100 * lat['worker_cpu_wait_fraction']:.0f}% wait, "
+        f"{lat['worker_cpu_us_per_message']:.0f} µs per request, mean batch "
+        f"{lat['mean_batch']:.1f})",
         f"answered: max-rate {sel['answered']:,}/{sel['requests']:,} ({sel['errors']} errors), "
         f"paced {lat['answered']:,}/{lat['requests']:,} ({lat['errors']} errors); events "
         f"counted {stats['counted']:,.0f}/{stats['events']:,}, duplicates dropped "
@@ -82,8 +85,11 @@ def format_table(result: dict[str, Any]) -> str:
         "plain aiokafka in one process on",
         "  the worker's core, same messages: responses produced / requests consumed for "
         "selections, events for stats.",
-        "worker CPU = the worker's CPU time / wall time of the phase (100% = one core); CPU "
-        "µs/msg = its CPU time per message.",
+        "CPU run/wait = the worker's time on a CPU / waiting for one while runnable, over the "
+        "phase's wall time; CPU µs/msg =",
+        "  its CPU time per message;",
+        "  batch = messages per batch the agent took (CS_SELECT_BATCH / CS_STATS_BATCH "
+        "within CS_SELECT_WITHIN_MS / CS_STATS_WITHIN_MS).",
         "",
     ]
     for t in result["targets"]:
