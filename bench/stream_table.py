@@ -25,8 +25,9 @@ def _line(cells: tuple[str, ...]) -> str:
 
 def _row(name: str, ours: dict[str, Any], produce: dict[str, Any], consume: dict[str, Any]) -> str:
     p, c, rate = produce["produce_per_second"], consume["consume_per_second"], ours["per_second"]
+    run, wait = ours["worker_cpu_utilization"], ours["worker_cpu_wait_fraction"]
     cpu = (
-        f"{100 * ours['worker_cpu_utilization']:.0f}%/{100 * ours['worker_cpu_wait_fraction']:.0f}%",
+        f"{100 * run:.0f}%/{100 * wait:.0f}%",
         f"{ours['worker_cpu_us_per_message']:.0f}",
         _n(ours["mean_batch"]),
     )
