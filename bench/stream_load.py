@@ -15,6 +15,7 @@ so a schedule made in one process is read in another.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import time
 from collections.abc import Sequence
@@ -63,7 +64,7 @@ class Load:
 
     @property
     def settings(self) -> Settings:
-        return Settings.from_env(self.env)
+        return _settings(tuple(sorted(self.env.items())))
 
     @property
     def sends_per_creative(self) -> int:
@@ -75,6 +76,11 @@ class Load:
     def learning_threshold(self) -> int:
         """Below the sends each creative gets, so every creative is scored (Thompson)."""
         return max(1, min(3000, self.sends_per_creative // 2))
+
+
+@functools.cache
+def _settings(env: tuple[tuple[str, str], ...]) -> Settings:
+    return Settings.from_env(dict(env))
 
 
 def account_id(a: int) -> str:
