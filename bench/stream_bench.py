@@ -93,13 +93,30 @@ class Layout:
         if self.worker is None:
             return "not pinned: the worker, broker, Redis and load generator share every core"
         return (
-            f"worker pinned to CPU {_cpus(self.worker)}; broker, Redis, load generator and "
-            f"response consumer on CPU {_cpus(self.others)}; raw probe on CPU {_cpus(self.worker)}"
+            f"worker and Redis pinned to CPU {_cpus(self.worker)} (the worker waits for Redis, "
+            f"so they take turns); broker, load generator and response consumer on CPU "
+            f"{_cpus(self.others)}; raw probe on CPU {_cpus(self.worker)}"
         )
 
 
 def _cpus(cpus: list[int] | None) -> str:
     return ",".join(map(str, cpus or []))
+
+
+def our_redis(redis_url: str) -> int | None:
+    """The pid of the redis-server this process started for `redis_url`, if it did."""
+    port = b":" + redis_url.rsplit(":", 1)[-1].split("/")[0].encode()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            with open(f"/proc/{entry}/stat") as f:
+                parent = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                title = f.read().split(b"\0")[0]  # redis-server renames itself HOST:PORT
+            if parent == os.getpid() and b"redis-server" in title and title.endswith(port):
+                return int(entry)
+    return None
 
 
 def pin_process_tree(pid: int, cpus: list[int]) -> None:
@@ -261,9 +278,11 @@ def run(config: StreamConfig) -> dict[str, Any]:
     bar = tqdm(total=1, file=sys.stderr, disable=not config.progress, unit="msg")
     with placed(layout), bar, services(config.bootstrap, config.redis_url) as found:
         pid = found.worker.proc.pid if found.worker.proc else None
-        if layout.worker is not None and pid is not None:
-            pin_process_tree(pid, layout.worker)
-        note(f"worker pid {pid}; {layout.describe()}")
+        redis = our_redis(found.settings.redis_url)
+        for process in (pid, redis):
+            if layout.worker is not None and process is not None:
+                pin_process_tree(process, layout.worker)
+        note(f"worker pid {pid}, Redis pid {redis}; {layout.describe()}")
         info = machine_info(VERSIONS)
         load = _load(config, found.worker.env)
         result: dict[str, Any] = {}

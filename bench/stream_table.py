@@ -14,8 +14,8 @@ def _ratio(x: float) -> str:
 
 
 HEAD: tuple[str, ...] = ("figure", "ours", "raw produce/s", "raw consume/s", "ours/produce")
-HEAD = (*HEAD, "ours/consume", "CPU run/wait", "CPU µs/msg", "batch")
-WIDTHS = (26, 8, 13, 13, 12, 12, 12, 10, 6)
+HEAD = (*HEAD, "ours/consume", "CPU run/wait", "CPU µs/msg", "per CPU-s", "batch")
+WIDTHS = (26, 8, 13, 13, 12, 12, 12, 10, 9, 6)
 
 
 def _line(cells: tuple[str, ...]) -> str:
@@ -29,6 +29,7 @@ def _row(name: str, ours: dict[str, Any], produce: dict[str, Any], consume: dict
     cpu = (
         f"{100 * run:.0f}%/{100 * wait:.0f}%",
         f"{ours['worker_cpu_us_per_message']:.0f}",
+        _n(1e6 / ours["worker_cpu_us_per_message"]),
         _n(ours["mean_batch"]),
     )
     return _line((name, _n(rate), _n(p), _n(c), _ratio(rate / p), _ratio(rate / c), *cpu))
@@ -88,7 +89,8 @@ def format_table(result: dict[str, Any]) -> str:
         "selections, events for stats.",
         "CPU run/wait = the worker's time on a CPU / waiting for one while runnable, over the "
         "phase's wall time; CPU µs/msg =",
-        "  its CPU time per message;",
+        "  its CPU time per message; per CPU-s = messages per second of worker CPU: the rate "
+        "with a core to itself;",
         "  batch = messages per batch the agent took (CS_SELECT_BATCH / CS_STATS_BATCH "
         "within CS_SELECT_WITHIN_MS / CS_STATS_WITHIN_MS).",
         "",
