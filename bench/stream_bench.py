@@ -229,27 +229,39 @@ async def measure_selections(
 
 
 async def measure_latency(
-    load: sl.Load, config: StreamConfig, layout: Layout, bar: tqdm, meter: CpuMeter
+    load: sl.Load, config: StreamConfig, layout: Layout, bar: tqdm, meter: CpuMeter | None
 ) -> dict[str, Any]:
+    """Paced requests to the worker (`meter` given) or, without one, to an aiokafka echo
+    on the worker's core: the same round trip through Kafka with no worker in it."""
     count = int(config.rate * config.latency_seconds)
-    async with Collector(load.settings, b"l", count) as collector:
-        process, pipe = spawn(sl.paced_process, load, config.rate, count, layout.others)
+    base = load.settings.topic("bench-raw")
+    echoed = (f"{base}-echo-requests", f"{base}-echo-responses")
+    source, target = (None, None) if meter else echoed
+    async with Collector(load.settings, b"l" if meter else b"e", count, target) as collector:
+        echo = None
+        if meter is None:
+            echo = spawn(sl.echo_process, load, source, target, count, layout.worker)
+            await receive(echo[1], echo[0])
+        process, pipe = spawn(sl.paced_process, load, config.rate, count, source, layout.others)
         await receive(pipe, process)
         bar.reset(count)
         t0 = time.monotonic() + 0.2
-        meter.start()
+        if meter is not None:
+            meter.start()
         pipe.send(t0)
         sender = asyncio.ensure_future(receive(pipe, process))
         await collector.collect(bar.update)
-        cpu = meter.stop(count)
+        cpu = meter.stop(count) if meter is not None else {}
         sent = await sender
         process.join()
+        if echo is not None:
+            await receive(echo[1], echo[0])
+            echo[0].join()
     warmup = int(config.rate * config.warmup_seconds)
     summary = latency_summary(collector.latencies(t0, config.rate), warmup)
     behind = sent["max_behind_schedule_seconds"] * 1e3
-    return (
-        collector.counts() | summary | cpu | {"rate": config.rate, "max_behind_schedule_ms": behind}
-    )
+    extra = {"rate": config.rate, "max_behind_schedule_ms": behind}
+    return collector.counts() | summary | cpu | extra
 
 
 async def _publish_catalog(load: sl.Load, found: Services) -> None:
@@ -302,6 +314,8 @@ def run(config: StreamConfig) -> dict[str, Any]:
             result["selections"] = await measure_selections(
                 load, layout, bar, CpuMeter(found.worker, SELECT_AGENT)
             )
+            phase(f"raw echo latency at {config.rate:,.0f}/s")
+            result["raw_latency"] = await measure_latency(load, config, layout, bar, None)
             phase(f"latency at {config.rate:,.0f}/s")
             meter = CpuMeter(found.worker, SELECT_AGENT)
             result["latency"] = await measure_latency(load, config, layout, bar, meter)

@@ -47,7 +47,7 @@ CONVERSION_RATE = 0.1
 BULK_PRODUCER = {"acks": "all", "linger_ms": 5, "max_batch_size": 262_144}
 CLIENT_PRODUCER = {"acks": "all", "linger_ms": 1, "enable_idempotence": True}
 Message = tuple[str, bytes, bytes]  # (topic, key, value)
-RAW_KINDS = ("request", "response", "event")
+RAW_KINDS = ("request", "response", "event", "echo-requests", "echo-responses")
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,7 +236,9 @@ def publish_process(load: Load, what: str, cpus: list[int] | None, out: Any) -> 
     out.send(("done", {"messages": len(messages), "seconds": seconds}))
 
 
-async def paced(load: Load, rate: float, count: int, tag: str, pipe: Any) -> dict[str, Any]:
+async def paced(
+    load: Load, rate: float, count: int, tag: str, pipe: Any, topic: str | None = None
+) -> dict[str, Any]:
     """Open loop: request i leaves at `t0 + i / rate` whatever came back; when behind,
     the late ones leave at once (they were due). Latency is counted from the schedule,
     so a stall here or in the worker shows as latency, not as fewer requests. `t0` comes
@@ -257,19 +259,60 @@ async def paced(load: Load, rate: float, count: int, tag: str, pipe: Any) -> dic
                 await asyncio.sleep(delay)
             else:
                 behind = max(behind, -delay)
-            topic, key, value = request_message(
+            requests, key, value = request_message(
                 load, tag, i, accounts[i], campaigns[i], contacts[i], time.time()
             )
-            await producer.send(topic, value, key=key)
+            await producer.send(topic or requests, value, key=key)
         await producer.flush()
     finally:
         await producer.stop()
     return {"sent": count, "max_behind_schedule_seconds": behind}
 
 
-def paced_process(load: Load, rate: float, count: int, cpus: list[int] | None, out: Any) -> None:
+def paced_process(
+    load: Load, rate: float, count: int, topic: str | None, cpus: list[int] | None, out: Any
+) -> None:
+    """The paced sender; `topic` None: the worker's requests topic."""
     pin(cpus)
-    out.send(("done", asyncio.run(paced(load, rate, count, "l", out))))
+    tag = "l" if topic is None else "e"
+    out.send(("done", asyncio.run(paced(load, rate, count, tag, out, topic))))
+
+
+async def echo(settings: Settings, source: str, target: str, count: int, pipe: Any) -> int:
+    """Forward every message of `source` to `target` as it comes, with a producer set like
+    the worker's (acks all, no linger): a request->response round trip through Kafka with
+    nothing but aiokafka in between."""
+    config = kafka_config(settings)
+    consumer = AIOKafkaConsumer(**config, group_id=None, enable_auto_commit=False)
+    producer = AIOKafkaProducer(**config, acks="all", linger_ms=0)
+    await consumer.start()
+    await producer.start()
+    try:
+        partitions = [TopicPartition(source, p) for p in range(settings.partitions)]
+        consumer.assign(partitions)
+        await consumer.seek_to_end(*partitions)
+        for partition in partitions:
+            await consumer.position(partition)
+        pipe.send(("ready", count))
+        seen = 0
+        while seen < count:
+            batches = await consumer.getmany(timeout_ms=100)
+            for records in batches.values():
+                for record in records:
+                    await producer.send(target, record.value, key=record.key)
+                seen += len(records)
+        await producer.flush()
+        return seen
+    finally:
+        await producer.stop()
+        await consumer.stop()
+
+
+def echo_process(
+    load: Load, source: str, target: str, count: int, cpus: list[int] | None, out: Any
+) -> None:
+    pin(cpus)
+    out.send(("done", asyncio.run(echo(load.settings, source, target, count, out))))
 
 
 # --- the raw client's ceiling ---------------------------------------------------------

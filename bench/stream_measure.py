@@ -32,8 +32,11 @@ class Collector:
     records when each answer to a request `<tag><index>` arrived (`time.monotonic()`,
     once per fetched batch). Counts errors, duplicates and replies that are not ours."""
 
-    def __init__(self, settings: Settings, tag: bytes, expected: int) -> None:
+    def __init__(
+        self, settings: Settings, tag: bytes, expected: int, topic: str | None = None
+    ) -> None:
         self.settings = settings
+        self.topic = topic or settings.topic("selection-responses")
         self.tag = tag.decode()
         self.expected = expected
         self.arrival = np.full(expected, np.nan)
@@ -43,9 +46,8 @@ class Collector:
         )
 
     async def __aenter__(self) -> Collector:
-        topic = self.settings.topic("selection-responses")
         await self._consumer.start()
-        partitions = [TopicPartition(topic, p) for p in range(self.settings.partitions)]
+        partitions = [TopicPartition(self.topic, p) for p in range(self.settings.partitions)]
         self._consumer.assign(partitions)
         await self._consumer.seek_to_end(*partitions)
         for partition in partitions:  # resolve the end now, before the first request
@@ -83,7 +85,7 @@ class Collector:
             return
         self.arrival[index] = now
         self.answered += 1
-        self.errors += body.get("status") != "ok"
+        self.errors += body.get("status", "ok") != "ok"  # echoed requests have none
 
     @property
     def arrivals(self) -> list[float]:

@@ -54,6 +54,7 @@ def _percentiles(lat: dict[str, Any]) -> str:
 def format_table(result: dict[str, Any]) -> str:
     m, load, raw = result["machine"], result["load"], result["raw"]
     sel, lat, stats = result["selections"], result["latency"], result["stats"]
+    echo, nan = result["raw_latency"], float("nan")
     versions = ", ".join(f"{k} {v}" for k, v in m["versions"].items())
     sizes = ", ".join(f"{k} {v['mean_bytes']:.0f} B" for k, v in raw.items())
     lines = [
@@ -76,6 +77,8 @@ def format_table(result: dict[str, Any]) -> str:
         f"{100 * lat['worker_cpu_wait_fraction']:.0f}% wait, "
         f"{lat['worker_cpu_us_per_message']:.0f} µs per request, mean batch "
         f"{lat['mean_batch']:.1f})",
+        f"raw aiokafka echo on the worker's core, same rate and requests: {_percentiles(echo)}; "
+        f"p99 ours/raw {lat.get('p99_ms', nan) / echo.get('p99_ms', nan):.1f}x",
         f"answered: max-rate {sel['answered']:,}/{sel['requests']:,} ({sel['errors']} errors), "
         f"paced {lat['answered']:,}/{lat['requests']:,} ({lat['errors']} errors); events "
         f"counted {stats['counted']:,.0f}/{stats['events']:,}, duplicates dropped "

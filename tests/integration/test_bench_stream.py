@@ -51,8 +51,10 @@ def test_rates_and_ratios_are_positive(report: Any) -> None:
         assert report[phase]["mean_batch"] >= 1
 
 
-def test_latency_percentiles_are_ordered(report: Any) -> None:
-    lat = report["latency"]
+@pytest.mark.parametrize("phase", ["latency", "raw_latency"])
+def test_latency_percentiles_are_ordered(report: Any, phase: str) -> None:
+    lat = report[phase]
+    assert lat["answered"] == lat["requests"] > 0
     assert lat["measured"] == lat["requests"] - lat["warmup_requests"] > 0
     assert 0 < lat["p50_ms"] <= lat["p90_ms"] <= lat["p99_ms"] <= lat["p999_ms"] <= lat["max_ms"]
 
