@@ -81,17 +81,23 @@ class Layout:
 
     worker: list[int] | None
     others: list[int] | None
+    ours: bool = True  # the broker and Redis were started here, so placed here
 
     @classmethod
-    def of(cls, pin: bool) -> Layout:
+    def of(cls, pin: bool, ours: bool = True) -> Layout:
         cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
         if not pin or len(cpus) < 2:
-            return cls(None, None)
-        return cls(cpus[-1:], cpus[:-1])
+            return cls(None, None, ours)
+        return cls(cpus[-1:], cpus[:-1], ours)
 
     def describe(self) -> str:
         if self.worker is None:
             return "not pinned: the worker, broker, Redis and load generator share every core"
+        if not self.ours:
+            return (
+                f"worker pinned to CPU {_cpus(self.worker)}; load generator and response "
+                f"consumer on CPU {_cpus(self.others)}; the given Kafka and Redis not pinned"
+            )
         return (
             f"worker and Redis pinned to CPU {_cpus(self.worker)} (the worker waits for Redis, "
             f"so they take turns); broker, load generator and response consumer on CPU "
@@ -285,7 +291,7 @@ def _load(config: StreamConfig, env: dict[str, str]) -> sl.Load:
 
 def run(config: StreamConfig) -> dict[str, Any]:
     """The whole benchmark as a JSON-ready document."""
-    layout = Layout.of(config.pin)
+    layout = Layout.of(config.pin, config.bootstrap is None and config.redis_url is None)
     started = time.perf_counter()
     bar = tqdm(total=1, file=sys.stderr, disable=not config.progress, unit="msg")
     with placed(layout), bar, services(config.bootstrap, config.redis_url) as found:
