@@ -5,9 +5,10 @@ plain aiokafka's produce and consume rates on the same messages, in the same run
 Kafka (KRaft), Redis and one `creative-select worker` process (Redis cooldowns, Redis
 dedup) are started as the demo starts them (`stream.demo.services`). The load
 generator and the raw-client probe are processes of their own (`bench.stream_load`).
-With pinning (the default) the worker has one core to itself and the broker, Redis, the
-load generator and this process share the other; the raw probe runs on the worker's
-core while the worker is idle. On a 2-core machine nothing more can be separated.
+With pinning (the default) the worker and Redis share one core (the worker waits for
+every Redis round trip, so they take turns) and the broker, the load generator and this
+process the other; the raw probe runs on the worker's core while the worker is idle. On
+a 2-core machine nothing more can be separated.
 
 Run it as `python -m stream.cli bench stream [--quick]`.
 """
