@@ -1,5 +1,5 @@
 """The load of the stream benchmark: its accounts, the messages it publishes, and the
-processes that publish them or measure raw aiokafka beside them.
+processes that publish them (`bench.stream_raw` measures plain aiokafka beside them).
 
 Every message set is built from a `Load` alone (a seeded generator), so the load
 generator process and the raw-client probe build byte-identical messages without
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
 from bench.selector_bench import OFFERS
 from stream.messages import (
@@ -47,7 +47,6 @@ CONVERSION_RATE = 0.1
 BULK_PRODUCER = {"acks": "all", "linger_ms": 5, "max_batch_size": 262_144}
 CLIENT_PRODUCER = {"acks": "all", "linger_ms": 1, "enable_idempotence": True}
 Message = tuple[str, bytes, bytes]  # (topic, key, value)
-RAW_KINDS = ("request", "response", "event", "echo-requests", "echo-responses")
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,93 +275,3 @@ def paced_process(
     pin(cpus)
     tag = "l" if topic is None else "e"
     out.send(("done", asyncio.run(paced(load, rate, count, tag, out, topic))))
-
-
-async def echo(settings: Settings, source: str, target: str, count: int, pipe: Any) -> int:
-    """Forward every message of `source` to `target` as it comes, with a producer set like
-    the worker's (acks all, no linger): a request->response round trip through Kafka with
-    nothing but aiokafka in between."""
-    config = kafka_config(settings)
-    consumer = AIOKafkaConsumer(**config, group_id=None, enable_auto_commit=False)
-    producer = AIOKafkaProducer(**config, acks="all", linger_ms=0)
-    await consumer.start()
-    await producer.start()
-    try:
-        partitions = [TopicPartition(source, p) for p in range(settings.partitions)]
-        consumer.assign(partitions)
-        await consumer.seek_to_end(*partitions)
-        for partition in partitions:
-            await consumer.position(partition)
-        pipe.send(("ready", count))
-        seen = 0
-        while seen < count:
-            batches = await consumer.getmany(timeout_ms=100)
-            for records in batches.values():
-                for record in records:
-                    await producer.send(target, record.value, key=record.key)
-                seen += len(records)
-        await producer.flush()
-        return seen
-    finally:
-        await producer.stop()
-        await consumer.stop()
-
-
-def echo_process(
-    load: Load, source: str, target: str, count: int, cpus: list[int] | None, out: Any
-) -> None:
-    pin(cpus)
-    out.send(("done", asyncio.run(echo(load.settings, source, target, count, out))))
-
-
-# --- the raw client's ceiling ---------------------------------------------------------
-
-
-async def consume_all(settings: Settings, topic: str, count: int) -> float:
-    """Read `count` messages of `topic` from the beginning; seconds it took."""
-    consumer = AIOKafkaConsumer(**kafka_config(settings), group_id=None, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(topic, p) for p in range(settings.partitions)]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        for partition in partitions:  # resolve the start offsets before the clock starts
-            await consumer.position(partition)
-        seen, started = 0, time.perf_counter()
-        while seen < count:
-            batches = await consumer.getmany(timeout_ms=1000, max_records=10_000)
-            seen += sum(len(records) for records in batches.values())
-        return time.perf_counter() - started
-    finally:
-        await consumer.stop()
-
-
-async def raw_rates(load: Load, kinds: dict[str, list[Message]], topic: str) -> dict[str, Any]:
-    """Per kind: aiokafka producing the messages to a scratch topic, then reading them."""
-    out = {}
-    for kind, messages in kinds.items():
-        scratch = f"{topic}-{kind}"
-        moved = [(scratch, key, value) for _, key, value in messages]
-        produced = await produce(load.settings, moved)
-        consumed = await consume_all(load.settings, scratch, len(moved))
-        size = sum(len(v) for _, _, v in moved) / len(moved)
-        out[kind] = {
-            "messages": len(moved),
-            "mean_bytes": size,
-            "produce_per_second": len(moved) / produced,
-            "consume_per_second": len(moved) / consumed,
-        }
-    return out
-
-
-def raw_process(load: Load, count: int, topic: str, cpus: list[int] | None, out: Any) -> None:
-    """The ceiling: plain aiokafka with the benchmark's own messages, in a process like
-    the worker's (pinned where the worker runs)."""
-    pin(cpus)
-    at = time.time()
-    kinds = {
-        "request": request_messages(load, "raw", count, at),
-        "response": response_sample(load, count),
-        "event": event_messages(load, at)[:count],
-    }
-    out.send(("done", asyncio.run(raw_rates(load, kinds, topic))))
