@@ -9,6 +9,7 @@ from stream.app import app, settings
 from stream.continuity import with_missing
 from stream.runtime import (
     incoming,
+    mark_read,
     metrics,
     progress,
     publish,
@@ -41,5 +42,7 @@ async def answer_selection_requests(stream):  # type: ignore[no-untyped-def]
             metrics.agent_errors.labels("answer_selection_requests").inc()
             out = runtime.selection.internal_error(batch, exc)
         await publish(out)
+        if jumps:
+            await mark_read(jumps)
         progress.finished("answer_selection_requests", time.time())
         metrics.selection_latency.observe(time.perf_counter() - started)

@@ -14,6 +14,7 @@ from stream.continuity import with_missing
 from stream.runtime import (
     confirm_writes,
     incoming,
+    mark_read,
     metrics,
     progress,
     publish,
@@ -50,4 +51,6 @@ async def count_outcomes(stream):  # type: ignore[no-untyped-def]
             letters = [runtime.ingestion.internal_error(m, exc) for m in batch]
         await publish(letters)
         await confirm_writes(account_to_stats)  # stored before the batch is acknowledged
+        if jumps:
+            await mark_read(jumps)
         progress.finished("count_outcomes", time.time())
