@@ -82,6 +82,12 @@ class Metrics:
             ["agent"],
             registry=r,
         )
+        self.corrections = Counter(
+            f"{PREFIX}_corrections_total",
+            "Stats corrections from the daily job, by outcome (applied, replayed, rejected).",
+            ["outcome"],
+            registry=r,
+        )
         self.learning_pool_size = Gauge(
             f"{PREFIX}_learning_pool_creatives",
             "Creatives in the learning pool, summed over the accounts this worker serves.",
