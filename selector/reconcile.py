@@ -60,6 +60,29 @@ class Tally:
         if index == 2:
             d[3] += (revenue_micros / MICROS) * weight
 
+    def absorb(self, other: Tally) -> None:
+        """Add another tally of the same account (events read elsewhere)."""
+        for cid, row in other.counts.items():
+            mine = self.counts.setdefault(cid, [0, 0, 0, 0])
+            for i in range(4):
+                mine[i] += row[i]
+        h = self.half_life_seconds
+        if h is None:
+            return
+        for cid, weights in other.decayed.items():
+            mine_d = self.decayed.get(cid)
+            if mine_d is None:
+                self.decayed[cid] = list(weights)
+            else:
+                both = Decayed(*mine_d).combine(Decayed(*weights), h)
+                self.decayed[cid] = [
+                    both.sends,
+                    both.clicks,
+                    both.conversions,
+                    both.revenue,
+                    both.ref_time,
+                ]
+
     def stats(self, version: int = 0) -> AccountStats:
         counts = {cid: Counts(*row) for cid, row in self.counts.items()}
         decayed = {cid: Decayed(*row) for cid, row in self.decayed.items()}

@@ -11,7 +11,16 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-COMMANDS = ("simulate", "bench", "worker", "topics", "publish-catalog", "send-events", "demo")
+COMMANDS = (
+    "simulate",
+    "bench",
+    "worker",
+    "topics",
+    "publish-catalog",
+    "send-events",
+    "demo",
+    "stats-job",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

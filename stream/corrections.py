@@ -36,6 +36,4 @@ def to_delta(message: StatsCorrection, half_life_seconds: float | None) -> Accou
         for cid, c in message.creatives.items()
         if (d := c.decayed) is not None
     }
-    return AccountStats(
-        MappingProxyType(counts), half_life_seconds, MappingProxyType(decayed)
-    )
+    return AccountStats(MappingProxyType(counts), half_life_seconds, MappingProxyType(decayed))

@@ -101,8 +101,10 @@ class IngestionService:
             )
         updates: dict[bytes, Ledger] = {}
         for key, events in grouped.items():
-            ledger = updates.get(key) or self._stats(key) or Ledger(
-                AccountStats(half_life_seconds=self._half_life(key))
+            ledger = (
+                updates.get(key)
+                or self._stats(key)
+                or Ledger(AccountStats(half_life_seconds=self._half_life(key)))
             )
             new, outcome = apply_events(ledger, events)
             for (kind, name), count in outcome.items():
@@ -115,9 +117,13 @@ class IngestionService:
                 letters.append(letter)
         return updates, letters
 
-    def _correct(self, message: Incoming, updates: dict[bytes, Ledger], now: float) -> Outgoing | None:
+    def _correct(
+        self, message: Incoming, updates: dict[bytes, Ledger], now: float
+    ) -> Outgoing | None:
         """Add one correction to its account's ledger (in `updates`), or dead-letter it."""
-        decoded = codec.decode(CORRECTION, message.value, key=message.key, limits=self._limits)
+        decoded = codec.decode(
+            "stats_correction", message.value, key=message.key, limits=self._limits
+        )
         if isinstance(decoded, codec.Rejected):
             self._metrics.corrections.labels("rejected").inc()
             return self._letter(message, decoded.reason, decoded.detail, now)

@@ -77,6 +77,7 @@ class Settings:
     max_revenue: float = 1_000_000.0
     max_future_seconds: float = 86400.0
     log_level: str = "info"
+    pushgateway_url: str = ""  # the daily job pushes its metrics here when set
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
