@@ -112,7 +112,7 @@ def wait_for_worker(settings: Settings, timeout: float, sleep: Sleep = time.slee
         finally:
             consumer.close()
         done = committed(settings, settings.app_id, tps)
-        behind = {tp: (done.get(tp, -1), end) for tp, end in ends.items() if done.get(tp, -1) < end}
+        behind = {tp: (done.get(tp, 0), end) for tp, end in ends.items() if done.get(tp, 0) < end}
         if not behind:
             return
         if time.monotonic() > deadline:

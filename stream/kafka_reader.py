@@ -181,7 +181,7 @@ def read_latest(settings: Settings, topic: str, partitions: int) -> dict[bytes, 
 
 
 def committed(settings: Settings, group_id: str, tps: Sequence[TP]) -> dict[TP, int]:
-    """The offsets a consumer group has committed (-1 where none)."""
+    """The offsets a consumer group has committed (0 where none: nothing consumed)."""
     consumer = Consumer(
         {**client_config(settings), "group.id": group_id, "enable.auto.commit": False}
     )
@@ -191,4 +191,4 @@ def committed(settings: Settings, group_id: str, tps: Sequence[TP]) -> dict[TP, 
         raise ReadError(f"cannot read the committed offsets of group {group_id!r}: {exc}") from None
     finally:
         consumer.close()
-    return {(tp.topic, tp.partition): max(tp.offset, -1) for tp in found}
+    return {(tp.topic, tp.partition): max(tp.offset, 0) for tp in found}
