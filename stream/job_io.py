@@ -23,7 +23,6 @@ from stream import ledger_codec
 from stream.catalog import PARTS, apply_catalog_message
 from stream.envelope import Incoming
 from stream.kafka_reader import (
-    Record,
     client_config,
     committed,
     open_consumer,
@@ -66,9 +65,9 @@ def read_catalog(settings: Settings, now: float) -> dict[str, Mapping[str, Any]]
             topic = settings.topic(TOPICS[kind])  # type: ignore[index]
             tps = [(topic, p) for p in range(settings.partitions)]
 
-            def apply(topic: str, partition: int, run: list[Record], kind: str = kind) -> None:
-                for offset, key, value in run:
-                    message = Incoming(value, key, topic, partition, offset)  # type: ignore[arg-type]
+            def apply(topic: str, partition: int, run: list[Any], kind: str = kind) -> None:
+                for r in run:
+                    message = Incoming(r.value(), r.key(), topic, partition, r.offset())
                     key_, new, _ = apply_catalog_message(
                         kind, message, table.get, settings.max_message_bytes, "", now
                     )
@@ -86,10 +85,10 @@ def latest_corrections(settings: Settings) -> dict[str, tuple[str, int]]:
     topic = corrections_topic(settings)
     latest: dict[str, tuple[str, int]] = {}
 
-    def keep(topic: str, partition: int, run: list[Record]) -> None:
-        for offset, key, _ in run:
-            if key is not None:
-                latest[key.decode()] = (partition_key(topic, partition), offset)
+    def keep(topic: str, partition: int, run: list[Any]) -> None:
+        for r in run:
+            if r.key() is not None:
+                latest[r.key().decode()] = (partition_key(topic, partition), r.offset())
 
     consumer = open_consumer(settings)
     try:

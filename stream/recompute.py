@@ -21,7 +21,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -33,7 +33,33 @@ from stream.messages import MAX_ID_LENGTH, MAX_REVENUE, MAX_TIME, MICROS, SCHEMA
 
 # (account_id, creative_id, event_id, time, revenue_micros)
 Fields = tuple[str, str, str, float, int]
-Record = tuple[int, bytes | None, bytes | None]  # (offset, key, value)
+
+
+class Record(Protocol):
+    """A consumed record (confluent-kafka's `Message` is one; so is `Plain`)."""
+
+    def offset(self) -> int: ...
+    def key(self) -> bytes | None: ...
+    def value(self) -> bytes | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Plain:
+    """A record made by hand (tests, other readers)."""
+
+    at: int
+    k: bytes | None
+    v: bytes | None
+
+    def offset(self) -> int:
+        return self.at
+
+    def key(self) -> bytes | None:
+        return self.k
+
+    def value(self) -> bytes | None:
+        return self.v
+
 
 _IDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {  # (required, optional)
     "send": (
@@ -49,42 +75,51 @@ _IDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {  # (required, optio
         ("send_event_id", "campaign_id"),
     ),
 }
-_CURRENCY = re.compile("[A-Z]{3}")
+_CURRENCY = re.compile("[A-Z]{3}").fullmatch
+_SCHEMA_OF = {kind: SCHEMAS[kind] for kind in _IDS}  # type: ignore[index]
 _NONE: frozenset[str] = frozenset()
 
 
-def _id(v: Any) -> bool:
-    return type(v) is str and 0 < len(v) <= MAX_ID_LENGTH
-
-
-def _number(v: Any, high: float) -> bool:
-    return (type(v) is float or type(v) is int) and 0 <= v <= high
-
-
-def _fast(kind: str, doc: Any, key: bytes | None, limits: codec.Limits, now: float) -> bool:
-    """True only where the codec accepts too."""
-    if type(doc) is not dict or doc.get("schema") != SCHEMAS[kind]:  # type: ignore[index]
-        return False
+def _fast(
+    kind: str, raw: bytes, key: bytes | None, limits: codec.Limits, now: float
+) -> Fields | None:
+    """The fields of a record whose every field passes checks that imply the codec's;
+    None for anything else (the codec then gives its verdict)."""
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    if type(doc) is not dict or doc.get("schema") != _SCHEMA_OF[kind]:
+        return None
     required, optional = _IDS[kind]
     for name in required:
-        if not _id(doc.get(name)):
-            return False
+        v = doc.get(name)
+        if type(v) is not str or not 0 < len(v) <= MAX_ID_LENGTH:
+            return None
     for name in optional:
         v = doc.get(name)
-        if v is not None and not _id(v):
-            return False
-    t: Any = doc.get("time")
-    if not _number(t, MAX_TIME) or t > now + limits.max_future_seconds:
-        return False
+        if v is not None and (type(v) is not str or not 0 < len(v) <= MAX_ID_LENGTH):
+            return None
+    t = doc.get("time")
+    if not (type(t) is float or type(t) is int) or not 0 <= t <= MAX_TIME:
+        return None
+    if t > now + limits.max_future_seconds:
+        return None
+    account: str = doc["account_id"]
+    if key is not None and key != account.encode():
+        return None
+    micros = 0
     if kind == "conversion":
         currency = doc.get("currency")
-        if currency is not None and (
-            type(currency) is not str or not _CURRENCY.fullmatch(currency)
-        ):
-            return False
-        if not _number(doc.get("revenue"), min(MAX_REVENUE, limits.max_revenue)):
-            return False
-    return key is None or key == doc["account_id"].encode()
+        if currency is not None and (type(currency) is not str or not _CURRENCY(currency)):
+            return None
+        r = doc.get("revenue")
+        if not (type(r) is float or type(r) is int) or not 0 <= r <= MAX_REVENUE:
+            return None
+        if r > limits.max_revenue:
+            return None
+        micros = round(float(r) * MICROS)
+    return (account, doc["creative_id"], doc["event_id"], float(t), micros)
 
 
 def decode_event(
@@ -92,19 +127,9 @@ def decode_event(
 ) -> Fields | codec.Rejected:
     """The fields the fold needs, or the codec's rejection."""
     if type(raw) is bytes and len(raw) <= limits.max_bytes:
-        try:
-            doc = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            doc = None
-        if _fast(kind, doc, key, limits, now):
-            revenue = round(float(doc["revenue"]) * MICROS) if kind == "conversion" else 0
-            return (
-                doc["account_id"],
-                doc["creative_id"],
-                doc["event_id"],
-                float(doc["time"]),
-                revenue,
-            )
+        fields = _fast(kind, raw, key, limits, now)
+        if fields is not None:
+            return fields
     event: Any = codec.decode(kind, raw, key=key, limits=limits, now=now)
     if isinstance(event, codec.Rejected):
         return event
@@ -149,8 +174,9 @@ class Recompute:
         limit_of = {a: c.get(tp, -1) for a, c in self.scope.cut.items()}
         creatives, limits, now = self.scope.creatives, self.limits, self.now
         counted = duplicate = rejected = after_cut = 0
-        for offset, key, value in records:
-            fields = decode_event(kind, value, key, limits, now)
+        for record in records:
+            offset = record.offset()
+            fields = decode_event(kind, record.value(), record.key(), limits, now)
             if type(fields) is not tuple:
                 rejected += 1
                 continue
