@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from stream.metrics import Metrics
+from stream.metrics import Metrics, StatsJobMetrics
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "deploy" / "grafana" / "creative-selection.json"
@@ -31,8 +31,6 @@ PROPOSED_METRICS = frozenset(
         "creative_selection_top_creative_share",
         "creative_selection_exposure_entropy_ratio",
         "creative_selection_consumer_lag_messages",
-        "creative_selection_reconciliation_drift_events",
-        "creative_selection_reconciliation_last_success_timestamp_seconds",
     }
 )
 # Series Prometheus itself writes for every target.
@@ -49,9 +47,10 @@ _IDENTIFIER = re.compile(r"(?<![\w:.])([A-Za-z_:][\w:]*)(?![\w:]|\s*\()")
 
 def exported_metric_names() -> frozenset[str]:
     """Every sample name stream/metrics.py exports (counters with `_total`, histograms
-    with `_bucket`, `_count` and `_sum`)."""
+    with `_bucket`, `_count` and `_sum`): the worker's and the daily job's."""
     names = set()
-    for family in Metrics().registry.collect():
+    families = [*Metrics().registry.collect(), *StatsJobMetrics().registry.collect()]
+    for family in families:
         if family.type == "counter":
             names.add(f"{family.name}_total")
         elif family.type == "histogram":
