@@ -1,10 +1,16 @@
 # Benchmarks (DESIGN.md section 6) go through the CLI, like everything else.
 PYTHON ?= python3
 
-.PHONY: bench bench-quick
+.PHONY: bench bench-quick bench-recompute bench-recompute-quick
 
 bench:  ## selector benchmark, default run (~2-3 min); table on stdout, JSON in bench/results/
 	$(PYTHON) -m stream.cli bench selector
 
 bench-quick:  ## CI smoke run of the selector benchmark (< 30 s)
 	$(PYTHON) -m stream.cli bench selector --quick
+
+bench-recompute:  ## daily job's recomputation over 10 million events on a local Kafka (~5 min)
+	$(PYTHON) -m stream.cli bench recompute --events 10000000
+
+bench-recompute-quick:  ## the same on 200,000 events (~30 s)
+	$(PYTHON) -m stream.cli bench recompute --quick
