@@ -73,10 +73,11 @@ class IngestionService:
         now = self._clock()
         letters: list[Outgoing] = []
         valid: list[tuple[Incoming, Any, str]] = []
-        corrections = [m for m in batch if self._kinds[m.topic] == CORRECTION]
+        corrections: list[Incoming] = []
         for message in batch:
             kind = self._kinds[message.topic]
             if kind == CORRECTION:
+                corrections.append(message)
                 continue
             event = self._decode(kind, message, now)
             if isinstance(event, codec.Rejected):
@@ -84,7 +85,17 @@ class IngestionService:
                 letters.append(self._letter(message, event.reason, event.detail, now))
             else:
                 valid.append((message, event, kind))
-        flags = await self._duplicates(valid)
+        updates = self._fold(valid, await self._duplicates(valid))
+        for message in corrections:
+            letter = self._correct(message, updates, now)
+            if letter is not None:
+                letters.append(letter)
+        return updates, letters
+
+    def _fold(
+        self, valid: list[tuple[Incoming, Any, str]], flags: list[bool]
+    ) -> dict[bytes, Ledger]:
+        """Each account's events applied to its ledger; only the ledgers that changed."""
         grouped: dict[bytes, list[SourcedEvent]] = defaultdict(list)
         for (message, event, kind), duplicate in zip(valid, flags, strict=True):
             grouped[event.account_id.encode()].append(
@@ -101,21 +112,15 @@ class IngestionService:
             )
         updates: dict[bytes, Ledger] = {}
         for key, events in grouped.items():
-            ledger = (
-                updates.get(key)
-                or self._stats(key)
-                or Ledger(AccountStats(half_life_seconds=self._half_life(key)))
+            ledger = self._stats(key) or Ledger(
+                AccountStats(half_life_seconds=self._half_life(key))
             )
             new, outcome = apply_events(ledger, events)
             for (kind, name), count in outcome.items():
                 self._metrics.events.labels(kind, name).inc(count)
             if new is not ledger:
                 updates[key] = new
-        for message in corrections:
-            letter = self._correct(message, updates, now)
-            if letter is not None:
-                letters.append(letter)
-        return updates, letters
+        return updates
 
     def _correct(
         self, message: Incoming, updates: dict[bytes, Ledger], now: float

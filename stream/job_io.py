@@ -51,8 +51,12 @@ def corrections_topic(settings: Settings) -> str:
 
 def read_stats(settings: Settings) -> dict[str, Ledger]:
     """Every account's latest streamed stats value."""
-    latest = read_latest(settings, changelog_topic(settings), settings.partitions)
-    return {key.decode(): ledger_codec.loads(value) for key, value in latest.items()}
+    topic = changelog_topic(settings)
+    latest = read_latest(settings, topic, settings.partitions)
+    try:
+        return {key.decode(): ledger_codec.loads(value) for key, value in latest.items()}
+    except (ValueError, KeyError, TypeError) as exc:
+        raise JobError(f"{topic} holds a value this version cannot read: {exc}") from None
 
 
 def read_catalog(settings: Settings, now: float) -> dict[str, Mapping[str, Any]]:

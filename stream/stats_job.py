@@ -149,24 +149,8 @@ def run(
     cut = job_io.take_cut(settings, options.timeout)
     catalogs = job_io.read_catalog(settings, clock())
     scope, skipped = scope_of(cut, catalogs)
-    ranges = event_ranges(settings, scope)
-    total, done = sum(stop - start for start, stop in ranges.values()), 0
-
-    def step(n: int) -> None:
-        nonlocal done
-        done += n
-        progress(done, total)
-
-    limits = codec.Limits(
-        settings.max_message_bytes,
-        max_revenue=settings.max_revenue,
-        max_future_seconds=settings.max_future_seconds,
-    )
-    kinds = {settings.topic(t): k for k, t in EVENT_KINDS.items()}
     read_started = time.monotonic()
-    folded = recompute(
-        Task(settings, scope, ranges, kinds, limits, clock()), options.processes, step
-    )
+    folded = recompute_scope(settings, scope, options.processes, progress, clock())
     read_seconds = time.monotonic() - read_started
     drifts, deltas = compare(cut, folded, catalogs, scope)
     published = snapshots = 0
@@ -190,6 +174,31 @@ def run(
         read_seconds,
         time.monotonic() - started,
     )
+
+
+def recompute_scope(
+    settings: Settings,
+    scope: Scope,
+    processes: int,
+    progress: Callable[[int, int], None],
+    now: float,
+) -> Folded:
+    """Every account's stats recomputed from the event topics up to its cut."""
+    ranges = event_ranges(settings, scope)
+    total, done = sum(stop - start for start, stop in ranges.values()), 0
+
+    def step(n: int) -> None:
+        nonlocal done
+        done += n
+        progress(done, total)
+
+    limits = codec.Limits(
+        settings.max_message_bytes,
+        max_revenue=settings.max_revenue,
+        max_future_seconds=settings.max_future_seconds,
+    )
+    kinds = {settings.topic(t): k for k, t in EVENT_KINDS.items()}
+    return recompute(Task(settings, scope, ranges, kinds, limits, now), processes, step)
 
 
 def publish_snapshot(

@@ -12,8 +12,9 @@ import jsonschema
 import pytest
 from prometheus_client import generate_latest
 
+from selector.domain import BetaPrior
 from selector.ingest import Ledger
-from selector.reconcile import Tally, correction
+from selector.reconcile import Tally, correction, creative_drift, summarize
 from selector.stats import AccountStats, Counts, Event, fold
 from stream import codec, stats_report
 from stream.cli import build_parser
@@ -111,11 +112,6 @@ def test_the_scope_leaves_out_stats_without_a_catalog_and_compare_corrects_the_r
 
 
 def outcome() -> Outcome:
-    from collections import Counter
-
-    from selector.domain import BetaPrior
-    from selector.reconcile import creative_drift, summarize
-
     found = creative_drift(
         fold([Event("send", "c1", 1.0)]), fold([Event("click", "c1", 1.0)]), BetaPrior()
     )
