@@ -167,11 +167,11 @@ class Recompute:
         self.tallies: dict[str, Tally] = {}
         self.outcomes: Counter[tuple[str, RecordOutcome]] = Counter()
         self._seen: dict[tuple[str, str], set[str]] = {}
+        self._cut_by_tp: dict[str, dict[str, int]] = {}
 
     def feed(self, kind: EventKind, topic: str, partition: int, records: Iterable[Record]) -> None:
         """Records of one topic-partition, in offset order."""
-        tp = partition_key(topic, partition)
-        limit_of = {a: c.get(tp, -1) for a, c in self.scope.cut.items()}
+        limit_of = self._limits_of(partition_key(topic, partition))
         creatives, limits, now = self.scope.creatives, self.limits, self.now
         counted = duplicate = rejected = after_cut = 0
         for record in records:
@@ -198,6 +198,14 @@ class Recompute:
         ):
             if n:
                 self.outcomes[kind, name] += n
+
+    def _limits_of(self, tp: str) -> dict[str, int]:
+        """Each account's cut offset in one topic-partition (built once per partition)."""
+        limits = self._cut_by_tp.get(tp)
+        if limits is None:
+            cut = self.scope.cut.items()
+            limits = self._cut_by_tp[tp] = {a: c[tp] for a, c in cut if tp in c}
+        return limits
 
     def _first(self, account: str, kind: str, event_id: str) -> bool:
         seen = self._seen.get((account, kind))
