@@ -15,10 +15,13 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from selector import ConfigError, account_from_dict
 from selector.ingest import Ledger
 from selector.params import AccountParams, ArmParams, account_params
 from stream.catalog import account_document
+from stream.job_io import JobError
 from stream.job_io import publish as produce
 from stream.messages import (
     TOPICS,
@@ -101,6 +104,9 @@ async def _store(settings: Settings, messages: Mapping[str, bytes]) -> None:
 
 def publish(settings: Settings, snapshots: Snapshots) -> None:
     """To Redis, then to the compacted topic."""
-    asyncio.run(_store(settings, snapshots.messages))
+    try:
+        asyncio.run(_store(settings, snapshots.messages))
+    except RedisError as exc:
+        raise JobError(f"cannot store the parameter snapshot in Redis: {exc}") from None
     topic = settings.topic(TOPICS["params_snapshot"])
     produce(settings, topic, ((a.encode(), body) for a, body in snapshots.messages.items()))

@@ -63,6 +63,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace) -> int:
+    from confluent_kafka import KafkaException
+
     from stream import stats_job
     from stream.job_io import JobError
     from stream.kafka_reader import ReadError
@@ -83,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         )
         with _progress_bar(args.no_progress) as bar:
             outcome = stats_job.run(settings, options, bar)
-    except (JobError, ReadError, SettingsError) as exc:
+    except (JobError, ReadError, SettingsError, KafkaException) as exc:
         print(f"stats-job: error: {exc}", file=sys.stderr)
         return 2
     from stream import stats_report

@@ -240,6 +240,9 @@ async def test_the_job_restores_lost_events_exactly_while_traffic_flows(
     assert second_run["accounts"] == len(accounts)
     assert sum(n for k, n in second_run["records"].items() if k.endswith(":counted")) == len(unique)
     await check_snapshot(settings, redis_url, accounts, truth)
+    on_demand = run_job(worker.env, "--snapshot-only")
+    assert on_demand.returncode == 0, on_demand.stderr
+    assert f"published the parameters of {len(accounts)} account(s)" in on_demand.stdout
 
 
 async def check_snapshot(
