@@ -287,6 +287,8 @@ _SETTINGS = _Shape(
     ),
     prior=_Shape("alpha? beta?", d.BetaPrior),
 )
+_signed_count = _number(-MAX_INTEGER, MAX_INTEGER, integer=True)
+_signed_amount = _number(-MAX_INTEGER, MAX_INTEGER)
 _DECODERS: dict[m.Kind, Check] = {
     "send": _Shape(
         "event_id account_id campaign_id contact_id creative_id time request_id? ...",
@@ -359,30 +361,30 @@ _DECODERS: dict[m.Kind, Check] = {
         creatives=_map(_Shape(f"offer_id {_PARAMS}", m.CreativeParams)),
         offers=_map(_Shape(_PARAMS, m.OfferParams)),
     ),
-}
-
-
-_signed_count = _number(-MAX_INTEGER, MAX_INTEGER, integer=True)
-_signed_amount = _number(-MAX_INTEGER, MAX_INTEGER)
-_DECODERS["stats_correction"] = _Shape(
-    "account_id run_id computed_at creatives",
-    m.StatsCorrection,
-    creatives=_map(
-        _Shape(
-            "sends clicks conversions revenue_micros decayed",
-            m.CreativeCorrection,
-            **dict.fromkeys(("sends", "clicks", "conversions", "revenue_micros"), _signed_count),
-            decayed=_nullable(
-                _Shape(
-                    "sends clicks conversions revenue ref_time",
-                    m.DecayedDelta,
-                    **dict.fromkeys(("sends", "clicks", "conversions", "revenue"), _signed_amount),
-                    ref_time=_COMMON["time"],
-                )
-            ),
-        )
+    "stats_correction": _Shape(
+        "account_id run_id computed_at creatives",
+        m.StatsCorrection,
+        creatives=_map(
+            _Shape(
+                "sends clicks conversions revenue_micros decayed",
+                m.CreativeCorrection,
+                **dict.fromkeys(
+                    ("sends", "clicks", "conversions", "revenue_micros"), _signed_count
+                ),
+                decayed=_nullable(
+                    _Shape(
+                        "sends clicks conversions revenue ref_time",
+                        m.DecayedDelta,
+                        **dict.fromkeys(
+                            ("sends", "clicks", "conversions", "revenue"), _signed_amount
+                        ),
+                        ref_time=_COMMON["time"],
+                    )
+                ),
+            )
+        ),
     ),
-)
+}
 
 
 class Options(TypedDict, total=False):
