@@ -19,7 +19,7 @@ from typing import Any
 from confluent_kafka import Producer
 
 from selector.ingest import Ledger, partition_key
-from stream import ledger_codec
+from stream import codec, ledger_codec
 from stream.catalog import PARTS, apply_catalog_message
 from stream.envelope import Incoming
 from stream.kafka_reader import (
@@ -85,14 +85,17 @@ def read_catalog(settings: Settings, now: float) -> dict[str, Mapping[str, Any]]
 
 
 def latest_corrections(settings: Settings) -> dict[str, tuple[str, int]]:
-    """Per account, the topic-partition key and offset of its latest correction."""
+    """Per account, the topic-partition key and offset of its latest correction. Messages
+    the stats agent rejects (and so never applies) do not count."""
     topic = corrections_topic(settings)
     latest: dict[str, tuple[str, int]] = {}
+    limits = codec.Limits(settings.max_message_bytes)
 
     def keep(topic: str, partition: int, run: list[Any]) -> None:
         for r in run:
-            if r.key() is not None:
-                latest[r.key().decode()] = (partition_key(topic, partition), r.offset())
+            found = codec.decode("stats_correction", r.value(), key=r.key(), limits=limits)
+            if not isinstance(found, codec.Rejected):
+                latest[found.account_id] = (partition_key(topic, partition), r.offset())
 
     consumer = open_consumer(settings)
     try:

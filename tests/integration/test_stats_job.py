@@ -357,3 +357,23 @@ async def test_the_job_fails_clearly_when_no_worker_applies_its_corrections(
     result = run_job(env, "--timeout", "3")
     assert result.returncode == 2
     assert "is a worker running" in result.stderr
+
+
+async def test_a_correction_the_agent_rejected_does_not_block_later_runs(
+    worker: WorkerProcess, tmp_path: Path
+) -> None:
+    settings = worker.settings
+    accounts = [f"acct-{uuid.uuid4().hex[:6]}"]
+    await setup_accounts(worker, accounts)
+    events, unique = known_stream(accounts, 300, seed=5)
+    await publish_slowly(settings, events, chunk=300)
+    from stream.job_io import publish as produce
+
+    produce(settings, settings.topic("stats-corrections"), [(accounts[0].encode(), b"{}")])
+    await worker.wait_for("creative_selection_corrections_total", 1, outcome="rejected")
+    result = run_job(
+        worker.env, "--report-only", "--timeout", "20", "--json", str(tmp_path / "r.json")
+    )
+    assert result.returncode == 0, result.stderr
+    await caught_up(settings)
+    assert await streamed_stats(settings) == truth_of(unique)
