@@ -18,6 +18,7 @@ COMMANDS = (
     "topics",
     "publish-catalog",
     "send-events",
+    "replay",
     "demo",
     "stats-job",
 )

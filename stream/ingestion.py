@@ -31,6 +31,7 @@ from typing import Any
 from selector.ingest import Ledger, SourcedEvent, apply_correction, apply_events
 from selector.stats import AccountStats
 from stream import codec
+from stream.attribution import ArmOutcomes, ViewCache
 from stream.corrections import to_delta
 from stream.envelope import Incoming, Outgoing
 from stream.metrics import Metrics
@@ -67,6 +68,7 @@ class IngestionService:
         )
         self._clock = clock
         self._creative_ids: dict[bytes, tuple[int, frozenset[str]]] = {}
+        self._arms = ArmOutcomes(metrics, ViewCache(catalog))
 
     async def ingest(self, batch: Sequence[Incoming]) -> tuple[dict[bytes, Ledger], list[Outgoing]]:
         """New ledgers for the accounts that changed, and dead letters to publish."""
@@ -97,7 +99,9 @@ class IngestionService:
     ) -> dict[bytes, Ledger]:
         """Each account's events applied to its ledger; only the ledgers that changed."""
         grouped: dict[bytes, list[SourcedEvent]] = defaultdict(list)
+        decoded: dict[bytes, list[Any]] = defaultdict(list)
         for (message, event, kind), duplicate in zip(valid, flags, strict=True):
+            decoded[event.account_id.encode()].append(event)
             grouped[event.account_id.encode()].append(
                 SourcedEvent(
                     kind,  # type: ignore[arg-type]
@@ -116,6 +120,7 @@ class IngestionService:
                 AccountStats(half_life_seconds=self._half_life(key))
             )
             new, outcome = apply_events(ledger, events)
+            self._arms.count(key, ledger, events, decoded[key])
             for (kind, name), count in outcome.items():
                 self._metrics.events.labels(kind, name).inc(count)
             if new is not ledger:

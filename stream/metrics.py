@@ -2,25 +2,121 @@
 
 Naming follows Prometheus conventions: base units, `_total` for counters, `_seconds`
 for durations, explicit histogram buckets. Labels take values from bounded sets only
-(methods, arms, pools, reasons, event kinds, outcomes): never contact ids, never
-creative ids, never account ids.
+(methods, arms, pools, reasons, event kinds, outcomes, topics and partitions): never
+contact ids, never creative ids, never account ids.
+
+Accounts and creatives are unbounded, so what is per account (creative share, exposure
+diversity, learning pools) is exported as aggregates over the accounts a worker served
+in the last hour (`stream.exposure` says how each is computed). Faust's own sensors
+register into the same registry under `creative_selection_faust_` (`stream.faust_metrics`).
 """
 
 from __future__ import annotations
 
+import math
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from selector.batch import REASONS
 
 PREFIX = "creative_selection"
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 BATCH_BUCKETS = (1, 5, 10, 50, 100, 250, 500, 1000, 2000, 5000)
+AGENTS = ("answer_selection_requests", "count_outcomes", "update_catalog", "dedup")
+EVENT_KINDS = ("send", "click", "conversion")
+EVENT_OUTCOMES = ("applied", "replayed", "duplicate", "rejected")
+ARM_LABELS = ("automated", "control", "manual", "unattributed")
 
 
 class Metrics:
     """The service's metrics, registered in their own registry (tests make their own)."""
 
+    def _outcomes_by_arm(self, r: CollectorRegistry) -> None:
+        arm_help = (
+            " by the arm of the contact in the event's campaign (automated, control, manual; "
+            "unattributed when the event names no campaign the catalog knows)."
+        )
+        self.decisions_expected_control = Counter(
+            f"{PREFIX}_decisions_expected_control",
+            "Sum over decisions of the campaign's configured control probability "
+            "(1 - automated_percent/100): the control decisions the split should produce.",
+            registry=r,
+        )
+        self.arm_sends = Counter(
+            f"{PREFIX}_arm_sends", "Applied send events," + arm_help, ["arm"], registry=r
+        )
+        self.arm_clicks = Counter(
+            f"{PREFIX}_arm_clicks", "Applied click events," + arm_help, ["arm"], registry=r
+        )
+        self.arm_conversions = Counter(
+            f"{PREFIX}_arm_conversions",
+            "Applied conversion events," + arm_help,
+            ["arm"],
+            registry=r,
+        )
+        self.arm_revenue = Counter(
+            f"{PREFIX}_arm_revenue",
+            "Revenue of applied conversion events in currency units," + arm_help,
+            ["arm"],
+            registry=r,
+        )
+
+    def _exposure(self, r: CollectorRegistry) -> None:
+        self.top_creative_share = Gauge(
+            f"{PREFIX}_top_creative_share",
+            "Largest share of one account's automated decisions going to a single creative, "
+            "over the accounts with enough decisions in the last hour (NaN: none).",
+            registry=r,
+        )
+        self.exposure_entropy_ratio = Gauge(
+            f"{PREFIX}_exposure_entropy_ratio",
+            "Entropy of each account's creative shares divided by its maximum (1 uniform, "
+            "0 one creative), decision-weighted mean over the same accounts (NaN: none).",
+            registry=r,
+        )
+        self.exposure_accounts = Gauge(
+            f"{PREFIX}_exposure_accounts",
+            "Accounts in the creative-share measures, by whether one creative takes at "
+            "least 95% of their automated decisions (dominated) or not (diverse).",
+            ["state"],
+            registry=r,
+        )
+
+    def start_series(self) -> Metrics:
+        """For a worker: series of small, known label sets exist from the start at 0, so
+        a rate over them is defined before the first event; unmeasured gauges are NaN,
+        which no alert threshold matches (0 would)."""
+        for reason in REASONS[1:]:
+            self.fallbacks.labels(reason)
+        for agent in AGENTS:
+            self.agent_errors.labels(agent)
+        for kind in EVENT_KINDS:
+            for outcome in EVENT_OUTCOMES:
+                self.events.labels(kind, outcome)
+        for counter in (self.arm_sends, self.arm_clicks, self.arm_conversions, self.arm_revenue):
+            for arm in ARM_LABELS:
+                counter.labels(arm)
+        for outcome in ("applied", "replayed", "rejected"):
+            self.corrections.labels(outcome)
+        self.top_creative_share.set(math.nan)
+        self.exposure_entropy_ratio.set(math.nan)
+        return self
+
+    def _consumer_lag(self, r: CollectorRegistry) -> None:
+        self.consumer_lag = Gauge(
+            f"{PREFIX}_consumer_lag_messages",
+            "Messages between the committed offset and the end of each partition this worker "
+            "consumes (refreshed every few seconds; partitions it no longer holds disappear).",
+            ["topic", "partition"],
+            registry=r,
+        )
+
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
+        self._outcomes_by_arm(r)
+        self._exposure(r)
+        self._consumer_lag(r)
         self.decisions = Counter(
             f"{PREFIX}_decisions_total",
             "Selection decisions, by method, arm and pool.",
@@ -80,6 +176,11 @@ class Metrics:
             f"{PREFIX}_agent_errors_total",
             "Unexpected exceptions caught in an agent (the batch is dead-lettered).",
             ["agent"],
+            registry=r,
+        )
+        self.skipped_messages_read = Counter(
+            f"{PREFIX}_skipped_messages_read_total",
+            "Messages the consumer skipped before an agent, read again by the agent itself.",
             registry=r,
         )
         self.corrections = Counter(

@@ -1,4 +1,5 @@
-"""What the agents share in a worker process: metrics, the Redis stores and the services.
+"""What the agents share in a worker process: metrics (ours and Faust's sensors, in one
+registry), the Redis stores, the services, and the gauges refreshed by a timer.
 
 Built on first use inside the worker's event loop (the Redis client binds to it). When
 `CS_COOLDOWN_STORE=memory` the cooldown and dedup stores are in-process, for a demo
@@ -8,12 +9,21 @@ without Redis; the worker logs a warning because they are lost on restart.
 from __future__ import annotations
 
 import logging
+import os
+import time
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from faust.types import TP
+
 from stream.app import app, settings
+from stream.continuity import Continuity, Jump
 from stream.envelope import Incoming, Outgoing
+from stream.faust_metrics import faust_monitor
 from stream.ingestion import IngestionService
+from stream.lag import LagGauge
 from stream.metrics import Metrics
+from stream.producer import kafka_config
 from stream.redis_store import (
     CooldownStore,
     DedupStore,
@@ -24,12 +34,13 @@ from stream.redis_store import (
     redis_client,
 )
 from stream.selection import SelectionService
-from stream.tables import account_to_catalog, account_to_stats
-from stream.topics import OUTCOME_KINDS
+from stream.tables import ConfirmedTable, account_to_catalog, account_to_stats
+from stream.topics import CONSUMED_TOPICS, OUTCOME_KINDS
 
 log = logging.getLogger(__name__)
 
-metrics = Metrics()
+metrics = Metrics().start_series()
+app.monitor = faust_monitor(metrics.registry)
 
 
 class Runtime:
@@ -115,6 +126,7 @@ class Progress:
 
 
 progress = Progress()
+consumer_lag = LagGauge(metrics, CONSUMED_TOPICS, stall_seconds=progress.stall_seconds)
 
 
 async def publish(messages: list[Outgoing]) -> None:
@@ -122,6 +134,79 @@ async def publish(messages: list[Outgoing]) -> None:
     producer: Any = app.producer
     for m in messages:
         await producer.send(m.topic, m.key, m.value, None, None, None)
+
+
+EXIT_CHANGELOG_FAILED = 75
+EXIT_MESSAGES_DROPPED = 76
+
+
+def committed_offset(topic: str, partition: int) -> int | None:
+    """The group's committed offset the consumer started this partition from (Faust
+    keeps it after seeking; None when nothing is committed yet)."""
+    offsets = getattr(app.consumer, "_committed_offset", {})
+    value = offsets.get(TP(topic, partition))
+    return int(value) if value is not None else None
+
+
+def watched_continuity() -> Continuity:
+    """A continuity check for one agent, started over for partitions this worker loses."""
+    continuity = Continuity(committed_offset)
+
+    async def forget_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        revoked: set[TP] = args[0] if args else kwargs.get("revoked", set())
+        continuity.forget((tp.topic, tp.partition) for tp in revoked)
+
+    app.on_partitions_revoked.connect(forget_revoked)
+    return continuity
+
+
+async def confirm_writes(table: ConfirmedTable) -> None:
+    """Wait until the batch's table writes are stored, before its events are acknowledged.
+
+    A write the broker refused leaves the table ahead of its changelog. The process then
+    stops at once, without committing, as after a crash: the batch is consumed again by
+    the next worker, and the offsets in the recovered stats skip what was stored.
+    """
+    try:
+        await table.confirm_writes()
+    except Exception:
+        log.critical("a changelog write of %s failed; exiting without a commit", table.name)
+        logging.shutdown()
+        os._exit(EXIT_CHANGELOG_FAILED)
+
+
+async def read_missing(jump: Jump) -> list[Incoming]:
+    """The messages a jump skipped, read straight from their partition; fewer when
+    retention has removed some. A failure to read stops the worker without a commit,
+    like a crash, so that the next one reads them."""
+    tp = TopicPartition(jump.topic, jump.partition)
+    consumer = AIOKafkaConsumer(
+        **kafka_config(settings),
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",  # what retention removed is gone; read the rest
+    )
+    deadline = time.monotonic() + 60.0
+    try:
+        await consumer.start()
+        consumer.assign([tp])
+        consumer.seek(tp, jump.expected)
+        found: list[Incoming] = []
+        while await consumer.position(tp) < jump.got:
+            if time.monotonic() > deadline:
+                raise TimeoutError(str(jump))
+            for r in (await consumer.getmany(tp, timeout_ms=1000)).get(tp, []):
+                if jump.expected <= r.offset < jump.got:
+                    found.append(Incoming(r.value, r.key, r.topic, r.partition, r.offset))
+    except Exception:
+        log.critical("cannot read the messages skipped at %s; exiting without a commit", jump)
+        logging.shutdown()
+        os._exit(EXIT_MESSAGES_DROPPED)
+    finally:
+        await consumer.stop()
+    log.warning("read %d skipped messages again: %s", len(found), jump)
+    metrics.skipped_messages_read.inc(len(found))
+    return found
 
 
 def incoming(event: Any) -> Incoming:

@@ -22,6 +22,7 @@ from selector.ingest import Ledger
 from stream import codec
 from stream.catalog import SelectorCache
 from stream.envelope import Incoming, Outgoing
+from stream.exposure import DecisionMetrics
 from stream.metrics import Metrics
 from stream.reasons import Rejection
 from stream.redis_store import CooldownStore
@@ -52,6 +53,7 @@ class SelectionService:
         self._clock = clock
         self._selectors = SelectorCache()
         self._rotation: dict[str, dict[str, int]] = {}
+        self.decision_metrics = DecisionMetrics(metrics)
 
     async def answer(self, batch: Sequence[Incoming]) -> list[Outgoing]:
         now = self._clock()
@@ -132,10 +134,10 @@ class SelectionService:
         decision = selector.decide_batch(stats, batch, self._rng, self._rotation.get(account_id))
         if decision.rotation:
             self._rotation[account_id] = dict(decision.rotation)
+        self.decision_metrics.observe(account_id, selector.view, batch, decision)
         cooldown = selector.account.settings.cooldown_seconds
         for row, req in enumerate(reqs):
             d = decision[row]
-            self._count(d.method, d.arm, d.pool, d.reason)
             if self._metrics is not None and req.time is not None:
                 self._metrics.request_age.observe(max(0.0, now - req.time))
             sent.append((account_id, req.contact_id, d.creative_id, times[row], cooldown))
@@ -151,11 +153,6 @@ class SelectionService:
             rid, acct = codec.salvage_ids(message.value)
             out += self._reject(message, rid, acct, "internal_error", type(exc).__name__, now)
         return out
-
-    def _count(self, method: str, arm: str, pool: str, reason: str) -> None:
-        self._metrics.decisions.labels(method, arm, pool).inc()
-        if pool == "fallback":
-            self._metrics.fallbacks.labels(reason).inc()
 
     def _reject(
         self,

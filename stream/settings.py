@@ -77,6 +77,8 @@ class Settings:
     max_revenue: float = 1_000_000.0
     max_future_seconds: float = 86400.0
     log_level: str = "info"
+    group_instance_id: str = ""
+    session_timeout_seconds: float = 60.0
     pushgateway_url: str = ""  # the daily job pushes its metrics here when set
 
     @classmethod
@@ -104,6 +106,8 @@ class Settings:
             raise SettingsError("CS_PARTITIONS must be >= 1")
         if self.select_batch < 1 or self.stats_batch < 1:
             raise SettingsError("CS_SELECT_BATCH and CS_STATS_BATCH must be >= 1")
+        if not 6.0 <= self.session_timeout_seconds <= 300.0:
+            raise SettingsError("CS_SESSION_TIMEOUT_SECONDS must be between 6 and 300")
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"

@@ -56,3 +56,5 @@ CATALOG_KINDS = {
     settings.topic("catalog-creatives"): "creatives",
     settings.topic("catalog-offers"): "offers",
 }
+# What the agents consume (consumer lag is reported for these only).
+CONSUMED_TOPICS = frozenset({*OUTCOME_KINDS, *CATALOG_KINDS, settings.topic("selection-requests")})

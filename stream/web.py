@@ -2,9 +2,10 @@
 `/metrics` and `/health`.
 
 `/health` reports progress, not just a live process: 200 only when tables have been
-recovered, no rebalance is in progress, and the agents have processed something within
-`stall_seconds` whenever messages were waiting (per-agent last-progress times come from
-`stream.runtime.progress`).
+recovered, no rebalance is in progress, no agent has held a batch for `stall_seconds`
+without finishing it (per-agent times from `stream.runtime.progress`), and no partition
+with messages waiting has gone `stall_seconds` without its committed offset moving
+(`stream.lag`, refreshed by a timer).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from stream.app import app
-from stream.runtime import metrics, progress
+from stream.runtime import consumer_lag, metrics, progress
 
 
 @app.page("/metrics")
@@ -29,13 +30,15 @@ def health_report(now: float) -> tuple[bool, dict[str, Any]]:
     recovery = app.tables.recovery  # type: ignore[attr-defined]
     recovered = recovery.completed.is_set() and not app.in_recovery
     rebalancing = bool(app.rebalancing)
-    healthy = recovered and not rebalancing and not progress.stalled(now)
+    partitions = consumer_lag.stalled(now)
+    healthy = recovered and not rebalancing and not progress.stalled(now) and not partitions
     return healthy, {
         "status": "ok" if healthy else "unavailable",
         "tables_recovered": recovered,
         "rebalancing": rebalancing,
         "last_progress_seconds_ago": progress.ages(now),
         "stalled_agents": progress.stalled_agents(now),
+        "stalled_partitions": partitions,
     }
 
 

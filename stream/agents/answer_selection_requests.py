@@ -6,10 +6,22 @@ import logging
 import time
 
 from stream.app import app, settings
-from stream.runtime import incoming, metrics, progress, publish, runtime
+from stream.continuity import with_missing
+from stream.runtime import (
+    incoming,
+    metrics,
+    progress,
+    publish,
+    read_missing,
+    runtime,
+    watched_continuity,
+)
 from stream.topics import selection_requests_topic
 
 log = logging.getLogger(__name__)
+
+# Requests skipped before the agent would never be answered (see stream/continuity.py).
+continuity = watched_continuity()
 
 
 @app.agent(selection_requests_topic, concurrency=1)
@@ -17,6 +29,9 @@ async def answer_selection_requests(stream):  # type: ignore[no-untyped-def]
     async for events in stream.take_events(settings.select_batch, settings.select_within_ms / 1e3):
         started = time.perf_counter()
         batch = [incoming(e) for e in events]
+        jumps = continuity.check(batch)
+        if jumps:
+            batch = await with_missing(batch, jumps, read_missing)
         progress.started("answer_selection_requests", time.time())
         metrics.batch_size.labels("answer_selection_requests").observe(len(batch))
         try:

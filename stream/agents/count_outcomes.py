@@ -11,17 +11,33 @@ import logging
 import time
 
 from stream.app import app, settings
-from stream.runtime import incoming, metrics, progress, publish, runtime
+from stream.continuity import with_missing
+from stream.runtime import (
+    confirm_writes,
+    incoming,
+    metrics,
+    progress,
+    publish,
+    read_missing,
+    runtime,
+    watched_continuity,
+)
 from stream.tables import account_to_stats
 from stream.topics import outcome_topics
 
 log = logging.getLogger(__name__)
 
 
+continuity = watched_continuity()
+
+
 @app.agent(outcome_topics, concurrency=1)
 async def count_outcomes(stream):  # type: ignore[no-untyped-def]
     async for events in stream.take_events(settings.stats_batch, settings.stats_within_ms / 1e3):
         batch = [incoming(e) for e in events]
+        jumps = continuity.check(batch)
+        if jumps:  # messages went missing before they reached us: read them ourselves
+            batch = await with_missing(batch, jumps, read_missing)
         progress.started("count_outcomes", time.time())
         metrics.batch_size.labels("count_outcomes").observe(len(batch))
         try:
@@ -33,4 +49,5 @@ async def count_outcomes(stream):  # type: ignore[no-untyped-def]
             metrics.agent_errors.labels("count_outcomes").inc()
             letters = [runtime.ingestion.internal_error(m, exc) for m in batch]
         await publish(letters)
+        await confirm_writes(account_to_stats)  # stored before the batch is acknowledged
         progress.finished("count_outcomes", time.time())

@@ -7,7 +7,7 @@ import time
 
 from stream.app import app, settings
 from stream.catalog import apply_catalog_message
-from stream.runtime import incoming, metrics, publish
+from stream.runtime import confirm_writes, incoming, metrics, publish
 from stream.tables import account_to_catalog
 from stream.topics import CATALOG_KINDS, catalog_topics
 
@@ -34,6 +34,7 @@ async def update_catalog(stream):  # type: ignore[no-untyped-def]
             log.exception("catalog message failed")
             metrics.agent_errors.labels("update_catalog").inc()
             continue
+        await confirm_writes(account_to_catalog)
         if letter is not None:
             metrics.dead_letters.labels(letter[1], message.topic).inc()
             await publish([letter[0]])

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gzip
 import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 import orjson
 from aiokafka import AIOKafkaProducer
@@ -24,8 +25,10 @@ from aiokafka.errors import KafkaError
 from tqdm import tqdm
 
 from stream import codec
-from stream.messages import KIND_OF_SCHEMA, TOPICS, key_of
+from stream.messages import KIND_OF_SCHEMA, TOPICS, ClickEvent, ConversionEvent, SendEvent, key_of
+from stream.pacing import RateLimiter
 from stream.producer import open_producer
+from stream.reasons import Rejection
 from stream.settings import Settings, SettingsError
 
 EXAMPLE = """\
@@ -46,13 +49,16 @@ WINDOW = 10_000
 
 @dataclass(frozen=True, slots=True)
 class Line:
-    """One line of the file: ready to send, or why not."""
+    """One line of the file: ready to send (with its decoded event), or why not
+    (`error` is "reason: detail", `reason` the bounded reason alone)."""
 
     number: int
     topic: str | None = None
     key: bytes | None = None
     value: bytes = b""
     error: str | None = None
+    reason: Rejection | None = None
+    event: SendEvent | ClickEvent | ConversionEvent | None = None
 
 
 def limits_of(settings: Settings) -> codec.Limits:
@@ -70,44 +76,45 @@ def parse_line(
     raw = raw.strip()
     if not raw:
         return None
-    try:
-        schema = orjson.loads(raw).get("schema")
-    except (orjson.JSONDecodeError, AttributeError):
-        schema = None
-    kind = KIND_OF_SCHEMA.get(schema) if isinstance(schema, str) else None
-    if kind not in EVENT_KINDS:
+    kind, reason = _event_kind(raw)
+    if kind is None:
         wanted = ", ".join(f"{k}.v1" for k in EVENT_KINDS)
-        return Line(number, error=f"schema: must be one of {wanted}")
-    assert kind is not None
+        return Line(number, error=f"schema: must be one of {wanted}", reason=reason)
     event = codec.decode(kind, raw, limits=limits, now=now)
     if isinstance(event, codec.Rejected):
-        return Line(number, error=f"{event.reason}: {event.detail}")
-    return Line(number, settings.topic(TOPICS[kind]), key_of(event), raw)
+        return Line(number, error=f"{event.reason}: {event.detail}", reason=event.reason)
+    outcome = cast(SendEvent | ClickEvent | ConversionEvent, event)
+    return Line(number, settings.topic(TOPICS[kind]), key_of(outcome), raw, event=outcome)
+
+
+def _event_kind(raw: bytes) -> tuple[Any, Rejection]:
+    """The event kind a line's `schema` names (None if it is not an event), and the
+    reason to give when it is None."""
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None, "malformed_json"
+    if not isinstance(doc, dict):
+        return None, "not_an_object"
+    schema = doc.get("schema")
+    kind = KIND_OF_SCHEMA.get(schema) if isinstance(schema, str) else None
+    return (kind if kind in EVENT_KINDS else None), "schema_mismatch"
+
+
+def open_input(path: Path) -> IO[bytes]:
+    """The file for reading, decompressed when it is gzip (by its magic bytes)."""
+    with path.open("rb") as probe:
+        gzipped = probe.read(2) == b"\x1f\x8b"
+    return cast(IO[bytes], gzip.open(path, "rb")) if gzipped else path.open("rb")
 
 
 def read_lines(path: Path, settings: Settings, now: float) -> Iterator[Line]:
     limits = limits_of(settings)
-    with path.open("rb") as file:
+    with open_input(path) as file:
         for number, raw in enumerate(file, start=1):
             line = parse_line(number, raw, settings, limits, now)
             if line is not None:
                 yield line
-
-
-class Pacer:
-    """Holds a sender to `rate` messages a second on average (None: no limit)."""
-
-    def __init__(self, rate: float | None) -> None:
-        self.interval = 1.0 / rate if rate else 0.0
-        self.started = time.monotonic()
-        self.count = 0
-
-    async def wait(self) -> None:
-        self.count += 1
-        if self.interval:
-            ahead = self.started + self.count * self.interval - time.monotonic()
-            if ahead > 0.001:
-                await asyncio.sleep(ahead)
 
 
 @dataclass
@@ -121,9 +128,9 @@ async def send_file(
 ) -> Totals:
     """Send every valid line of `path`; invalid ones are reported on `err`."""
     err = err or sys.stderr
-    with path.open("rb") as file:
+    with open_input(path) as file:
         total = sum(1 for _ in file)
-    totals, pacer = Totals(), Pacer(rate)
+    totals, pacer = Totals(), RateLimiter(rate)
     async with open_producer(settings) as producer:
         window: list[asyncio.Future[Any]] = []
         with tqdm(total=total, unit="line", file=sys.stderr) as bar:

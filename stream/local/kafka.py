@@ -51,6 +51,7 @@ from stream.local import (
     run_blocking,
     stop_process,
 )
+from stream.local.tls import SecureListeners, scram_format_arguments, secure_properties
 
 KAFKA_VERSION = "4.3.1"
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "creative-selection"
@@ -141,6 +142,9 @@ class BrokerConfig:
     auto_create_topics: bool = False
     node_id: int = 1
     host: str = LOOPBACK
+    # SSL and SASL_SSL listeners on these two ports (`stream.local.tls`), when given.
+    secure: SecureListeners | None = None
+    secure_ports: tuple[int, int] = (0, 0)
 
     def __post_init__(self) -> None:
         for port in (self.broker_port, self.controller_port):
@@ -171,7 +175,7 @@ def server_properties(config: BrokerConfig) -> dict[str, str]:
     """
     broker = f"{config.host}:{config.broker_port}"
     controller = f"{config.host}:{config.controller_port}"
-    return {
+    props = {
         "process.roles": "broker,controller",
         "node.id": str(config.node_id),
         "controller.quorum.voters": f"{config.node_id}@{controller}",
@@ -195,6 +199,9 @@ def server_properties(config: BrokerConfig) -> dict[str, str]:
         "group.initial.rebalance.delay.ms": "0",
         "log.cleaner.dedupe.buffer.size": str(16 * 1024 * 1024),
     }
+    if config.secure is not None:
+        props.update(secure_properties(props, config.host, config.secure_ports, config.secure))
+    return props
 
 
 def render_properties(properties: Mapping[str, str]) -> str:
@@ -236,6 +243,7 @@ class BrokerOptions:
     cache_dir: Path = DEFAULT_CACHE_DIR
     start_timeout_s: float = 90.0
     stop_timeout_s: float = 30.0
+    secure: SecureListeners | None = None
 
 
 class KafkaBroker:
@@ -262,6 +270,13 @@ class KafkaBroker:
             raise RuntimeError("the broker is not started")
         return self._config.bootstrap
 
+    def listener(self, protocol: str) -> str:
+        """``host:port`` of the ``SSL`` or ``SASL_SSL`` listener (``BrokerOptions.secure``)."""
+        if self._config is None or self._config.secure is None:
+            raise RuntimeError("the broker is not started with secure listeners")
+        port = self._config.secure_ports[("SSL", "SASL_SSL").index(protocol)]
+        return f"{self._config.host}:{port}"
+
     @property
     def pid(self) -> int | None:
         return None if self._proc is None else self._proc.pid
@@ -277,13 +292,15 @@ class KafkaBroker:
             raise RuntimeError("the broker is already started")
         options = self.options
         jars_dir = ensure_kafka_jars(options.cache_dir)
-        broker_port, controller_port = free_ports(2)
+        broker_port, controller_port, *secure_ports = free_ports(4 if options.secure else 2)
         config = BrokerConfig(
             self.data_dir,
             broker_port,
             controller_port,
             num_partitions=options.num_partitions,
             auto_create_topics=options.auto_create_topics,
+            secure=options.secure,
+            secure_ports=(secure_ports[0], secure_ports[1]) if secure_ports else (0, 0),
         )
         properties, log_config = self._write_config_files(config)
         self._format_storage(jars_dir, config, properties)
@@ -348,6 +365,8 @@ class KafkaBroker:
         if (config.log_dir / "meta.properties").is_file():
             return
         arguments = ["format", "--cluster-id", new_cluster_id(), "--config", str(properties)]
+        if config.secure is not None:
+            arguments += scram_format_arguments(config.secure)
         log_config = self.data_dir / "log4j2-tools.properties"
         command = java_command(jars_dir, log_config, _STORAGE_TOOL, *arguments, heap=_TOOL_HEAP)
         format_log = self.data_dir / "format.log"

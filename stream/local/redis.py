@@ -18,6 +18,7 @@ from typing import IO
 import redis
 
 from stream.local import LOOPBACK, free_port, log_tail, progress, stop_process
+from stream.local.tls import Certificates
 
 _DEBIAN_BINARY = Path("/usr/bin/redis-server")
 
@@ -60,12 +61,29 @@ def _find_redis_server() -> str | None:
     return found
 
 
-def redis_command(binary: str, port: int, data_dir: Path, host: str = LOOPBACK) -> list[str]:
-    """The server's command line: loopback only, in memory, logging to stdout."""
+def redis_command(
+    binary: str,
+    port: int,
+    data_dir: Path,
+    host: str = LOOPBACK,
+    *,
+    password: str | None = None,
+    tls: Certificates | None = None,
+) -> list[str]:
+    """The server's command line: loopback only, in memory, logging to stdout; with `tls`
+    the port speaks TLS only (no client certificates asked), with `password` AUTH is
+    required."""
+    secure: list[str] = []
+    if password:
+        secure += ["--requirepass", password]
+    if tls is not None:
+        secure += ["--tls-port", str(port), "--tls-auth-clients", "no"]
+        secure += ["--tls-cert-file", str(tls.server_cert), "--tls-key-file", str(tls.server_key)]
+        secure += ["--tls-ca-cert-file", str(tls.ca)]
     return [
         binary,
         "--port",
-        str(port),
+        "0" if tls is not None else str(port),
         "--bind",
         host,
         "--save",
@@ -78,6 +96,7 @@ def redis_command(binary: str, port: int, data_dir: Path, host: str = LOOPBACK) 
         "no",
         "--logfile",
         "",
+        *secure,
     ]
 
 
@@ -93,8 +112,12 @@ class RedisServer:
         *,
         start_timeout_s: float = 15.0,
         stop_timeout_s: float = 10.0,
+        password: str | None = None,
+        tls: Certificates | None = None,
     ) -> None:
         self._data_dir = data_dir
+        self._password = password
+        self._tls = tls
         self._start_timeout_s = start_timeout_s
         self._stop_timeout_s = stop_timeout_s
         self._port: int | None = None
@@ -107,7 +130,8 @@ class RedisServer:
     def url(self) -> str:
         if self._port is None:
             raise RuntimeError("the Redis server is not started")
-        return f"redis://{LOOPBACK}:{self._port}/0"
+        scheme = "rediss" if self._tls is not None else "redis"
+        return f"{scheme}://{LOOPBACK}:{self._port}/0"
 
     @property
     def pid(self) -> int | None:
@@ -131,7 +155,7 @@ class RedisServer:
         self._log_path = data_dir / "redis.log"
         self._log_file = self._log_path.open("ab")
         self._proc = subprocess.Popen(
-            redis_command(binary, port, data_dir),
+            redis_command(binary, port, data_dir, password=self._password, tls=self._tls),
             stdin=subprocess.DEVNULL,
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
@@ -174,7 +198,14 @@ class RedisServer:
     def _wait_for_ping(self, port: int) -> None:
         assert self._proc is not None and self._log_path is not None
         deadline = time.monotonic() + self._start_timeout_s
-        client = redis.Redis(host=LOOPBACK, port=port, socket_connect_timeout=0.5)
+        client = redis.Redis(
+            host=LOOPBACK,
+            port=port,
+            socket_connect_timeout=0.5,
+            password=self._password,
+            ssl=self._tls is not None,
+            ssl_ca_certs=str(self._tls.ca) if self._tls is not None else None,
+        )
         try:
             while time.monotonic() < deadline:
                 if self._proc.poll() is not None:

@@ -1,6 +1,6 @@
 """The Grafana dashboard parses, uses the `${DS_PROMETHEUS}` data source, and queries only
-metrics the service exports (or the planned ones listed here), with valid PromQL and no
-id labels."""
+metrics the service exports (its own, Faust's sensors', or the planned ones listed here),
+with valid PromQL and no id labels; the ops guide describes every metric of ours."""
 
 from __future__ import annotations
 
@@ -14,25 +14,16 @@ from typing import Any
 import pytest
 import yaml
 
+from stream.faust_metrics import faust_metrics
 from stream.metrics import Metrics, StatsJobMetrics
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "deploy" / "grafana" / "creative-selection.json"
 
 # Metrics the alerts and the dashboard use that stream/metrics.py does not export yet
-# (issue 5; deploy/README.md, "Metrics", says what each means). Remove a name from here
-# when it lands in stream/metrics.py.
-PROPOSED_METRICS = frozenset(
-    {
-        "creative_selection_arm_sends_total",
-        "creative_selection_arm_clicks_total",
-        "creative_selection_arm_revenue_total",
-        "creative_selection_decisions_expected_control_total",
-        "creative_selection_top_creative_share",
-        "creative_selection_exposure_entropy_ratio",
-        "creative_selection_consumer_lag_messages",
-    }
-)
+# (deploy/README.md, "Metrics", says what each means). Remove a name from here when it
+# lands in stream/metrics.py.
+PROPOSED_METRICS: frozenset[str] = frozenset()
 # Series Prometheus itself writes for every target.
 PROMETHEUS_SERIES = frozenset({"up"})
 ID_LABELS = ("contact", "contact_id", "creative_id", "account_id")
@@ -45,12 +36,15 @@ _GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\
 _IDENTIFIER = re.compile(r"(?<![\w:.])([A-Za-z_:][\w:]*)(?![\w:]|\s*\()")
 
 
-def exported_metric_names() -> frozenset[str]:
+def exported_metric_names(with_faust: bool = False) -> frozenset[str]:
     """Every sample name stream/metrics.py exports (counters with `_total`, histograms
-    with `_bucket`, `_count` and `_sum`): the worker's and the daily job's."""
+    with `_bucket`, `_count` and `_sum`), the daily job's (`StatsJobMetrics`), and Faust's
+    sensors' with `with_faust`."""
     names = set()
-    families = [*Metrics().registry.collect(), *StatsJobMetrics().registry.collect()]
-    for family in families:
+    metrics = Metrics()
+    if with_faust:
+        faust_metrics(metrics.registry)
+    for family in [*metrics.registry.collect(), *StatsJobMetrics().registry.collect()]:
         if family.type == "counter":
             names.add(f"{family.name}_total")
         elif family.type == "histogram":
@@ -60,8 +54,16 @@ def exported_metric_names() -> frozenset[str]:
     return frozenset(names)
 
 
+def documented_metric_names() -> frozenset[str]:
+    """Our metrics as the ops guide names them: counters with `_total`, others bare."""
+    families = [*Metrics().registry.collect(), *StatsJobMetrics().registry.collect()]
+    return frozenset(
+        f"{family.name}_total" if family.type == "counter" else family.name for family in families
+    )
+
+
 def known_metric_names() -> frozenset[str]:
-    return exported_metric_names() | PROPOSED_METRICS | PROMETHEUS_SERIES
+    return exported_metric_names(with_faust=True) | PROPOSED_METRICS | PROMETHEUS_SERIES
 
 
 def metric_names_in(expr: str) -> set[str]:
@@ -167,10 +169,10 @@ def test_every_query_uses_known_metrics_only() -> None:
             assert metric and metric.group(1) in known, variable["definition"]
 
 
-def test_the_ops_guide_describes_every_proposed_metric() -> None:
+def test_the_ops_guide_describes_every_metric() -> None:
     guide = (ROOT / "deploy" / "README.md").read_text()
     described = set(re.findall(r"^\| `(creative_selection_\w+)` \|", guide, flags=re.M))
-    assert described == PROPOSED_METRICS
+    assert described == documented_metric_names() | PROPOSED_METRICS
 
 
 def test_the_dashboard_covers_what_operations_watch() -> None:
@@ -189,6 +191,11 @@ def test_the_dashboard_covers_what_operations_watch() -> None:
         "creative_selection_arm_sends_total",
         "creative_selection_arm_clicks_total",
         "creative_selection_arm_revenue_total",
+        "creative_selection_arm_conversions_total",
+        "creative_selection_decisions_expected_control_total",
+        "creative_selection_exposure_accounts",
+        "creative_selection_faust_total_rebalances",
+        "creative_selection_faust_consumer_commit_seconds_bucket",
     ):
         assert name in used, name
 

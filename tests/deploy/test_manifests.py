@@ -28,14 +28,13 @@ NOT_IN_KUSTOMIZATION = {"secret.example.yaml", "podmonitor.yaml"}
 # Custom resources: no schema in kubernetes-validate; checked by hand below.
 CUSTOM_KINDS = {"PodMonitor", "Kustomization"}
 # Settings and commands the manifests and the ops guide use before the service has them
-# (issue 5). Remove a name once it exists.
+# (deploy/README.md, "Planned"). Remove a name once it exists.
 PLANNED_SETTINGS = {
-    "CS_KAFKA_GROUP_INSTANCE_ID",
     "CS_TABLE_STANDBY_REPLICAS",
     "CS_TABLE_STORE",
     "CS_TOPIC_REPLICATION_FACTOR",
 }
-PLANNED_COMMANDS = {"replay"}
+PLANNED_COMMANDS: set[str] = set()
 PLACEHOLDERS = {"REPLACE_ME"}
 HEALTH_PORT = 6066
 WORKER_LABELS = {
@@ -169,10 +168,10 @@ def test_workers_run_the_worker_with_static_membership_and_an_orderly_stop() -> 
     container = worker_container()
     assert container["command"] == ["creative-select", "worker"]
     env = {e["name"]: e for e in container["env"]}
-    assert env["CS_KAFKA_GROUP_INSTANCE_ID"]["valueFrom"] == {
-        "fieldRef": {"fieldPath": "metadata.name"}
-    }
-    assert 0 < pod["terminationGracePeriodSeconds"] <= 60  # below the session timeout
+    assert env["CS_GROUP_INSTANCE_ID"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    session_timeout = Settings.from_env(config_map()).session_timeout_seconds
+    # a pod stopping in order is back before the group gives its partitions away
+    assert 0 < pod["terminationGracePeriodSeconds"] < session_timeout
     assert container["lifecycle"]["preStop"]
     assert container["resources"]["requests"] and container["resources"]["limits"]
     assert statefulset["spec"]["replicas"] <= int(config_map()["CS_PARTITIONS"])
