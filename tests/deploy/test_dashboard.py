@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import subprocess
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -36,15 +37,11 @@ _GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\
 _IDENTIFIER = re.compile(r"(?<![\w:.])([A-Za-z_:][\w:]*)(?![\w:]|\s*\()")
 
 
-def exported_metric_names(with_faust: bool = False) -> frozenset[str]:
-    """Every sample name stream/metrics.py exports (counters with `_total`, histograms
-    with `_bucket`, `_count` and `_sum`), the daily job's (`StatsJobMetrics`), and Faust's
-    sensors' with `with_faust`."""
+def _sample_names(families: Iterable[Any]) -> frozenset[str]:
+    """Sample names of metric families (counters with `_total`, histograms with `_bucket`,
+    `_count` and `_sum`)."""
     names = set()
-    metrics = Metrics()
-    if with_faust:
-        faust_metrics(metrics.registry)
-    for family in [*metrics.registry.collect(), *StatsJobMetrics().registry.collect()]:
+    for family in families:
         if family.type == "counter":
             names.add(f"{family.name}_total")
         elif family.type == "histogram":
@@ -52,6 +49,20 @@ def exported_metric_names(with_faust: bool = False) -> frozenset[str]:
         else:
             names.add(family.name)
     return frozenset(names)
+
+
+def exported_metric_names(with_faust: bool = False) -> frozenset[str]:
+    """Every sample name a worker exports (stream/metrics.py's `Metrics`), and Faust's
+    sensors' with `with_faust`."""
+    metrics = Metrics()
+    if with_faust:
+        faust_metrics(metrics.registry)
+    return _sample_names(metrics.registry.collect())
+
+
+def job_metric_names() -> frozenset[str]:
+    """Every sample name the daily job writes when it ends (`StatsJobMetrics`)."""
+    return _sample_names(StatsJobMetrics().registry.collect())
 
 
 def documented_metric_names() -> frozenset[str]:
@@ -63,7 +74,8 @@ def documented_metric_names() -> frozenset[str]:
 
 
 def known_metric_names() -> frozenset[str]:
-    return exported_metric_names(with_faust=True) | PROPOSED_METRICS | PROMETHEUS_SERIES
+    known = exported_metric_names(with_faust=True) | job_metric_names()
+    return known | PROPOSED_METRICS | PROMETHEUS_SERIES
 
 
 def metric_names_in(expr: str) -> set[str]:
