@@ -58,6 +58,15 @@ class ConfirmedTable(Table[Any, Any]):
         self.__dict__.setdefault("_unconfirmed", []).append(future)
         self._sensor_on_set(self, key, value)
 
+    async def ready_to_write(self) -> None:
+        """Wait until the producer knows the changelog topic's partitions: a write picks
+        its partition as it is made, and fails before the metadata has arrived (right
+        after a start)."""
+        if not self.__dict__.get("_ready"):
+            producer = self.app.producer._ensure_producer()  # type: ignore[attr-defined]
+            await producer.partitions_for(self.changelog_topic.get_topic_name())
+            self.__dict__["_ready"] = True
+
     async def confirm_writes(self) -> None:
         """Wait until every changelog write so far is stored; raises if one failed."""
         pending = self.__dict__.get("_unconfirmed")

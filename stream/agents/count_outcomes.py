@@ -38,6 +38,7 @@ async def count_outcomes(stream):  # type: ignore[no-untyped-def]
         jumps = continuity.check(batch)
         if jumps:  # messages went missing before they reached us: read them ourselves
             batch = await with_missing(batch, jumps, read_missing)
+        await account_to_stats.ready_to_write()
         progress.started("count_outcomes", time.time())
         metrics.batch_size.labels("count_outcomes").observe(len(batch))
         try:

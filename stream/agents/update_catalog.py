@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 import time
 
+from stream import codec
 from stream.app import app, settings
 from stream.catalog import apply_catalog_message
+from stream.envelope import Incoming, Outgoing
 from stream.runtime import confirm_writes, incoming, metrics, publish
 from stream.tables import account_to_catalog
 from stream.topics import CATALOG_KINDS, catalog_topics
@@ -18,6 +20,7 @@ log = logging.getLogger(__name__)
 async def update_catalog(stream):  # type: ignore[no-untyped-def]
     async for event in stream.events():
         message = incoming(event)
+        await account_to_catalog.ready_to_write()
         try:
             key, value, letter = apply_catalog_message(
                 CATALOG_KINDS[message.topic],
@@ -30,11 +33,25 @@ async def update_catalog(stream):  # type: ignore[no-untyped-def]
             if value is not None:
                 account_to_catalog[key] = value
                 metrics.catalog_updates.labels(CATALOG_KINDS[message.topic]).inc()
-        except Exception:
-            log.exception("catalog message failed")
+        except Exception as exc:
+            log.exception("catalog message failed; dead-lettering it")
             metrics.agent_errors.labels("update_catalog").inc()
-            continue
+            letter = (internal_error_letter(message, exc), "internal_error")
         await confirm_writes(account_to_catalog)
         if letter is not None:
             metrics.dead_letters.labels(letter[1], message.topic).inc()
             await publish([letter[0]])
+
+
+def internal_error_letter(message: Incoming, exc: Exception) -> Outgoing:
+    body = codec.dead_letter(
+        message.value,
+        message.key,
+        "internal_error",
+        type(exc).__name__,
+        message.topic,
+        message.partition,
+        message.offset,
+        time.time(),
+    )
+    return Outgoing(settings.topic("dead-letters"), message.key or b"", body)
