@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from bench.selector_bench import BenchConfig
+    from bench.stream_bench import StreamConfig
 
 
 def register(subparsers: Any) -> None:
@@ -35,6 +36,18 @@ def register(subparsers: Any) -> None:
     )
     add_selector_arguments(selector)
     selector.set_defaults(func=run_selector)
+    stream = kinds.add_parser(
+        "stream",
+        help="selections/s, latency and stats events/s through Kafka, one worker",
+        description=(
+            "Starts Kafka (KRaft), Redis and one worker, then measures selections/s at full "
+            "speed, request->response latency at a fixed rate (open loop) and stats events/s "
+            "with dedup on, each next to plain aiokafka's rates on the same messages. Table "
+            "on stdout, JSON to --json."
+        ),
+    )
+    add_stream_arguments(stream)
+    stream.set_defaults(func=run_stream)
     add_recompute_parser(kinds)
 
 
@@ -159,4 +172,42 @@ def run_selector(args: argparse.Namespace) -> int:
     from bench.selector_bench import report
 
     report(config_from_args(args), args.json)
+    return 0
+
+
+def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
+    count, seconds = _at_least(1, int), _at_least(0.0, float)
+    parser.add_argument("--quick", action="store_true", help="smoke run (~30-60 s)")
+    parser.add_argument("--json", type=Path, default=None, help="default bench/results/stream.json")
+    parser.add_argument("--requests", type=count, help="requests of the max-rate run")
+    parser.add_argument("--events", type=count, help="sends, clicks and conversions")
+    parser.add_argument("--raw-messages", type=count, help="messages per raw aiokafka probe")
+    parser.add_argument("--rate", type=_at_least(1.0, float), help="requests/s (default 2000)")
+    parser.add_argument("--latency-seconds", type=seconds, help="length of the paced run")
+    parser.add_argument("--warmup-seconds", type=seconds, help="paced requests not counted")
+    parser.add_argument("--accounts", type=count, help="accounts (10 creatives each)")
+    parser.add_argument("--contacts", type=count, help="distinct contacts")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin the worker to a core")
+    parser.add_argument("--bootstrap", help="use this Kafka instead of starting one")
+    parser.add_argument("--redis-url", help="use this Redis instead of starting one")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+
+
+def stream_config_from_args(args: argparse.Namespace) -> StreamConfig:
+    from bench.stream_bench import QUICK, StreamConfig
+
+    values: dict[str, Any] = dict(QUICK) if args.quick else {}
+    for name in ("requests", "events", "raw_messages", "rate", "latency_seconds"):
+        if getattr(args, name) is not None:
+            values[name] = getattr(args, name)
+    for name in ("warmup_seconds", "accounts", "contacts", "bootstrap", "redis_url"):
+        if getattr(args, name) is not None:
+            values[name] = getattr(args, name)
+    return StreamConfig(pin=not args.no_pin, progress=not args.no_progress, **values)
+
+
+def run_stream(args: argparse.Namespace) -> int:
+    from bench.stream_bench import report
+
+    report(stream_config_from_args(args), args.json)
     return 0

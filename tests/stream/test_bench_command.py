@@ -138,3 +138,48 @@ def test_river_state_equals_feeding_it_the_outcomes() -> None:
     assert set_directly._counts == fed._counts and set_directly._n == fed._n
     arms = list(post.ids)
     assert [set_directly.pull(arms) for _ in range(20)] == [fed.pull(arms) for _ in range(20)]
+
+
+# --- bench stream: the arithmetic, without Kafka (tests/integration/test_bench_stream.py
+# runs it end to end) ---------------------------------------------------------------------
+
+
+def test_stream_quick_flags_become_the_config() -> None:
+    from bench.stream_bench import QUICK
+
+    args = _parse(["bench", "stream", "--quick", "--rate", "500", "--no-pin", "--no-progress"])
+    config = bench_command.stream_config_from_args(args)
+    assert config.requests == QUICK["requests"] and config.rate == 500.0
+    assert not config.pin and not config.progress
+    assert bench_command.stream_config_from_args(_parse(["bench", "stream"])).pin
+
+
+def test_steady_rate_leaves_out_warm_up_and_tail() -> None:
+    from bench.stream_measure import steady_rate
+
+    # slow start (10 units in 10 s), then 100 units/s, then a slow tail
+    samples = [(0.0, 0.0), (10.0, 10.0), (19.0, 910.0), (29.0, 1000.0)]
+    assert steady_rate(samples, 1000) == pytest.approx(100.0)
+    assert np.isnan(steady_rate(samples[:2], 1000))  # never reached 90%
+
+
+def test_latency_summary_skips_the_warm_up_and_the_unanswered() -> None:
+    from bench.stream_measure import latency_summary
+
+    latency = np.array([9.0, 9.0, 0.001, 0.002, np.nan, 0.003])
+    summary = latency_summary(latency, warmup=2)
+    assert summary["measured"] == 3
+    assert summary["p50_ms"] == pytest.approx(2.0) and summary["max_ms"] == pytest.approx(3.0)
+
+
+def test_events_hold_the_stated_share_of_copies() -> None:
+    from bench import stream_load
+
+    load = stream_load.Load(env={}, accounts=2, events=3000, duplicate_pct=5.0)
+    events = stream_load.event_messages(load, at=1.7e9)
+    unique = {value for _, _, value in events}
+    assert len(events) - len(unique) == stream_load.duplicate_count(len(unique), load) > 0
+    assert stream_load.unique_count(len(events), load) == len(unique)
+    assert {topic for topic, _, _ in events} == {"sends", "clicks", "conversions"}
+    # every creative gets enough sends to leave the learning pool
+    assert load.learning_threshold < load.sends_per_creative

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import numpy as np
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -435,6 +436,19 @@ def test_a_response_from_a_decision_round_trips() -> None:
     assert "contact_id" not in orjson.loads(encode(response))
     unknown = Decision("cr-x", "automated", "thompson_two_step", "scored", "none", math.nan, 7)
     assert SelectionResponse.from_decision(request, unknown, 0.0).propensity is None
+
+
+@given(
+    propensity=st.one_of(st.floats(allow_nan=True), st.just(np.float64(0.3))),
+    version=st.one_of(st.integers(0, 2**53 - 1), st.just(np.int64(12))),
+    now=st.floats(0, 1e10),
+)
+def test_ok_response_writes_the_encoders_bytes(propensity: float, version: int, now: float) -> None:
+    request = decode("selection_request", dumps(EXAMPLES["selection_request/minimal"][1]))
+    assert isinstance(request, SelectionRequest)
+    decision = Decision("cr-a", "control", "control", "fallback", "none", propensity, version)
+    expected = encode(SelectionResponse.from_decision(request, decision, now))
+    assert codec.ok_response(request, decision, now) == expected
 
 
 # --- dead letters and error responses -------------------------------------------------
