@@ -1,7 +1,7 @@
 # Benchmarks (DESIGN.md section 6) go through the CLI, like everything else.
 PYTHON ?= python3
 
-.PHONY: bench bench-quick bench-stream bench-stream-quick
+.PHONY: bench bench-quick bench-stream bench-stream-quick bench-recompute bench-recompute-quick
 
 bench:  ## selector benchmark, default run (~2-3 min); table on stdout, JSON in bench/results/
 	$(PYTHON) -m stream.cli bench selector
@@ -14,3 +14,9 @@ bench-stream:  ## through Kafka with one worker (~5 min): selections/s, latency,
 
 bench-stream-quick:  ## smoke run of the stream benchmark (~30-60 s)
 	$(PYTHON) -m stream.cli bench stream --quick
+
+bench-recompute:  ## daily job's recomputation over 10 million events on a local Kafka (~5 min)
+	$(PYTHON) -m stream.cli bench recompute --events 10000000
+
+bench-recompute-quick:  ## the same on 200,000 events (~30 s)
+	$(PYTHON) -m stream.cli bench recompute --quick

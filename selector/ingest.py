@@ -19,6 +19,7 @@ from typing import Literal
 from selector.stats import AccountStats, EventKind
 
 Outcome = Literal["applied", "replayed", "duplicate"]
+CorrectionOutcome = Literal["applied", "replayed"]
 OUTCOMES: tuple[Outcome, ...] = ("applied", "replayed", "duplicate")
 
 
@@ -82,3 +83,17 @@ def totals(outcome: Counter[tuple[EventKind, Outcome]]) -> dict[Outcome, int]:
     for (_, name), count in outcome.items():
         out[name] += count
     return out
+
+
+def apply_correction(
+    ledger: Ledger, delta: AccountStats, topic: str, partition: int, offset: int
+) -> tuple[Ledger, CorrectionOutcome]:
+    """Add a correction from the daily job (counts are additive), once: a correction at or
+    below the applied offset of its topic-partition is a re-delivery and changes nothing.
+    """
+    key = partition_key(topic, partition)
+    if offset <= ledger.applied.get(key, -1):
+        return ledger, "replayed"
+    applied = dict(ledger.applied)
+    applied[key] = offset
+    return Ledger(ledger.stats.merge(delta), MappingProxyType(applied)), "applied"

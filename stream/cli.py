@@ -20,6 +20,7 @@ COMMANDS = (
     "send-events",
     "replay",
     "demo",
+    "stats-job",
 )
 
 

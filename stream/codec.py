@@ -28,7 +28,15 @@ from stream.messages import MAX_ID_LENGTH, MAX_INTEGER, MAX_REVENUE, MAX_TEXT_LE
 from stream.reasons import REJECTIONS, Rejection
 
 _SNAPSHOT_KINDS = frozenset(
-    {"dead_letter", "account_settings", "campaigns", "creatives", "offers", "params_snapshot"}
+    {
+        "dead_letter",
+        "account_settings",
+        "campaigns",
+        "creatives",
+        "offers",
+        "params_snapshot",
+        "stats_correction",
+    }
 )
 
 
@@ -279,6 +287,8 @@ _SETTINGS = _Shape(
     ),
     prior=_Shape("alpha? beta?", d.BetaPrior),
 )
+_signed_count = _number(-MAX_INTEGER, MAX_INTEGER, integer=True)
+_signed_amount = _number(-MAX_INTEGER, MAX_INTEGER)
 _DECODERS: dict[m.Kind, Check] = {
     "send": _Shape(
         "event_id account_id campaign_id contact_id creative_id time request_id? ...",
@@ -350,6 +360,29 @@ _DECODERS: dict[m.Kind, Check] = {
         prior=_Shape("alpha beta", d.BetaPrior),
         creatives=_map(_Shape(f"offer_id {_PARAMS}", m.CreativeParams)),
         offers=_map(_Shape(_PARAMS, m.OfferParams)),
+    ),
+    "stats_correction": _Shape(
+        "account_id run_id computed_at creatives",
+        m.StatsCorrection,
+        creatives=_map(
+            _Shape(
+                "sends clicks conversions revenue_micros decayed",
+                m.CreativeCorrection,
+                **dict.fromkeys(
+                    ("sends", "clicks", "conversions", "revenue_micros"), _signed_count
+                ),
+                decayed=_nullable(
+                    _Shape(
+                        "sends clicks conversions revenue ref_time",
+                        m.DecayedDelta,
+                        **dict.fromkeys(
+                            ("sends", "clicks", "conversions", "revenue"), _signed_amount
+                        ),
+                        ref_time=_COMMON["time"],
+                    )
+                ),
+            )
+        ),
     ),
 }
 
@@ -449,6 +482,10 @@ def decode(
 def decode(
     kind: Literal["params_snapshot"], raw: bytes | None, **o: Unpack[Options]
 ) -> m.ParamsSnapshot | Rejected: ...
+@overload
+def decode(
+    kind: Literal["stats_correction"], raw: bytes | None, **o: Unpack[Options]
+) -> m.StatsCorrection | Rejected: ...
 @overload
 def decode(kind: str, raw: bytes | None, **o: Unpack[Options]) -> m.Message | Rejected: ...
 def decode(kind: str, raw: bytes | None, **options: Unpack[Options]) -> m.Message | Rejected:

@@ -14,6 +14,10 @@ What counts, and what does not:
   is dead-lettered (`unknown_account`, `unknown_creative`): nothing can be attributed.
 - Negative revenue is `invalid_value`; revenue above `max_revenue` or a time more than
   `max_future_seconds` ahead is `implausible_value`. Both are dead-lettered, not counted.
+
+The daily job's corrections (`stats_correction.v1`) arrive on the same stream, from a
+topic keyed and partitioned like the events: each is added to its account's ledger once,
+guarded by the same applied-offset mechanism (`selector.ingest.apply_correction`).
 """
 
 from __future__ import annotations
@@ -24,16 +28,18 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from selector.ingest import Ledger, SourcedEvent, apply_events
+from selector.ingest import Ledger, SourcedEvent, apply_correction, apply_events
 from selector.stats import AccountStats
 from stream import codec
 from stream.attribution import ArmOutcomes, ViewCache
+from stream.corrections import to_delta
 from stream.envelope import Incoming, Outgoing
 from stream.metrics import Metrics
 from stream.reasons import Rejection
 from stream.redis_store import DedupStore
 
 log = logging.getLogger(__name__)
+CORRECTION = "stats_correction"  # the kind of the corrections topic in `kinds`
 
 
 class IngestionService:
@@ -69,15 +75,29 @@ class IngestionService:
         now = self._clock()
         letters: list[Outgoing] = []
         valid: list[tuple[Incoming, Any, str]] = []
+        corrections: list[Incoming] = []
         for message in batch:
             kind = self._kinds[message.topic]
+            if kind == CORRECTION:
+                corrections.append(message)
+                continue
             event = self._decode(kind, message, now)
             if isinstance(event, codec.Rejected):
                 self._metrics.events.labels(kind, "rejected").inc()
                 letters.append(self._letter(message, event.reason, event.detail, now))
             else:
                 valid.append((message, event, kind))
-        flags = await self._duplicates(valid)
+        updates = self._fold(valid, await self._duplicates(valid))
+        for message in corrections:
+            letter = self._correct(message, updates, now)
+            if letter is not None:
+                letters.append(letter)
+        return updates, letters
+
+    def _fold(
+        self, valid: list[tuple[Incoming, Any, str]], flags: list[bool]
+    ) -> dict[bytes, Ledger]:
+        """Each account's events applied to its ledger; only the ledgers that changed."""
         grouped: dict[bytes, list[SourcedEvent]] = defaultdict(list)
         decoded: dict[bytes, list[Any]] = defaultdict(list)
         for (message, event, kind), duplicate in zip(valid, flags, strict=True):
@@ -105,7 +125,30 @@ class IngestionService:
                 self._metrics.events.labels(kind, name).inc(count)
             if new is not ledger:
                 updates[key] = new
-        return updates, letters
+        return updates
+
+    def _correct(
+        self, message: Incoming, updates: dict[bytes, Ledger], now: float
+    ) -> Outgoing | None:
+        """Add one correction to its account's ledger (in `updates`), or dead-letter it."""
+        decoded = codec.decode(
+            "stats_correction", message.value, key=message.key, limits=self._limits
+        )
+        if isinstance(decoded, codec.Rejected):
+            self._metrics.corrections.labels("rejected").inc()
+            return self._letter(message, decoded.reason, decoded.detail, now)
+        key = decoded.account_id.encode()
+        ledger = updates.get(key) or self._stats(key)
+        if ledger is None:
+            ledger = Ledger(AccountStats(half_life_seconds=self._half_life(key)))
+        delta = to_delta(decoded, ledger.stats.half_life_seconds)
+        new, outcome = apply_correction(
+            ledger, delta, message.topic, message.partition, message.offset
+        )
+        self._metrics.corrections.labels(outcome).inc()
+        if new is not ledger:
+            updates[key] = new
+        return None
 
     def _decode(self, kind: str, message: Incoming, now: float) -> Any:
         event: Any = codec.decode(
@@ -136,10 +179,11 @@ class IngestionService:
         if not valid:
             return []
         accounts = [e.account_id for _, e, _ in valid]
+        kinds = [kind for _, _, kind in valid]
         ids = [e.event_id for _, e, _ in valid]
         positions = [f"{m.topic}:{m.partition}:{m.offset}" for m, _, _ in valid]
         try:
-            return await self._dedup.duplicates(accounts, ids, positions)
+            return await self._dedup.duplicates(accounts, kinds, ids, positions)
         except Exception:  # the dedup set is best-effort; the daily job reconciles
             log.warning("dedup store unavailable; counting this batch without dedup")
             self._metrics.agent_errors.labels("dedup").inc()
@@ -152,7 +196,11 @@ class IngestionService:
 
     def internal_error(self, message: Incoming, exc: Exception) -> Outgoing:
         """The dead letter for an event of a batch that failed on our side."""
-        self._metrics.events.labels(self._kinds[message.topic], "rejected").inc()
+        kind = self._kinds[message.topic]
+        if kind == CORRECTION:
+            self._metrics.corrections.labels("rejected").inc()
+        else:
+            self._metrics.events.labels(kind, "rejected").inc()
         return self._letter(message, "internal_error", type(exc).__name__, self._clock())
 
     def _letter(self, message: Incoming, reason: Rejection, detail: str, now: float) -> Outgoing:

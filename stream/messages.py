@@ -31,6 +31,7 @@ Kind = Literal[
     "creatives",
     "offers",
     "params_snapshot",
+    "stats_correction",
 ]
 KINDS: tuple[Kind, ...] = get_args(Kind)
 SCHEMAS: dict[Kind, str] = {kind: f"{kind}.v1" for kind in KINDS}
@@ -48,6 +49,7 @@ TOPICS: dict[Kind, str] = {
     "creatives": "catalog-creatives",
     "offers": "catalog-offers",
     "params_snapshot": "thompson-params",
+    "stats_correction": "stats-corrections",
 }
 
 MAX_ID_LENGTH = 200
@@ -257,6 +259,40 @@ class ParamsSnapshot:
     offers: Mapping[str, OfferParams]
 
 
+@dataclass(frozen=True, slots=True)
+class DecayedDelta:
+    """A difference of time-decayed counts, expressed at `ref_time`."""
+
+    sends: float
+    clicks: float
+    conversions: float
+    revenue: float
+    ref_time: float
+
+
+@dataclass(frozen=True, slots=True)
+class CreativeCorrection:
+    """Count differences of one creative (signed); revenue in integer micros, exact."""
+
+    sends: int
+    clicks: int
+    conversions: int
+    revenue_micros: int
+    decayed: DecayedDelta | None
+
+
+@dataclass(frozen=True, slots=True)
+class StatsCorrection:
+    """The daily job's correction of one account's streamed stats: what the stats agent
+    adds so that they equal the recomputation from the event topics."""
+
+    kind: ClassVar[Kind] = "stats_correction"
+    account_id: str
+    run_id: str
+    computed_at: float
+    creatives: Mapping[str, CreativeCorrection]
+
+
 Message = (
     SendEvent
     | ClickEvent
@@ -270,6 +306,7 @@ Message = (
     | CreativesSnapshot
     | OffersSnapshot
     | ParamsSnapshot
+    | StatsCorrection
 )
 
 # Field names without the `kind` class variable.

@@ -96,6 +96,8 @@ class Metrics:
         for counter in (self.arm_sends, self.arm_clicks, self.arm_conversions, self.arm_revenue):
             for arm in ARM_LABELS:
                 counter.labels(arm)
+        for outcome in ("applied", "replayed", "rejected"):
+            self.corrections.labels(outcome)
         self.top_creative_share.set(math.nan)
         self.exposure_entropy_ratio.set(math.nan)
         return self
@@ -181,8 +183,89 @@ class Metrics:
             "Messages the consumer skipped before an agent, read again by the agent itself.",
             registry=r,
         )
+        self.corrections = Counter(
+            f"{PREFIX}_corrections_total",
+            "Stats corrections from the daily job, by outcome (applied, replayed, rejected).",
+            ["outcome"],
+            registry=r,
+        )
         self.learning_pool_size = Gauge(
             f"{PREFIX}_learning_pool_creatives",
             "Creatives in the learning pool, summed over the accounts this worker serves.",
+            registry=r,
+        )
+
+
+class StatsJobMetrics:
+    """What one run of the daily job (`creative-select stats-job`) found: gauges that a
+    CronJob writes to a textfile or pushes to a Pushgateway when it ends. Drift is the
+    absolute count difference between the streamed and the recomputed stats, summed over
+    accounts and creatives; labels are event kinds and rates only."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.drift_events = Gauge(
+            f"{PREFIX}_reconciliation_drift_events",
+            "Events the last reconciliation corrected (absolute difference), by kind.",
+            ["kind"],
+            registry=r,
+        )
+        self.drift_revenue = Gauge(
+            f"{PREFIX}_reconciliation_drift_revenue",
+            "Revenue the last reconciliation corrected (absolute difference), currency units.",
+            registry=r,
+        )
+        self.drift_accounts = Gauge(
+            f"{PREFIX}_reconciliation_drift_accounts",
+            "Accounts whose streamed counts differed from the recomputation.",
+            registry=r,
+        )
+        self.drift_creatives = Gauge(
+            f"{PREFIX}_reconciliation_drift_creatives",
+            "Creatives whose streamed counts differed from the recomputation.",
+            registry=r,
+        )
+        self.mean_shift = Gauge(
+            f"{PREFIX}_reconciliation_max_mean_shift",
+            "Largest change of a creative's posterior mean the correction makes, by rate.",
+            ["rate"],
+            registry=r,
+        )
+        self.accounts = Gauge(
+            f"{PREFIX}_reconciliation_accounts",
+            "Accounts compared by the last reconciliation.",
+            registry=r,
+        )
+        self.records = Gauge(
+            f"{PREFIX}_reconciliation_records",
+            "Event records the last reconciliation read, by kind and outcome "
+            "(counted, duplicate, rejected, after_cut).",
+            ["kind", "outcome"],
+            registry=r,
+        )
+        self.corrections = Gauge(
+            f"{PREFIX}_reconciliation_corrections",
+            "Corrections the last reconciliation published (one per drifting account).",
+            registry=r,
+        )
+        self.read_rate = Gauge(
+            f"{PREFIX}_reconciliation_read_records_per_second",
+            "Event records read and folded per second by the last reconciliation.",
+            registry=r,
+        )
+        self.duration = Gauge(
+            f"{PREFIX}_reconciliation_duration_seconds",
+            "Duration of the last reconciliation run.",
+            registry=r,
+        )
+        self.last_success = Gauge(
+            f"{PREFIX}_reconciliation_last_success_timestamp_seconds",
+            "When the last reconciliation run ended without error (Unix time).",
+            registry=r,
+        )
+        self.snapshot_accounts = Gauge(
+            f"{PREFIX}_params_snapshot_accounts",
+            "Accounts in the last published parameter snapshot.",
             registry=r,
         )

@@ -6,7 +6,9 @@ Each operation over a batch is one pipelined round trip.
 Dedup records store where an event was first seen ("topic:partition:offset"), so a
 re-delivery of the same message after a crash (same position) is told apart from a true
 upstream duplicate (same `event_id`, another position): `SET key pos NX GET` returns
-the stored position, or nothing when the key was new.
+the stored position, or nothing when the key was new. The key holds the event kind too:
+a click and a send that share an `event_id` are different events, and since they come
+from different topics the order they are seen in is not deterministic.
 """
 
 from __future__ import annotations
@@ -46,17 +48,21 @@ class CooldownStore(Protocol):
 
 class DedupStore(Protocol):
     async def duplicates(
-        self, account_ids: Sequence[str], event_ids: Sequence[str], positions: Sequence[str]
+        self,
+        account_ids: Sequence[str],
+        kinds: Sequence[str],
+        event_ids: Sequence[str],
+        positions: Sequence[str],
     ) -> list[bool]:
-        """True where the event id was first seen at another position."""
+        """True where the event id of that kind was first seen at another position."""
 
 
 def _cooldown_key(account_id: str, contact_id: str) -> str:
     return f"cd:{account_id}:{contact_id}"
 
 
-def _dedup_key(account_id: str, event_id: str) -> str:
-    return f"dd:{account_id}:{event_id}"
+def dedup_key(account_id: str, kind: str, event_id: str) -> str:
+    return f"dd:{account_id}:{kind}:{event_id}"
 
 
 class RedisCooldowns:
@@ -94,11 +100,17 @@ class RedisDedup:
         self._ttl = ttl_seconds
 
     async def duplicates(
-        self, account_ids: Sequence[str], event_ids: Sequence[str], positions: Sequence[str]
+        self,
+        account_ids: Sequence[str],
+        kinds: Sequence[str],
+        event_ids: Sequence[str],
+        positions: Sequence[str],
     ) -> list[bool]:
         pipe = self._redis.pipeline(transaction=False)
-        for account, event_id, position in zip(account_ids, event_ids, positions, strict=True):
-            pipe.set(_dedup_key(account, event_id), position, nx=True, get=True, ex=self._ttl)
+        rows = zip(account_ids, kinds, event_ids, positions, strict=True)
+        for account, kind, event_id, position in rows:
+            key = dedup_key(account, kind, event_id)
+            pipe.set(key, position, nx=True, get=True, ex=self._ttl)
         previous = await pipe.execute()
         return [
             old is not None and old.decode() != pos
@@ -134,10 +146,15 @@ class MemoryDedup:
         self._seen: dict[str, str] = {}
 
     async def duplicates(
-        self, account_ids: Sequence[str], event_ids: Sequence[str], positions: Sequence[str]
+        self,
+        account_ids: Sequence[str],
+        kinds: Sequence[str],
+        event_ids: Sequence[str],
+        positions: Sequence[str],
     ) -> list[bool]:
         out = []
-        for account, event_id, position in zip(account_ids, event_ids, positions, strict=True):
-            first = self._seen.setdefault(_dedup_key(account, event_id), position)
+        rows = zip(account_ids, kinds, event_ids, positions, strict=True)
+        for account, kind, event_id, position in rows:
+            first = self._seen.setdefault(dedup_key(account, kind, event_id), position)
             out.append(first != position)
         return out

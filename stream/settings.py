@@ -79,6 +79,7 @@ class Settings:
     log_level: str = "info"
     group_instance_id: str = ""
     session_timeout_seconds: float = 60.0
+    pushgateway_url: str = ""  # the daily job pushes its metrics here when set
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -31,9 +31,11 @@ account_settings_topic = _topic("catalog-account-settings", compacted=True)
 campaigns_topic = _topic("catalog-campaigns", compacted=True)
 creatives_topic = _topic("catalog-creatives", compacted=True)
 offers_topic = _topic("catalog-offers", compacted=True)
+stats_corrections_topic = _topic("stats-corrections")
 
-# Agents that read several topics subscribe to them as one stream.
-outcome_topics = _topic("sends", "clicks", "conversions")
+# Agents that read several topics subscribe to them as one stream. The stats agent reads
+# the daily job's corrections with the events: one writer for the stats table.
+outcome_topics = _topic("sends", "clicks", "conversions", "stats-corrections")
 catalog_topics = _topic(
     "catalog-account-settings",
     "catalog-campaigns",
@@ -46,6 +48,7 @@ OUTCOME_KINDS = {
     settings.topic("sends"): "send",
     settings.topic("clicks"): "click",
     settings.topic("conversions"): "conversion",
+    settings.topic("stats-corrections"): "stats_correction",
 }
 CATALOG_KINDS = {
     settings.topic("catalog-account-settings"): "account_settings",

@@ -1,6 +1,7 @@
-"""The stats agent: sends, clicks and conversions -> `account_to_stats`.
+"""The stats agent: sends, clicks and conversions, and the daily job's corrections ->
+`account_to_stats`.
 
-One agent reads all three topics so that one writer owns the table (concurrency 1): a
+One agent reads all four topics so that one writer owns the table (concurrency 1): a
 second writer could read a value, await Redis, and overwrite a newer one.
 """
 

@@ -48,6 +48,42 @@ def register(subparsers: Any) -> None:
     )
     add_stream_arguments(stream)
     stream.set_defaults(func=run_stream)
+    add_recompute_parser(kinds)
+
+
+def add_recompute_parser(kinds: Any) -> None:
+    recompute = kinds.add_parser(
+        "recompute",
+        help="events/s of the daily job's recomputation vs the raw consume rate",
+        description=(
+            "Produce N events to a local Kafka (started for the run unless --bootstrap), "
+            "then time the raw consume rate of confluent-kafka and aiokafka and the daily "
+            "job's recomputation (decode, validate, dedup, fold) over the same partitions. "
+            "Table on stdout, JSON to --json (default bench/results/recompute.json)."
+        ),
+        epilog=(
+            "examples:\n  creative-select bench recompute --events 10000000\n"
+            "  creative-select bench recompute --quick"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    recompute.add_argument("--events", type=_at_least(1, int), default=10_000_000)
+    recompute.add_argument("--quick", action="store_true", help="200,000 events (~30 s)")
+    recompute.add_argument("--processes", type=_at_least(1, int), default=2)
+    recompute.add_argument(
+        "--bootstrap", default=None, help="an existing Kafka (default: start one)"
+    )
+    recompute.add_argument("--json", type=Path, default=None)
+    recompute.add_argument("--no-progress", action="store_true")
+    recompute.set_defaults(func=run_recompute)
+
+
+def run_recompute(args: argparse.Namespace) -> int:
+    from bench.recompute_bench import Config, run
+
+    events = 200_000 if args.quick else args.events
+    run(Config(events, args.processes, args.bootstrap, not args.no_progress), args.json)
+    return 0
 
 
 def _creatives(text: str) -> tuple[int, ...]:

@@ -35,6 +35,7 @@ from stream.client import SelectionClient
 from stream.commands.publish_catalog import publish, validate_documents
 from stream.ledger_codec import loads as load_ledger
 from stream.messages import ClickEvent, ConversionEvent, SendEvent
+from stream.redis_store import dedup_key
 from stream.settings import Settings
 from tests.integration.worker import WorkerProcess, worker_settings
 
@@ -269,8 +270,8 @@ async def explain(settings: Settings, events: list[Any], differences: dict[Any, 
     client = aioredis.Redis.from_url(settings.redis_url)
     lines = []
     for event_id, positions in sorted(first.items()):
-        account = next(e.account_id for e in events if e.event_id == event_id)
-        stored = await client.get(f"dd:{account}:{event_id}")
+        event = next(e for e in events if e.event_id == event_id)
+        stored = await client.get(dedup_key(event.account_id, event.kind, event_id))
         if (stored or b"").decode() != positions[0]:  # never seen, or seen elsewhere first
             lines.append(f"{event_id}: in topics at {positions}, dedup record {stored!r}")
     await client.aclose()

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import orjson
 
-from selector.stats import Counts
+from selector.stats import AccountStats, Counts
+from stream.corrections import to_message
 from stream.ingestion import IngestionService
+from stream.messages import encode
 from stream.metrics import Metrics
 from stream.redis_store import MemoryDedup
 from tests.stream.service_fixtures import catalog_table, event, record
 
-KINDS = {"sends": "send", "clicks": "click", "conversions": "conversion"}
+KINDS = {
+    "sends": "send",
+    "clicks": "click",
+    "conversions": "conversion",
+    "stats-corrections": "stats_correction",
+}
 
 
 class Harness:
@@ -92,3 +99,48 @@ async def test_a_click_before_its_send_still_counts() -> None:
     await h.feed([record(event("click", 1), "clicks", 0)])
     await h.feed([record(event("send", 1), "sends", 0)])
     assert h.counts("c1") == Counts(1, 1, 0, 0)
+
+
+def correction(sends: int, revenue_micros: int = 0, account: str = "acme") -> bytes:
+    counts = {"c1": Counts(sends=sends, revenue_micros=revenue_micros)}
+    delta = AccountStats(counts, None, {})  # type: ignore[arg-type]
+    return encode(to_message(account, delta, "run-1", 2000.0))
+
+
+async def test_a_correction_is_added_once_even_when_redelivered() -> None:
+    h = Harness()
+    await h.feed([record(event("send", i), "sends", i) for i in range(3)])
+    fix = record(correction(-1, 250_000), "stats-corrections", 0)
+    assert await h.feed([fix]) == []
+    await h.feed([fix])  # a crash re-delivers it
+    assert h.counts("c1") == Counts(2, 0, 0, 250_000)
+    assert h.metrics.corrections.labels("applied")._value.get() == 1
+    assert h.metrics.corrections.labels("replayed")._value.get() == 1
+    later = record(correction(+1), "stats-corrections", 1)
+    await h.feed([record(event("send", 3), "sends", 3), later])  # events and a correction
+    assert h.counts("c1") == Counts(4, 0, 0, 250_000)
+
+
+async def test_a_correction_for_an_account_without_stats_starts_its_ledger() -> None:
+    h = Harness()
+    await h.feed([record(correction(5), "stats-corrections", 7)])
+    assert h.counts("c1") == Counts(sends=5)
+    assert h.table[b"acme"].applied_offset("stats-corrections", 0) == 7  # type: ignore[attr-defined]
+
+
+async def test_an_unreadable_correction_is_dead_lettered_and_counted() -> None:
+    h = Harness()
+    letters = await h.feed([record(b'{"schema": "stats_correction.v1"}', "stats-corrections", 0)])
+    assert [x["reason"] for x in letters] == ["missing_field"]
+    assert h.metrics.corrections.labels("rejected")._value.get() == 1
+    assert b"acme" not in h.table
+
+
+async def test_a_click_and_a_send_sharing_an_event_id_both_count() -> None:
+    h = Harness()
+    shared = {"event_id": "same"}
+    await h.feed([record({**event("click", 1), **shared}, "clicks", 0)])
+    await h.feed([record({**event("send", 1), **shared}, "sends", 0)])
+    await h.feed([record({**event("send", 2), **shared}, "sends", 1)])  # a true duplicate
+    assert h.counts("c1") == Counts(1, 1, 0, 0)
+    assert h.metrics.events.labels("send", "duplicate")._value.get() == 1
