@@ -33,10 +33,10 @@ from aiokafka.structs import TopicPartition
 from selector.stats import AccountStats, Counts
 from stream.client import SelectionClient
 from stream.commands.publish_catalog import publish, validate_documents
-from stream.ledger_codec import loads as load_ledger
 from stream.messages import ClickEvent, ConversionEvent, SendEvent
 from stream.redis_store import dedup_key
 from stream.settings import Settings
+from tests.integration.changelog import streamed_stats
 from tests.integration.worker import WorkerProcess, worker_settings
 
 pytestmark = pytest.mark.integration
@@ -85,26 +85,6 @@ def known_stream(seed: int = 5) -> tuple[list[Any], dict[str, dict[str, Counts]]
         row = truth.setdefault(e.account_id, {})
         row[e.creative_id] = row.get(e.creative_id, Counts()) + delta.creative(e.creative_id)
     return events, truth
-
-
-async def streamed_stats(settings: Settings) -> dict[str, dict[str, Counts]]:
-    """The last value per account in the stats table's changelog."""
-    topic = f"{settings.app_id}-account-to-stats-changelog"
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None)
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(topic, p) for p in range(settings.partitions)]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        latest: dict[bytes, bytes] = {}
-        while any([await consumer.position(tp) < ends[tp] for tp in partitions]):
-            for records in (await consumer.getmany(timeout_ms=1000)).values():
-                for r in records:
-                    latest[r.key] = r.value
-    finally:
-        await consumer.stop()
-    return {k.decode(): dict(load_ledger(v).stats.counts) for k, v in latest.items()}
 
 
 async def committed_offsets(settings: Settings) -> dict[str, int]:

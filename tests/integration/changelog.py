@@ -1,0 +1,32 @@
+"""Reading the worker's stats table from outside, the way a test checks what it counted."""
+
+from __future__ import annotations
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import TopicPartition
+
+from selector.stats import Counts
+from stream.ledger_codec import loads as load_ledger
+from stream.settings import Settings
+
+
+async def streamed_stats(settings: Settings) -> dict[str, dict[str, Counts]]:
+    """The last value per account in the stats table's changelog; creatives whose counts
+    are all zero (after a correction) are left out, as they are in a ground truth."""
+    topic = f"{settings.app_id}-account-to-stats-changelog"
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(settings.partitions)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        latest: dict[bytes, bytes] = {}
+        while any([await consumer.position(tp) < ends[tp] for tp in partitions]):
+            for records in (await consumer.getmany(timeout_ms=1000)).values():
+                for r in records:
+                    latest[r.key] = r.value
+    finally:
+        await consumer.stop()
+    out = {k.decode(): dict(load_ledger(v).stats.counts) for k, v in latest.items()}
+    return {a: {c: n for c, n in row.items() if not n.is_zero()} for a, row in out.items()}
