@@ -34,8 +34,8 @@ from stream.redis_store import redis_client
 from stream.settings import Settings
 
 
-def redis_key(account_id: str) -> str:
-    return f"params:{account_id}"
+def redis_key(account_id: str, prefix: str = "") -> str:
+    return f"{prefix}params:{account_id}"
 
 
 def _values(p: ArmParams) -> tuple[int, int, int, float, float, float, float, float]:
@@ -96,7 +96,7 @@ async def _store(settings: Settings, messages: Mapping[str, bytes]) -> None:
     try:
         pipe = client.pipeline(transaction=False)
         for account_id, body in messages.items():
-            pipe.set(redis_key(account_id), body)
+            pipe.set(redis_key(account_id, settings.redis_key_prefix), body)
         await pipe.execute()
     finally:
         await client.aclose()

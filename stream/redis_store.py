@@ -57,24 +57,26 @@ class DedupStore(Protocol):
         """True where the event id of that kind was first seen at another position."""
 
 
-def _cooldown_key(account_id: str, contact_id: str) -> str:
-    return f"cd:{account_id}:{contact_id}"
+def _cooldown_key(account_id: str, contact_id: str, prefix: str = "") -> str:
+    return f"{prefix}cd:{account_id}:{contact_id}"
 
 
-def dedup_key(account_id: str, kind: str, event_id: str) -> str:
-    return f"dd:{account_id}:{kind}:{event_id}"
+def dedup_key(account_id: str, kind: str, event_id: str, prefix: str = "") -> str:
+    """`prefix` is `CS_REDIS_KEY_PREFIX`: deployments sharing a Redis keep apart."""
+    return f"{prefix}dd:{account_id}:{kind}:{event_id}"
 
 
 class RedisCooldowns:
     """Hash per (account, contact): creative_id -> time of the last send."""
 
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: aioredis.Redis, prefix: str = "") -> None:
         self._redis = client
+        self._prefix = prefix
 
     async def last_sent(self, pairs: Sequence[Pair]) -> list[dict[str, float]]:
         pipe = self._redis.pipeline(transaction=False)
         for account_id, contact in pairs:
-            pipe.hgetall(_cooldown_key(account_id, contact))
+            pipe.hgetall(_cooldown_key(account_id, contact, self._prefix))
         rows = await pipe.execute()
         return [{k.decode(): float(v) for k, v in row.items()} if row else {} for row in rows]
 
@@ -84,7 +86,7 @@ class RedisCooldowns:
         for account_id, contact, creative, when, ttl in sends:
             if ttl <= 0:
                 continue
-            key = _cooldown_key(account_id, contact)
+            key = _cooldown_key(account_id, contact, self._prefix)
             pipe.hset(key, creative, repr(when))
             pipe.expire(key, max(1, int(ttl)))
             count += 1
@@ -95,9 +97,10 @@ class RedisCooldowns:
 class RedisDedup:
     """`event_id` -> first position seen, with a TTL."""
 
-    def __init__(self, client: aioredis.Redis, ttl_seconds: int) -> None:
+    def __init__(self, client: aioredis.Redis, ttl_seconds: int, prefix: str = "") -> None:
         self._redis = client
         self._ttl = ttl_seconds
+        self._prefix = prefix
 
     async def duplicates(
         self,
@@ -109,7 +112,7 @@ class RedisDedup:
         pipe = self._redis.pipeline(transaction=False)
         rows = zip(account_ids, kinds, event_ids, positions, strict=True)
         for account, kind, event_id, position in rows:
-            key = dedup_key(account, kind, event_id)
+            key = dedup_key(account, kind, event_id, self._prefix)
             pipe.set(key, position, nx=True, get=True, ex=self._ttl)
         previous = await pipe.execute()
         return [

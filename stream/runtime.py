@@ -60,8 +60,8 @@ class Runtime:
             else:
                 client = redis_client(settings)
                 self._stores = (
-                    RedisCooldowns(client),
-                    RedisDedup(client, settings.dedup_ttl_seconds),
+                    RedisCooldowns(client, settings.redis_key_prefix),
+                    RedisDedup(client, settings.dedup_ttl_seconds, settings.redis_key_prefix),
                 )
         return self._stores
 

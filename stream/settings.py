@@ -63,6 +63,7 @@ class Settings:
     redis_tls: bool = False
     redis_tls_cafile: str = ""
     cooldown_store: str = "redis"
+    redis_key_prefix: str = ""
     topic_prefix: str = ""
     partitions: int = 4
     state_dir: str = "./.state"
