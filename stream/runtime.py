@@ -209,17 +209,22 @@ async def read_missing(jump: Jump) -> list[Incoming]:
     return found
 
 
+class _Read:
+    """What Faust's `Consumer.ack` reads of a message: the agent read this one itself."""
+
+    def __init__(self, tp: TP, offset: int) -> None:
+        self.tp, self.topic, self.offset, self.acked = tp, tp.topic, offset, False
+
+
 async def mark_read(jumps: list[Jump]) -> None:
-    """Tell Faust's consumer that the messages of `jumps`, read and applied by the agent
-    itself, are done: its commit stops at the first offset it has not seen acknowledged,
-    so without this the committed offset would stay there. Called only after the batch's
+    """Acknowledge to Faust's consumer the messages of `jumps`, which the agent read and
+    applied itself: its commit stops at the first offset it has not seen acknowledged, so
+    without this the committed offset would stay there. Called only after the batch's
     writes are stored, so a crash before it still reads them again."""
-    add_gap = getattr(app.consumer, "_add_gap", None)
-    if add_gap is None:  # an older Faust: the commit stalls, and a restart reads them again
-        log.warning("cannot mark skipped messages as read; the commit waits for a restart")
-        return
     for jump in jumps:
-        await add_gap(TP(jump.topic, jump.partition), jump.expected, jump.got - 1)
+        tp = TP(jump.topic, jump.partition)
+        for offset in range(jump.expected, jump.got):
+            app.consumer.ack(_Read(tp, offset))  # type: ignore[arg-type]
 
 
 def incoming(event: Any) -> Incoming:

@@ -36,7 +36,7 @@ from stream.commands.publish_catalog import publish, validate_documents
 from stream.messages import ClickEvent, ConversionEvent, SendEvent
 from stream.redis_store import dedup_key
 from stream.settings import Settings
-from tests.integration.changelog import streamed_stats
+from tests.integration.changelog import applied_through, streamed_stats
 from tests.integration.worker import WorkerProcess, worker_settings
 
 pytestmark = pytest.mark.integration
@@ -105,12 +105,9 @@ async def committed_offsets(settings: Settings) -> dict[str, int]:
 
 
 async def caught_up(settings: Settings, timeout: float) -> None:
-    """Wait until the worker's group has committed the end of every event partition."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
-        group_id=settings.app_id,
-        enable_auto_commit=False,
-    )
+    """Wait until the stats have applied (or skipped) the last event of every event
+    partition: the changelog names, per partition, the highest offset applied."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None)
     await consumer.start()
     try:
         partitions = [
@@ -118,16 +115,16 @@ async def caught_up(settings: Settings, timeout: float) -> None:
             for t in ("sends", "clicks", "conversions")
             for p in range(settings.partitions)
         ]
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            ends = await consumer.end_offsets(partitions)
-            committed = [await consumer.committed(tp) or 0 for tp in partitions]
-            if all(c >= ends[tp] for c, tp in zip(committed, partitions, strict=True)):
-                return
-            await asyncio.sleep(1.0)
-        raise TimeoutError("the worker did not catch up")
+        ends = await consumer.end_offsets(partitions)
     finally:
         await consumer.stop()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        applied = await applied_through(settings)
+        if all(applied.get(f"{tp.topic}:{tp.partition}", -1) >= ends[tp] - 1 for tp in partitions):
+            return
+        await asyncio.sleep(1.0)
+    raise TimeoutError("the worker did not catch up")
 
 
 @pytest.fixture
@@ -204,7 +201,6 @@ async def test_sigkill_during_ingestion_loses_and_doubles_nothing(worker: Worker
     await caught_up(settings, timeout=240)
     print(f"killed after {handled} events; published in {published - started:.1f}s")
     print(f"caught up {time.monotonic() - published:.1f}s after the last event was published")
-    await asyncio.sleep(2.0)  # the changelog write follows the batch it came from
     streamed = await streamed_stats(settings)
     differences = {
         (account, creative): (streamed.get(account, {}).get(creative), counts)
