@@ -24,8 +24,10 @@ import yaml
 from aiokafka.errors import KafkaError
 
 from selector.domain import Account, account_from_dict
-from stream import codec
-from stream.messages import (
+from stream.adapters.producer import open_producer, send_messages
+from stream.settings import Settings, SettingsError
+from stream.wire import codec
+from stream.wire.messages import (
     TOPICS,
     AccountSettingsSnapshot,
     CampaignsSnapshot,
@@ -34,8 +36,6 @@ from stream.messages import (
     encode,
     key_of,
 )
-from stream.producer import open_producer, send_messages
-from stream.settings import Settings, SettingsError
 
 EXAMPLE = """\
 examples:

@@ -24,12 +24,19 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from tqdm import tqdm
 
-from stream import codec
-from stream.messages import KIND_OF_SCHEMA, TOPICS, ClickEvent, ConversionEvent, SendEvent, key_of
-from stream.pacing import RateLimiter
-from stream.producer import open_producer
-from stream.reasons import Rejection
+from stream.adapters.pacing import RateLimiter
+from stream.adapters.producer import open_producer
 from stream.settings import Settings, SettingsError
+from stream.wire import codec
+from stream.wire.messages import (
+    KIND_OF_SCHEMA,
+    TOPICS,
+    ClickEvent,
+    ConversionEvent,
+    SendEvent,
+    key_of,
+)
+from stream.wire.reasons import Rejection
 
 EXAMPLE = """\
 examples:

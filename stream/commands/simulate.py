@@ -172,7 +172,7 @@ def _comparison_text(forgetting: Report, plain: Report, half_life: float) -> str
 
 def _write_plots(report: Report, directory: Path, runs: list[tuple[str, Report]]) -> list[Path]:
     """Import matplotlib only when plots are asked for: it is slow to import."""
-    from stream.plots import write_plots
+    from stream.demo.plots import write_plots
 
     return write_plots(report, directory, runs)
 

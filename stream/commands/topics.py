@@ -15,7 +15,7 @@ from typing import Any
 
 from aiokafka.errors import KafkaError
 
-from stream.producer import all_topics, describe_topics, ensure_topics
+from stream.adapters.producer import all_topics, describe_topics, ensure_topics
 from stream.settings import Settings, SettingsError
 
 EXAMPLE = """\

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 import numpy as np
 import orjson
 
-from stream.producer import describe_topics, partition_for
+from stream.adapters.producer import describe_topics, partition_for
 from stream.replay.inputs import OUTCOME_TOPICS, read_range
 from stream.replay.ranges import topic_ranges
 from stream.settings import Settings

@@ -19,11 +19,11 @@ from typing import Any, Protocol
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from stream import codec
+from stream.adapters.producer import kafka_config
 from stream.commands.send_events import Line, limits_of, open_input, parse_line
-from stream.messages import SCHEMAS
-from stream.producer import kafka_config
 from stream.settings import Settings
+from stream.wire import codec
+from stream.wire.messages import SCHEMAS
 
 FILE_PART = "line"
 OUTCOME_TOPICS = ("sends", "clicks", "conversions")

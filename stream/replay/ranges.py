@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from stream.producer import describe_topics, kafka_config
+from stream.adapters.producer import describe_topics, kafka_config
 from stream.settings import Settings
 
 OffsetSpec = Mapping[int | None, int]  # partition (None: every partition) -> offset

@@ -19,8 +19,8 @@ from typing import IO, Any
 
 from tqdm import tqdm
 
-from stream.pacing import RateLimiter
-from stream.producer import describe_topics, open_producer
+from stream.adapters.pacing import RateLimiter
+from stream.adapters.producer import describe_topics, open_producer
 from stream.replay import progress as p
 from stream.replay.existing import SeenIndex, scan_existing
 from stream.replay.inputs import OUTCOME_TOPICS, Item, Source

@@ -31,11 +31,11 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
 from selector.stats import AccountStats, Counts
+from stream.adapters.redis_store import dedup_key
 from stream.client import SelectionClient
 from stream.commands.publish_catalog import publish, validate_documents
-from stream.messages import ClickEvent, ConversionEvent, SendEvent
-from stream.redis_store import dedup_key
 from stream.settings import Settings
+from stream.wire.messages import ClickEvent, ConversionEvent, SendEvent
 from tests.integration.changelog import applied_through, streamed_stats
 from tests.integration.worker import WorkerProcess, worker_settings
 

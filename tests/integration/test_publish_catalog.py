@@ -15,18 +15,18 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from selector import account_from_dict
-from stream import codec
-from stream.commands import topics
-from stream.commands.publish_catalog import publish_catalog_file, snapshot_messages
-from stream.messages import TOPICS, Kind
-from stream.producer import (
+from stream.adapters.producer import (
     all_topics,
     describe_topics,
     ensure_topics,
     kafka_config,
     partition_for,
 )
+from stream.commands import topics
+from stream.commands.publish_catalog import publish_catalog_file, snapshot_messages
 from stream.settings import Settings
+from stream.wire import codec
+from stream.wire.messages import TOPICS, Kind
 
 pytestmark = pytest.mark.integration
 

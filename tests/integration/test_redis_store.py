@@ -8,7 +8,7 @@ import uuid
 import pytest
 import redis.asyncio as aioredis
 
-from stream.redis_store import RedisCooldowns, RedisDedup, dedup_key
+from stream.adapters.redis_store import RedisCooldowns, RedisDedup, dedup_key
 
 pytestmark = pytest.mark.integration
 

@@ -26,17 +26,17 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from selector.stats import AccountStats, Counts
-from stream import codec
+from stream.adapters.producer import all_topics, ensure_topics, kafka_config
 from stream.cli import main
 from stream.commands.publish_catalog import publish, validate_documents
-from stream.ledger_codec import loads as load_ledger
 from stream.local.kafka import TopicSpec
-from stream.producer import all_topics, ensure_topics, kafka_config
 from stream.replay import progress as p
 from stream.replay.inputs import FileSource, TopicSource
 from stream.replay.ranges import topic_ranges
 from stream.replay.run import Options, Result, Send, replay
 from stream.settings import Settings
+from stream.wire import codec
+from stream.wire.ledger_codec import loads as load_ledger
 from tests.integration.test_publish_catalog import read_all
 from tests.integration.worker import WorkerProcess, worker_settings
 

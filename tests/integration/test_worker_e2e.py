@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from stream.client import SelectionClient
 from stream.commands.publish_catalog import publish, validate_documents
-from stream.messages import ClickEvent, SelectionError, SelectionResponse, SendEvent
+from stream.wire.messages import ClickEvent, SelectionError, SelectionResponse, SendEvent
 from tests.integration.worker import WorkerProcess, worker_settings
 
 pytestmark = pytest.mark.integration

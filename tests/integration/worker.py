@@ -13,7 +13,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from stream.demo import Worker
+from stream.demo.run import Worker
 from stream.local import free_port
 from stream.settings import Settings
 

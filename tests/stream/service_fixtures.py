@@ -7,8 +7,8 @@ from typing import Any
 
 import orjson
 
-from stream.catalog import apply_catalog_message
-from stream.envelope import Incoming
+from stream.handlers.catalog import apply_catalog_message
+from stream.wire.envelope import Incoming
 
 ACCOUNT: dict[str, Any] = {
     "settings": {"goal": "revenue", "learning_threshold": 100, "cooldown_seconds": 3600},

@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 import yaml
 
-from stream import codec
 from stream.commands.publish_catalog import (
     CatalogFileError,
     load_documents,
@@ -23,8 +22,9 @@ from stream.commands.publish_catalog import (
     validate_documents,
 )
 from stream.commands.send_events import limits_of, parse_line
-from stream.messages import TOPICS, encode, key_of, to_dict
 from stream.settings import Settings
+from stream.wire import codec
+from stream.wire.messages import TOPICS, encode, key_of, to_dict
 from tests.conftest import make_account_dict
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "catalogs" / "example.yaml"

@@ -20,9 +20,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from selector.batch import Decision
-from stream import codec
-from stream.codec import LIMITS, Limits, Rejected, dead_letter, decode, error_response
-from stream.messages import (
+from stream.wire import codec
+from stream.wire.codec import LIMITS, Limits, Rejected, dead_letter, decode, error_response
+from stream.wire.messages import (
     KINDS,
     ClickEvent,
     ConversionEvent,
@@ -36,7 +36,7 @@ from stream.messages import (
     key_of,
     revenue_to_micros,
 )
-from stream.reasons import DECODE_REJECTIONS
+from stream.wire.reasons import DECODE_REJECTIONS
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 VALIDATORS: dict[str, jsonschema.Draft202012Validator] = {

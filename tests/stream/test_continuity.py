@@ -1,5 +1,5 @@
-from stream.continuity import Continuity, Jump, with_missing
-from stream.envelope import Incoming
+from stream.wire.envelope import Incoming
+from stream.worker.delivery import Continuity, Jump, with_missing
 
 
 def messages(topic: str, partition: int, *offsets: int) -> list[Incoming]:

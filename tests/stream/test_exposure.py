@@ -16,10 +16,10 @@ import pytest
 from selector import AccountStats, RequestBatch, Selector, account_from_dict
 from selector.stats import Counts
 from selector.view import AccountView, compile_account
-from stream.exposure import DecisionMetrics, Exposure, learning_creatives
-from stream.metrics import Metrics
-from stream.redis_store import MemoryCooldowns
-from stream.selection import SelectionService
+from stream.adapters.redis_store import MemoryCooldowns
+from stream.handlers.selection import SelectionService
+from stream.ops.exposure import DecisionMetrics, Exposure, learning_creatives
+from stream.ops.metrics import Metrics
 from tests.stream.service_fixtures import ACCOUNT, catalog_table, record, request
 
 TWO_CAMPAIGNS: dict[str, Any] = {

@@ -5,11 +5,11 @@ from __future__ import annotations
 import orjson
 
 from selector.stats import AccountStats, Counts
-from stream.corrections import to_message
-from stream.ingestion import IngestionService
-from stream.messages import encode
-from stream.metrics import Metrics
-from stream.redis_store import MemoryDedup
+from stream.adapters.redis_store import MemoryDedup
+from stream.handlers.ingestion import IngestionService
+from stream.ops.metrics import Metrics
+from stream.wire.corrections import to_message
+from stream.wire.messages import encode
 from tests.stream.service_fixtures import catalog_table, event, record
 
 KINDS = {

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from stream.lag import LagGauge, lags
-from stream.metrics import Metrics
+from stream.ops.lag import LagGauge, lags
+from stream.ops.metrics import Metrics
 
 
 class TP(NamedTuple):

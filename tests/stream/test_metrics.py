@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from stream.metrics import PREFIX, Metrics
+from stream.ops.metrics import PREFIX, Metrics
 
 ID_LABELS = {"contact", "contact_id", "creative_id", "account_id", "account", "creative"}
 

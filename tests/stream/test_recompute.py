@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from selector.stats import Counts
-from stream import codec
-from stream.recompute import Plain, Recompute, Scope, decode_event
+from stream.job.recompute import Plain, Recompute, Scope, decode_event
+from stream.wire import codec
 from tests.stream.test_codec import EXAMPLES, JSON, dumps, mutated, mutations, paths
 
 NOW = 1_767_300_000.0

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from aiokafka.structs import ConsumerRecord
 
-from stream import codec
 from stream.replay.existing import IndexBuilder, SeenIndex, event_hash
 from stream.replay.inputs import FileSource, Item, TopicSource, record_item, saved_ranges
 from stream.replay.ranges import parse_offsets, parse_time, resolve
 from stream.settings import Settings
+from stream.wire import codec
 
 SETTINGS = Settings(topic_prefix="t.")
 NOW = 1_767_225_600.0

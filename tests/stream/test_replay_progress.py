@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from stream.pacing import RateLimiter
+from stream.adapters.pacing import RateLimiter
 from stream.replay import progress as p
 from stream.replay.inputs import FileSource, Item
 from stream.replay.run import Options, Publisher, survey

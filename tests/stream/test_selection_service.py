@@ -7,9 +7,9 @@ import pytest
 
 from selector.ingest import Ledger
 from selector.stats import AccountStats, Counts
-from stream.metrics import Metrics
-from stream.redis_store import MemoryCooldowns
-from stream.selection import SelectionService
+from stream.adapters.redis_store import MemoryCooldowns
+from stream.handlers.selection import SelectionService
+from stream.ops.metrics import Metrics
 from tests.stream.service_fixtures import catalog_table, record, request
 
 

@@ -16,14 +16,15 @@ from selector.domain import BetaPrior
 from selector.ingest import Ledger
 from selector.reconcile import Tally, correction, creative_drift, summarize
 from selector.stats import AccountStats, Counts, Event, fold
-from stream import codec, stats_report
 from stream.cli import build_parser
-from stream.corrections import to_delta, to_message
-from stream.messages import encode
-from stream.metrics import StatsJobMetrics
-from stream.params_snapshot import build
-from stream.recompute_io import Folded
-from stream.stats_job import Outcome, compare, scope_of
+from stream.job import report as stats_report
+from stream.job.readers import Folded
+from stream.job.run import Outcome, compare, scope_of
+from stream.job.snapshot import build
+from stream.ops.metrics import StatsJobMetrics
+from stream.wire import codec
+from stream.wire.corrections import to_delta, to_message
+from stream.wire.messages import encode
 from tests.stream.service_fixtures import ACCOUNT
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"

@@ -1,0 +1,183 @@
+"""Answering a batch of selection requests: the work of the selection agent, without
+Kafka, so it can be tested by calling it.
+
+Per batch: decode every request (invalid ones get an error response and a dead letter),
+read the cooldowns of every contact in one store round trip, decide each account's
+requests with one vectorized `Selector.decide_batch`, record the new cooldowns in one
+round trip, and return the responses to publish. Every request gets exactly one
+response.
+"""
+
+from __future__ import annotations
+
+import time as _time
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from selector import AccountStats, RequestBatch
+from selector.ingest import Ledger
+from stream.adapters.redis_store import CooldownStore
+from stream.handlers.catalog import SelectorCache
+from stream.ops.exposure import DecisionMetrics
+from stream.ops.metrics import Metrics
+from stream.wire import codec
+from stream.wire.envelope import Incoming, Outgoing
+from stream.wire.reasons import Rejection
+
+
+class SelectionService:
+    def __init__(
+        self,
+        *,
+        catalog: Callable[[bytes], Mapping[str, Any] | None],
+        stats: Callable[[bytes], Ledger | None],
+        cooldowns: CooldownStore,
+        metrics: Metrics,
+        responses_topic: str,
+        dead_letters_topic: str,
+        max_message_bytes: int = 65536,
+        seed: int | None = None,
+        clock: Callable[[], float] = _time.time,
+    ) -> None:
+        self._catalog = catalog
+        self._stats = stats
+        self._cooldowns = cooldowns
+        self._metrics = metrics
+        self._responses_topic = responses_topic
+        self._dead_letters_topic = dead_letters_topic
+        self._max_bytes = max_message_bytes
+        self._rng = np.random.default_rng(seed)
+        self._clock = clock
+        self._selectors = SelectorCache()
+        self._rotation: dict[str, dict[str, int]] = {}
+        self.decision_metrics = DecisionMetrics(metrics)
+
+    async def answer(self, batch: Sequence[Incoming]) -> list[Outgoing]:
+        now = self._clock()
+        out: list[Outgoing] = []
+        by_account: dict[str, list[Any]] = defaultdict(list)
+        for message in batch:
+            decoded = codec.decode(
+                "selection_request",
+                message.value,
+                max_bytes=self._max_bytes,
+                key=message.key,
+                now=now,
+            )
+            if isinstance(decoded, codec.Rejected):
+                rid, acct = codec.salvage_ids(message.value)
+                out += self._reject(message, rid, acct, decoded.reason, decoded.detail, now)
+            else:
+                by_account[decoded.account_id].append((message, decoded))
+        pairs = [(a, r.contact_id) for a, items in by_account.items() for _, r in items]
+        last_sent = await self._cooldowns.last_sent(pairs) if pairs else []
+        sent: list[tuple[str, str, str, float, float]] = []
+        cursor = 0
+        for account_id, items in by_account.items():
+            history = last_sent[cursor : cursor + len(items)]
+            cursor += len(items)
+            out += self._decide_account(account_id, items, history, now, sent)
+        if sent:
+            await self._cooldowns.record(sent)
+        return out
+
+    def _decide_account(
+        self,
+        account_id: str,
+        items: list[Any],
+        history: list[dict[str, float]],
+        now: float,
+        sent: list[tuple[str, str, str, float, float]],
+    ) -> list[Outgoing]:
+        key = account_id.encode()
+        built = self._selectors.get(account_id, self._catalog(key))
+        if built is None or built.selector is None:
+            reason: Rejection = "unknown_account" if built is None else "invalid_catalog"
+            detail = f"account {account_id!r} has no catalog" if built is None else built.error
+            return [
+                out
+                for message, req in items
+                for out in self._reject(message, req.request_id, account_id, reason, detail, now)
+            ]
+        selector = built.selector
+        known = [
+            i for i, (_, r) in enumerate(items) if r.campaign_id in selector.view.campaign_index
+        ]
+        out = [
+            o
+            for i, (message, req) in enumerate(items)
+            if req.campaign_id not in selector.view.campaign_index
+            for o in self._reject(
+                message,
+                req.request_id,
+                account_id,
+                "unknown_campaign",
+                f"campaign {req.campaign_id!r} is not in account {account_id!r}",
+                now,
+            )
+        ]
+        if not known:
+            return out
+        reqs = [items[i][1] for i in known]
+        times = [r.time if r.time is not None else now for r in reqs]
+        batch = RequestBatch.from_columns(
+            [r.campaign_id for r in reqs],
+            [r.contact_id for r in reqs],
+            times,
+            [history[i] for i in known],
+        )
+        ledger = self._stats(key)
+        stats = ledger.stats if ledger is not None else AccountStats()
+        decision = selector.decide_batch(stats, batch, self._rng, self._rotation.get(account_id))
+        if decision.rotation:
+            self._rotation[account_id] = dict(decision.rotation)
+        self.decision_metrics.observe(account_id, selector.view, batch, decision)
+        cooldown = selector.account.settings.cooldown_seconds
+        for row, req in enumerate(reqs):
+            d = decision[row]
+            if self._metrics is not None and req.time is not None:
+                self._metrics.request_age.observe(max(0.0, now - req.time))
+            sent.append((account_id, req.contact_id, d.creative_id, times[row], cooldown))
+            body = codec.ok_response(req, d, now)
+            out.append(Outgoing(req.reply_to or self._responses_topic, key, body))
+        return out
+
+    def internal_error(self, batch: Sequence[Incoming], exc: Exception) -> list[Outgoing]:
+        """Answers for a batch that failed on our side: every request still gets a reply."""
+        now = self._clock()
+        out: list[Outgoing] = []
+        for message in batch:
+            rid, acct = codec.salvage_ids(message.value)
+            out += self._reject(message, rid, acct, "internal_error", type(exc).__name__, now)
+        return out
+
+    def _reject(
+        self,
+        message: Incoming,
+        request_id: str | None,
+        account_id: str | None,
+        reason: Rejection,
+        detail: str | None,
+        now: float,
+    ) -> list[Outgoing]:
+        self._metrics.selection_errors.labels(reason).inc()
+        self._metrics.dead_letters.labels(reason, message.topic).inc()
+        key = account_id.encode() if account_id else (message.key or b"")
+        response = codec.error_response(request_id, account_id, reason, detail or reason, now)
+        letter = codec.dead_letter(
+            message.value,
+            message.key,
+            reason,
+            detail or reason,
+            message.topic,
+            message.partition,
+            message.offset,
+            now,
+        )
+        return [
+            Outgoing(self._responses_topic, key, response),
+            Outgoing(self._dead_letters_topic, key, letter),
+        ]
