@@ -13,6 +13,7 @@ import ssl
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from functools import cache
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from stream.local.kafka import TopicSpec
 from stream.settings import Settings
 from stream.wire.messages import TOPICS, Message, encode, key_of
 
-TOPICS_YAML = Path(__file__).resolve().parents[1] / "schemas" / "topics.yaml"
+TOPICS_YAML = resources.files("stream.schemas") / "topics.yaml"
 LINGER_MS = 5
 # Replication factor of the topics we create; the faust app declares its own with 1 too.
 REPLICATION_FACTOR = 1

@@ -12,6 +12,7 @@ import asyncio
 import json
 import sys
 import time
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from tqdm import tqdm
 
 from stream.commands.simulate import ScenarioFileError, load_scenario
 
-DEFAULT_SCENARIO = Path(__file__).resolve().parents[2] / "scenarios" / "product.yaml"
+DEFAULT_SCENARIO = Path(str(resources.files("stream.scenarios") / "product.yaml"))
 DEFAULT_SENDS = 50_000
 EXAMPLE = """\
 examples:

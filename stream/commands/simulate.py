@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 import time
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from selector.report import Report, build_report
 from selector.scenario import Scenario, scenario_from_dict
 from selector.simulate import SimulationResult, simulate
 
-SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "scenario.v1.schema.json"
+SCHEMA = resources.files("stream.schemas") / "scenario.v1.schema.json"
 MAX_ERRORS = 10
 EXAMPLE = """\
 examples:

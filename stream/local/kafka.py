@@ -29,6 +29,7 @@ import base64
 import hashlib
 import shutil
 import subprocess
+from importlib import resources
 import tempfile
 import time
 import uuid
@@ -55,7 +56,8 @@ from stream.local.tls import SecureListeners, scram_format_arguments, secure_pro
 
 KAFKA_VERSION = "4.3.1"
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "creative-selection"
-POM_PATH = Path(__file__).resolve().parents[2] / "deploy" / "kafka" / "pom.xml"
+# Shipped inside the package (a wheel has no deploy/ folder); a plain file in any install.
+POM_PATH = Path(str(resources.files("stream.local") / "kafka-pom.xml"))
 _COMPLETE_MARKER = ".complete"
 _STORAGE_TOOL = "kafka.tools.StorageTool"
 _TOOL_HEAP = ("64m", "256m")
