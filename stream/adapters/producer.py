@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from functools import cache
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import yaml

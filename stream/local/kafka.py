@@ -29,12 +29,12 @@ import base64
 import hashlib
 import shutil
 import subprocess
-from importlib import resources
 import tempfile
 import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
