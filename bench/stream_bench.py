@@ -3,7 +3,7 @@ request->response latency at a fixed rate, stats events/s with dedup on; each ne
 plain aiokafka's produce and consume rates on the same messages, in the same run.
 
 Kafka (KRaft), Redis and one `creative-select worker` process (Redis cooldowns, Redis
-dedup) are started as the demo starts them (`stream.demo.run.services`). The load
+dedup) are started as the demo starts them (`stream.local.harness.services`). The load
 generator and the raw-client probe are processes of their own (`bench.stream_load`).
 With pinning (the default) the worker and Redis share one core (the worker waits for
 every Redis round trip, so they take turns) and the broker, the load generator and this
@@ -38,7 +38,8 @@ from bench.stream_measure import (
 )
 from stream.adapters.producer import ensure_topics
 from stream.commands.publish_catalog import publish, validate_documents
-from stream.demo.run import CATALOG_METRIC, EVENTS_METRIC, Services, services
+from stream.demo.run import CATALOG_METRIC, EVENTS_METRIC
+from stream.local.harness import Services, services
 from stream.local.kafka import TopicSpec
 
 DEFAULT_JSON = Path(__file__).parent / "results" / "stream.json"

@@ -19,7 +19,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from stream.adapters.producer import kafka_config
-from stream.demo.run import Worker
+from stream.local.harness import Worker
 from stream.settings import Settings
 
 STEADY = (0.1, 0.9)  # the window: from 10% to 90% of the work done

@@ -81,7 +81,8 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from stream.demo.run import run_demo, services
+    from stream.demo.run import run_demo
+    from stream.local.harness import services
 
     try:
         scenario = load_scenario(args.scenario)
