@@ -36,8 +36,8 @@ from bench.stream_measure import (
     steady_rate,
     wait_counted,
 )
+from stream.adapters.catalog_files import publish, validate_documents
 from stream.adapters.producer import ensure_topics
-from stream.commands.publish_catalog import publish, validate_documents
 from stream.demo.run import CATALOG_METRIC, EVENTS_METRIC
 from stream.local.harness import Services, services
 from stream.local.kafka import TopicSpec

@@ -31,7 +31,7 @@ from typing import Any
 from selector.domain import DAY_SECONDS
 from selector.report import Report, build_report
 from selector.scenario import Scenario
-from stream.commands.publish_catalog import publish, validate_documents
+from stream.adapters.catalog_files import publish, validate_documents
 from stream.demo.result import build_result, read_topics
 from stream.demo.sender import Sender, SenderStats, account_document
 from stream.local.harness import Services

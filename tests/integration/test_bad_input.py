@@ -14,8 +14,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from selector.stats import Counts
+from stream.adapters.catalog_files import publish, validate_documents
 from stream.client import SelectionClient
-from stream.commands.publish_catalog import publish, validate_documents
 from stream.wire.messages import SendEvent
 from tests.integration.changelog import streamed_stats
 from tests.integration.test_worker_e2e import ACCOUNT

@@ -17,9 +17,9 @@ import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from stream.adapters.event_files import send_file
 from stream.adapters.producer import all_topics, ensure_topics, kafka_config
 from stream.client import SelectionClient, publish_events
-from stream.commands.send_events import send_file
 from stream.local.kafka import TopicSpec
 from stream.settings import Settings
 from stream.wire import codec

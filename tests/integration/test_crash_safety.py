@@ -31,9 +31,9 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
 from selector.stats import AccountStats, Counts
+from stream.adapters.catalog_files import publish, validate_documents
 from stream.adapters.redis_store import dedup_key
 from stream.client import SelectionClient
-from stream.commands.publish_catalog import publish, validate_documents
 from stream.settings import Settings
 from stream.wire.messages import ClickEvent, ConversionEvent, SendEvent
 from tests.integration.changelog import applied_through, streamed_stats

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import pytest
 
+from stream.adapters.catalog_files import publish, validate_documents
 from stream.client import SelectionClient
-from stream.commands.publish_catalog import publish, validate_documents
 from stream.wire.messages import ClickEvent, ConversionEvent, SelectionResponse, SendEvent
 from tests.deploy.test_dashboard import exported_metric_names
 from tests.integration.test_worker_e2e import ACCOUNT

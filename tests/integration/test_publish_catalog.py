@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from selector import account_from_dict
+from stream.adapters.catalog_files import publish_catalog_file, snapshot_messages
 from stream.adapters.producer import (
     all_topics,
     describe_topics,
@@ -23,7 +24,6 @@ from stream.adapters.producer import (
     partition_for,
 )
 from stream.commands import topics
-from stream.commands.publish_catalog import publish_catalog_file, snapshot_messages
 from stream.settings import Settings
 from stream.wire import codec
 from stream.wire.messages import TOPICS, Kind

@@ -26,9 +26,9 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from selector.stats import AccountStats, Counts
+from stream.adapters.catalog_files import publish, validate_documents
 from stream.adapters.producer import all_topics, ensure_topics, kafka_config
 from stream.cli import main
-from stream.commands.publish_catalog import publish, validate_documents
 from stream.local.kafka import TopicSpec
 from stream.replay import progress as p
 from stream.replay.inputs import FileSource, TopicSource

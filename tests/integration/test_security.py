@@ -20,10 +20,10 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
+from stream.adapters.catalog_files import publish, validate_documents
 from stream.adapters.producer import kafka_config
 from stream.adapters.redis_store import redis_client
 from stream.client import SelectionClient
-from stream.commands.publish_catalog import publish, validate_documents
 from stream.local.kafka import BrokerOptions, KafkaBroker
 from stream.local.redis import RedisServer
 from stream.local.tls import Certificates, SecureListeners, make_certificates

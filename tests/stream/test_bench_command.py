@@ -15,15 +15,15 @@ from typing import Any
 import numpy as np
 import pytest
 
+from bench import cli as bench_command
 from bench import peers, selector_bench
 from selector import Selector
-from stream.commands import bench as bench_command
+from stream.cli import main as cli_main
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    bench_command.register(parser.add_subparsers(dest="command", required=True))
-    return parser.parse_args(argv)
+    assert argv[0] == "bench"
+    return bench_command.build_parser().parse_args(argv[1:])
 
 
 TINY = ["--repeats", "2", "--min-seconds", "0", "--no-progress"]
@@ -91,8 +91,9 @@ def test_table_shows_every_row(quick_report: dict[str, Any]) -> None:
 def test_untuned_run_happens_in_a_fresh_interpreter(tmp_path: Path) -> None:
     path = tmp_path / "untuned.json"
     argv = ["bench", "selector", "--no-tune-allocator", "--creatives", "5", "--json", str(path)]
-    args = _parse([*argv, *TINY])
-    assert args.func(args) == 0
+    # creative-select bench starts `python -m bench` in a fresh interpreter, which never
+    # tuned the allocator (this one did when the CLI started)
+    assert cli_main([*argv, *TINY]) == 0
     report = json.loads(path.read_text())
     assert report["machine"]["tune_allocator"] == "off"
     assert len(report["rows"]) == 6
@@ -183,3 +184,11 @@ def test_events_hold_the_stated_share_of_copies() -> None:
     assert {topic for topic, _, _ in events} == {"sends", "clicks", "conversions"}
     # every creative gets enough sends to leave the learning pool
     assert load.learning_threshold < load.sends_per_creative
+
+
+def test_bench_outside_a_checkout_says_where_to_run_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert cli_main(["bench", "selector", "--quick"]) == 2
+    assert "source checkout" in capsys.readouterr().err

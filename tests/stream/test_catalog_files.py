@@ -14,14 +14,14 @@ from typing import Any
 import pytest
 import yaml
 
-from stream.commands.publish_catalog import (
+from stream.adapters.catalog_files import (
     CatalogFileError,
     load_documents,
     publish_catalog_file,
     snapshot_messages,
     validate_documents,
 )
-from stream.commands.send_events import limits_of, parse_line
+from stream.adapters.event_files import limits_of, parse_line
 from stream.settings import Settings
 from stream.wire import codec
 from stream.wire.messages import TOPICS, encode, key_of, to_dict
