@@ -33,10 +33,12 @@ from tqdm import tqdm
 
 from bench import machine_info
 from selector.ingest import partition_key
-from stream.adapters.kafka_reader import client_config, open_consumer, read_ranges, watermarks
+from stream.adapters.kafka_config import client_config
+from stream.adapters.kafka_reader import open_consumer, read_ranges, watermarks
+from stream.adapters.topic_specs import TopicSpec
 from stream.job.readers import Task, recompute
 from stream.job.recompute import Scope
-from stream.local.kafka import KafkaBroker, TopicSpec, create_topics
+from stream.local.kafka import KafkaBroker, create_topics
 from stream.settings import Settings
 from stream.wire import codec
 

@@ -37,10 +37,9 @@ from bench.stream_measure import (
     wait_counted,
 )
 from stream.adapters.catalog_files import publish, validate_documents
-from stream.adapters.producer import ensure_topics
+from stream.adapters.topic_specs import TopicSpec, ensure_topics
 from stream.demo.run import CATALOG_METRIC, EVENTS_METRIC
 from stream.local.harness import Services, services
-from stream.local.kafka import TopicSpec
 
 DEFAULT_JSON = Path(__file__).parent / "results" / "stream.json"
 TARGETS = {"selections": 20_000.0, "p99_ms": 20.0, "events": 50_000.0}

@@ -26,7 +26,7 @@ import numpy as np
 from aiokafka import AIOKafkaProducer
 
 from bench.selector_bench import OFFERS
-from stream.adapters.producer import kafka_config
+from stream.adapters.kafka_config import kafka_config
 from stream.settings import Settings
 from stream.wire.messages import (
     ClickEvent,

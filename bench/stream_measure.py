@@ -18,7 +18,7 @@ import numpy as np
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from stream.adapters.producer import kafka_config
+from stream.adapters.kafka_config import kafka_config
 from stream.local.harness import Worker
 from stream.settings import Settings
 

@@ -24,7 +24,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from stream.adapters.producer import as_settings, kafka_config, open_producer, send_messages
+from stream.adapters.kafka_config import kafka_config
+from stream.adapters.producer import as_settings, open_producer, send_messages
 from stream.settings import Settings
 from stream.wire import codec
 from stream.wire.messages import (

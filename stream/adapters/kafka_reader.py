@@ -20,6 +20,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
+from stream.adapters.kafka_config import client_config
 from stream.settings import Settings
 
 Range = tuple[int, int]  # [start, stop)
@@ -30,26 +31,6 @@ BATCH = 10_000
 
 class ReadError(RuntimeError):
     """Kafka could not be read as asked; the message says what to check."""
-
-
-def client_config(settings: Settings) -> dict[str, Any]:
-    """librdkafka connection settings from the service settings (secrets included)."""
-    config: dict[str, Any] = {
-        "bootstrap.servers": settings.kafka_bootstrap,
-        "security.protocol": settings.kafka_security_protocol,
-    }
-    if settings.kafka_security_protocol.startswith("SASL"):
-        config["sasl.mechanism"] = settings.kafka_sasl_mechanism
-        config["sasl.username"] = settings.kafka_sasl_username
-        config["sasl.password"] = settings.kafka_sasl_password.get_secret_value()
-    for key, value in (
-        ("ssl.ca.location", settings.kafka_ssl_cafile),
-        ("ssl.certificate.location", settings.kafka_ssl_certfile),
-        ("ssl.key.location", settings.kafka_ssl_keyfile),
-    ):
-        if value:
-            config[key] = value
-    return config
 
 
 def open_consumer(settings: Settings, group_id: str | None = None) -> Consumer:

@@ -9,29 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import ssl
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from functools import cache
-from importlib import resources
 from typing import Any
 
-import yaml
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import TopicAlreadyExistsError, for_code
+from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 from aiokafka.structs import RecordMetadata
 
-from stream.local.kafka import TopicSpec
+from stream.adapters.kafka_config import kafka_config
 from stream.settings import Settings
 from stream.wire.messages import TOPICS, Message, encode, key_of
 
-TOPICS_YAML = resources.files("stream.schemas") / "topics.yaml"
 LINGER_MS = 5
-# Replication factor of the topics we create; the faust app declares its own with 1 too.
-REPLICATION_FACTOR = 1
 
 
 def as_settings(settings: Settings | str) -> Settings:
@@ -39,30 +29,6 @@ def as_settings(settings: Settings | str) -> Settings:
     if isinstance(settings, Settings):
         return settings
     return dataclasses.replace(Settings(), kafka_bootstrap=settings)
-
-
-def ssl_context(settings: Settings) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=settings.kafka_ssl_cafile or None)
-    if settings.kafka_ssl_certfile:
-        context.load_cert_chain(settings.kafka_ssl_certfile, settings.kafka_ssl_keyfile or None)
-    return context
-
-
-def kafka_config(settings: Settings) -> dict[str, Any]:
-    """Keyword arguments shared by aiokafka's producer, consumer and admin client:
-    bootstrap servers plus SSL and SASL as `CS_KAFKA_SECURITY_PROTOCOL` asks."""
-    protocol = settings.kafka_security_protocol
-    config: dict[str, Any] = {
-        "bootstrap_servers": settings.kafka_bootstrap,
-        "security_protocol": protocol,
-    }
-    if protocol in ("SSL", "SASL_SSL"):
-        config["ssl_context"] = ssl_context(settings)
-    if protocol in ("SASL_PLAINTEXT", "SASL_SSL"):
-        config["sasl_mechanism"] = settings.kafka_sasl_mechanism
-        config["sasl_plain_username"] = settings.kafka_sasl_username
-        config["sasl_plain_password"] = settings.kafka_sasl_password.get_secret_value()
-    return config
 
 
 @asynccontextmanager
@@ -97,128 +63,7 @@ async def send_messages(
     return deliveries
 
 
-@cache
-def _topic_table() -> tuple[tuple[str, bool], ...]:
-    doc = yaml.safe_load(TOPICS_YAML.read_text(encoding="utf-8"))
-    return tuple((t["name"], t["cleanup_policy"] == "compact") for t in doc["topics"])
-
-
-def all_topics(settings: Settings) -> list[TopicSpec]:
-    """Every topic of schemas/topics.yaml, prefixed, with `settings.partitions` each."""
-    return [
-        TopicSpec(settings.topic(name), settings.partitions, compacted)
-        for name, compacted in _topic_table()
-    ]
-
-
 def partition_for(key: bytes, partitions: int) -> int:
     """The partition aiokafka's (and Java's) default partitioner picks for `key`."""
     index: int = murmur2(key) & 0x7FFFFFFF
     return index % partitions
-
-
-@asynccontextmanager
-async def open_admin(settings: Settings) -> AsyncIterator[AIOKafkaAdminClient]:
-    admin = AIOKafkaAdminClient(**kafka_config(settings))
-    try:
-        await admin.start()
-        yield admin
-    finally:
-        await admin.close()
-
-
-async def ensure_topics(settings: Settings, specs: Iterable[TopicSpec]) -> list[str]:
-    """Create the topics of `specs` that do not exist yet; return the names created.
-
-    Like `stream.local.kafka.create_topics` (returns once every new partition's leader
-    serves; an existing topic is left as it is), but connecting with the settings'
-    security, so it works on a real cluster too.
-    """
-    async with open_admin(settings) as admin:
-        existing = set(await admin.list_topics())
-        missing = [s for s in specs if s.name not in existing]
-        if not missing:
-            return []
-        new = [
-            NewTopic(s.name, s.partitions, REPLICATION_FACTOR, topic_configs=s.configs())
-            for s in missing
-        ]
-        response = await admin.create_topics(new)
-        created = []
-        for topic, error_code, *rest in response.topic_errors:
-            if error_code == 0:
-                created.append(topic)
-            elif error_code != TopicAlreadyExistsError.errno:  # created meanwhile elsewhere
-                raise for_code(error_code)(f"creating topic {topic!r}: {rest[0] if rest else ''}")
-        partitions = await _wait_for_leaders(admin, [s.name for s in missing])
-    await _wait_until_leaders_serve(settings, partitions)
-    return created
-
-
-async def _wait_for_leaders(
-    admin: AIOKafkaAdminClient, names: list[str], timeout_s: float = 30.0
-) -> list[TopicPartition]:
-    """Every partition of `names`, once metadata names a leader for each."""
-    async with asyncio.timeout(timeout_s):
-        while True:
-            topics = await admin.describe_topics(names)
-            ready = all(
-                t["error_code"] == 0
-                and t["partitions"]
-                and all(p["error_code"] == 0 and p["leader"] >= 0 for p in t["partitions"])
-                for t in topics
-            )
-            if ready:
-                return [
-                    TopicPartition(t["topic"], p["partition"])
-                    for t in topics
-                    for p in t["partitions"]
-                ]
-            await asyncio.sleep(0.1)
-
-
-async def _wait_until_leaders_serve(
-    settings: Settings, partitions: list[TopicPartition], timeout_s: float = 30.0
-) -> None:
-    """A new leader is named a moment before it serves; a producer writing in that moment
-    gets NotLeaderForPartition and retries. Asking each leader for its end offset (aiokafka
-    retries until they answer) closes that window before the first write."""
-    consumer = AIOKafkaConsumer(**kafka_config(settings), enable_auto_commit=False)
-    try:
-        await consumer.start()
-        await asyncio.wait_for(consumer.end_offsets(partitions), timeout_s)
-    finally:
-        await consumer.stop()
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class TopicState:
-    """What the cluster says about one topic."""
-
-    name: str
-    partitions: int
-    cleanup_policy: str
-
-
-async def describe_topics(settings: Settings, names: Iterable[str]) -> dict[str, TopicState]:
-    """Partition count and cleanup policy of each topic of `names` that exists."""
-    async with open_admin(settings) as admin:
-        existing = set(await admin.list_topics())
-        found = [name for name in names if name in existing]
-        if not found:
-            return {}
-        described = await admin.describe_topics(found)
-        resources = [
-            ConfigResource(ConfigResourceType.TOPIC, name, {"cleanup.policy": None})
-            for name in found
-        ]
-        responses = await admin.describe_configs(resources)
-    policies = {
-        name: {entry[0]: entry[1] for entry in entries}.get("cleanup.policy", "?")
-        for response in responses
-        for _, _, _, name, entries in response.resources
-    }
-    return {
-        t["topic"]: TopicState(t["topic"], len(t["partitions"]), policies.get(t["topic"], "?"))
-        for t in described
-    }

@@ -15,7 +15,7 @@ from typing import Any
 
 from aiokafka.errors import KafkaError
 
-from stream.adapters.producer import all_topics, describe_topics, ensure_topics
+from stream.adapters.topic_specs import all_topics, describe_topics, ensure_topics
 from stream.settings import Settings, SettingsError
 
 EXAMPLE = """\

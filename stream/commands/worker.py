@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
-    from stream.adapters.producer import all_topics, ensure_topics
+    from stream.adapters.topic_specs import all_topics, ensure_topics
     from stream.worker.app import app, settings
 
     if not args.no_create_topics:

@@ -14,7 +14,8 @@ from selector.batch import ARMS, DECIDED_BY, POOLS
 from selector.scenario import Scenario
 from selector.simulate import SimulationResult
 from selector.stats import AccountStats
-from stream.adapters.producer import describe_topics, kafka_config
+from stream.adapters.kafka_config import kafka_config
+from stream.adapters.topic_specs import describe_topics
 from stream.demo.sender import truth_at, truths
 from stream.settings import Settings
 from stream.wire import codec

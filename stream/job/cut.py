@@ -19,8 +19,8 @@ from typing import Any
 from confluent_kafka import Producer
 
 from selector.ingest import Ledger, partition_key
+from stream.adapters.kafka_config import client_config
 from stream.adapters.kafka_reader import (
-    client_config,
     committed,
     open_consumer,
     read_latest,

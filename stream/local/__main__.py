@@ -18,13 +18,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 
+from stream.adapters.topic_specs import TopicSpec
 from stream.local import progress
 from stream.local.kafka import (
     DEFAULT_CACHE_DIR,
     KAFKA_VERSION,
     BrokerOptions,
     KafkaBroker,
-    TopicSpec,
     create_topics,
     ensure_kafka_jars,
 )

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from stream.adapters.producer import all_topics, ensure_topics
+from stream.adapters.topic_specs import all_topics, ensure_topics
 from stream.local import free_port
 from stream.settings import Settings
 

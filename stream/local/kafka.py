@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import hashlib
 import shutil
 import subprocess
@@ -37,12 +38,12 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 
+from stream.adapters.topic_specs import TopicSpec, ensure_topics
 from stream.local import (
     LOOPBACK,
     free_ports,
@@ -53,6 +54,7 @@ from stream.local import (
     stop_process,
 )
 from stream.local.tls import SecureListeners, scram_format_arguments, secure_properties
+from stream.settings import Settings
 
 KAFKA_VERSION = "4.3.1"
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "creative-selection"
@@ -413,91 +415,13 @@ async def fetch_broker_ids(bootstrap: str, timeout_s: float = 10.0) -> list[int]
         await admin.close()
 
 
-@dataclass(frozen=True, slots=True)
-class TopicSpec:
-    """A topic to declare: name, partition count, and whether it is log-compacted."""
-
-    name: str
-    partitions: int = 1
-    compacted: bool = False
-
-    def __post_init__(self) -> None:
-        if not self.name or self.partitions < 1:
-            raise ValueError(f"invalid topic spec: {self!r}")
-
-    def configs(self) -> dict[str, str]:
-        return {"cleanup.policy": "compact"} if self.compacted else {}
-
-
 async def create_topics(
     bootstrap: str, specs: Iterable[TopicSpec], timeout_s: float = 30.0
 ) -> list[str]:
-    """Create the topics that do not exist yet and return their names.
+    """Create the topics that do not exist yet on this plaintext broker; return their names.
 
-    Idempotent: an existing topic is left as it is (its partitions and configs are not
-    compared). Returns only once every partition's leader answers a ListOffsets request:
-    metadata names a leader a moment before that leader serves, and a producer sending in
-    that moment meets NotLeaderForPartition and has to retry.
+    The same creation as the service's (`stream.adapters.topic_specs.ensure_topics`):
+    idempotent, and it returns only once every new partition's leader serves.
     """
-    wanted = list(specs)
-    if not wanted:
-        return []
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000)
-    )
-    await admin.start()
-    try:
-        new_topics = [NewTopic(s.name, s.partitions, 1, topic_configs=s.configs()) for s in wanted]
-        response = await admin.create_topics(new_topics, timeout_ms=int(timeout_s * 1000))
-        created = _created_names(response.topic_errors)
-        names = [s.name for s in wanted]
-        partitions = await _wait_for_leaders(admin, names, time.monotonic() + timeout_s)
-    finally:
-        await admin.close()
-    await _wait_until_leaders_serve(bootstrap, partitions, timeout_s)
-    return created
-
-
-def _created_names(topic_errors: Iterable[tuple[Any, ...]]) -> list[str]:
-    """Names created by a CreateTopics response; raise the first error other than 'exists'."""
-    created = []
-    for topic, error_code, *rest in topic_errors:
-        if error_code == 0:
-            created.append(topic)
-        elif error_code != TopicAlreadyExistsError.errno:
-            message = rest[0] if rest else ""
-            raise for_code(error_code)(f"creating topic {topic!r}: {message}")
-    return created
-
-
-async def _wait_for_leaders(
-    admin: AIOKafkaAdminClient, names: list[str], deadline: float
-) -> list[TopicPartition]:
-    """Poll metadata until every partition of ``names`` has a leader; return the partitions."""
-    while True:
-        topics = await admin.describe_topics(names)
-        if all(_has_all_leaders(topic) for topic in topics):
-            return [
-                TopicPartition(t["topic"], p["partition"]) for t in topics for p in t["partitions"]
-            ]
-        if time.monotonic() > deadline:
-            raise KafkaSetupError(f"topics without leaders after the timeout: {names}")
-        await asyncio.sleep(0.1)
-
-
-async def _wait_until_leaders_serve(
-    bootstrap: str, partitions: list[TopicPartition], timeout_s: float
-) -> None:
-    """Ask each leader for its end offset; aiokafka retries until they all answer."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        await asyncio.wait_for(consumer.end_offsets(partitions), timeout_s)
-    finally:
-        await consumer.stop()
-
-
-def _has_all_leaders(topic: Mapping[str, Any]) -> bool:
-    partitions = topic["partitions"]
-    leaders_ok = all(p["error_code"] == 0 and p["leader"] >= 0 for p in partitions)
-    return topic["error_code"] == 0 and bool(partitions) and leaders_ok
+    settings = dataclasses.replace(Settings(), kafka_bootstrap=bootstrap)
+    return await asyncio.wait_for(ensure_topics(settings, list(specs)), timeout_s * 2)

@@ -28,7 +28,8 @@ from collections.abc import Sequence
 import numpy as np
 import orjson
 
-from stream.adapters.producer import describe_topics, partition_for
+from stream.adapters.producer import partition_for
+from stream.adapters.topic_specs import describe_topics
 from stream.replay.inputs import OUTCOME_TOPICS, read_range
 from stream.replay.ranges import topic_ranges
 from stream.settings import Settings

@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from stream.adapters.event_files import Line, limits_of, open_input, parse_line
-from stream.adapters.producer import kafka_config
+from stream.adapters.kafka_config import kafka_config
 from stream.settings import Settings
 from stream.wire import codec
 from stream.wire.messages import SCHEMAS

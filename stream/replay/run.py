@@ -20,7 +20,8 @@ from typing import IO, Any
 from tqdm import tqdm
 
 from stream.adapters.pacing import RateLimiter
-from stream.adapters.producer import describe_topics, open_producer
+from stream.adapters.producer import open_producer
+from stream.adapters.topic_specs import describe_topics
 from stream.replay import progress as p
 from stream.replay.existing import SeenIndex, scan_existing
 from stream.replay.inputs import OUTCOME_TOPICS, Item, Source

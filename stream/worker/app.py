@@ -3,34 +3,12 @@ autodiscovery, so importing the app never imports an agent."""
 
 from __future__ import annotations
 
-import ssl
-from typing import Any
-
 import faust
 
+from stream.adapters.kafka_config import broker_credentials
 from stream.settings import Settings
 
 settings = Settings.from_env()
-
-
-def broker_credentials(s: Settings) -> Any:
-    """SSL / SASL credentials for the Kafka connection, from settings."""
-    protocol = s.kafka_security_protocol
-    if protocol == "PLAINTEXT":
-        return None
-    context = None
-    if protocol in ("SSL", "SASL_SSL"):
-        context = ssl.create_default_context(cafile=s.kafka_ssl_cafile or None)
-        if s.kafka_ssl_certfile:
-            context.load_cert_chain(s.kafka_ssl_certfile, s.kafka_ssl_keyfile or None)
-    if protocol == "SSL":
-        return faust.SSLCredentials(context)
-    return faust.SASLCredentials(
-        username=s.kafka_sasl_username,
-        password=s.kafka_sasl_password.get_secret_value(),
-        ssl_context=context,
-        mechanism=s.kafka_sasl_mechanism,
-    )
 
 
 app = faust.App(

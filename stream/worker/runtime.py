@@ -16,7 +16,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.types import TP
 
-from stream.adapters.producer import kafka_config
+from stream.adapters.kafka_config import kafka_config
 from stream.adapters.redis_store import (
     CooldownStore,
     DedupStore,

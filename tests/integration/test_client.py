@@ -18,9 +18,9 @@ import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from stream.adapters.event_files import send_file
-from stream.adapters.producer import all_topics, ensure_topics, kafka_config
+from stream.adapters.kafka_config import kafka_config
+from stream.adapters.topic_specs import TopicSpec, all_topics, ensure_topics
 from stream.client import SelectionClient, publish_events
-from stream.local.kafka import TopicSpec
 from stream.settings import Settings
 from stream.wire import codec
 from stream.wire.messages import (

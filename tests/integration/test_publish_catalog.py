@@ -16,13 +16,9 @@ from aiokafka.structs import ConsumerRecord
 
 from selector import account_from_dict
 from stream.adapters.catalog_files import publish_catalog_file, snapshot_messages
-from stream.adapters.producer import (
-    all_topics,
-    describe_topics,
-    ensure_topics,
-    kafka_config,
-    partition_for,
-)
+from stream.adapters.kafka_config import kafka_config
+from stream.adapters.producer import partition_for
+from stream.adapters.topic_specs import all_topics, describe_topics, ensure_topics
 from stream.commands import topics
 from stream.settings import Settings
 from stream.wire import codec

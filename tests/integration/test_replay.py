@@ -27,9 +27,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from selector.stats import AccountStats, Counts
 from stream.adapters.catalog_files import publish, validate_documents
-from stream.adapters.producer import all_topics, ensure_topics, kafka_config
+from stream.adapters.kafka_config import kafka_config
+from stream.adapters.topic_specs import TopicSpec, all_topics, ensure_topics
 from stream.cli import main
-from stream.local.kafka import TopicSpec
 from stream.replay import progress as p
 from stream.replay.inputs import FileSource, TopicSource
 from stream.replay.ranges import topic_ranges

@@ -21,7 +21,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from stream.adapters.catalog_files import publish, validate_documents
-from stream.adapters.producer import kafka_config
+from stream.adapters.kafka_config import kafka_config
 from stream.adapters.redis_store import redis_client
 from stream.client import SelectionClient
 from stream.local.kafka import BrokerOptions, KafkaBroker

@@ -328,7 +328,7 @@ async def test_the_job_fails_clearly_when_no_worker_applies_its_corrections(
 ) -> None:
     env = worker_settings(kafka_bootstrap, redis_url, tmp_path / "state")
     settings = Settings.from_env(env)
-    from stream.adapters.producer import all_topics, ensure_topics
+    from stream.adapters.topic_specs import all_topics, ensure_topics
     from stream.job.cut import publish as produce
 
     await ensure_topics(settings, all_topics(settings))

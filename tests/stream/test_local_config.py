@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 
+from stream.adapters.topic_specs import TopicSpec
 from stream.local import free_port, free_ports, log_tail, port_accepts
 from stream.local.__main__ import build_parser, parse_topic
 from stream.local.kafka import (
     KAFKA_VERSION,
     POM_PATH,
     BrokerConfig,
-    TopicSpec,
     maven_command,
     new_cluster_id,
     render_properties,
