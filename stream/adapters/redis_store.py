@@ -13,12 +13,11 @@ from different topics the order they are seen in is not deterministic.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
-from typing import Protocol
 
 import redis.asyncio as aioredis
 
+from stream.handlers.stores import Pair, Sent, cooldown_key, dedup_key
 from stream.settings import Settings
 
 
@@ -34,38 +33,6 @@ def redis_client(settings: Settings) -> aioredis.Redis:
     return aioredis.Redis.from_url(url, **kwargs)  # type: ignore[arg-type]
 
 
-Pair = tuple[str, str]  # (account_id, contact_id)
-Sent = tuple[str, str, str, float, float]  # (account_id, contact_id, creative_id, time, ttl)
-
-
-class CooldownStore(Protocol):
-    async def last_sent(self, pairs: Sequence[Pair]) -> list[dict[str, float]]:
-        """Per (account, contact): creative_id -> time of its last send."""
-
-    async def record(self, sends: Sequence[Sent]) -> None:
-        """Remember sends; each entry lives `ttl` seconds (the account's cooldown)."""
-
-
-class DedupStore(Protocol):
-    async def duplicates(
-        self,
-        account_ids: Sequence[str],
-        kinds: Sequence[str],
-        event_ids: Sequence[str],
-        positions: Sequence[str],
-    ) -> list[bool]:
-        """True where the event id of that kind was first seen at another position."""
-
-
-def _cooldown_key(account_id: str, contact_id: str, prefix: str = "") -> str:
-    return f"{prefix}cd:{account_id}:{contact_id}"
-
-
-def dedup_key(account_id: str, kind: str, event_id: str, prefix: str = "") -> str:
-    """`prefix` is `CS_REDIS_KEY_PREFIX`: deployments sharing a Redis keep apart."""
-    return f"{prefix}dd:{account_id}:{kind}:{event_id}"
-
-
 class RedisCooldowns:
     """Hash per (account, contact): creative_id -> time of the last send."""
 
@@ -76,7 +43,7 @@ class RedisCooldowns:
     async def last_sent(self, pairs: Sequence[Pair]) -> list[dict[str, float]]:
         pipe = self._redis.pipeline(transaction=False)
         for account_id, contact in pairs:
-            pipe.hgetall(_cooldown_key(account_id, contact, self._prefix))
+            pipe.hgetall(cooldown_key(account_id, contact, self._prefix))
         rows = await pipe.execute()
         return [{k.decode(): float(v) for k, v in row.items()} if row else {} for row in rows]
 
@@ -86,7 +53,7 @@ class RedisCooldowns:
         for account_id, contact, creative, when, ttl in sends:
             if ttl <= 0:
                 continue
-            key = _cooldown_key(account_id, contact, self._prefix)
+            key = cooldown_key(account_id, contact, self._prefix)
             pipe.hset(key, creative, repr(when))
             pipe.expire(key, max(1, int(ttl)))
             count += 1
@@ -119,45 +86,3 @@ class RedisDedup:
             old is not None and old.decode() != pos
             for old, pos in zip(previous, positions, strict=True)
         ]
-
-
-class MemoryCooldowns:
-    """In-process cooldowns for a demo without Redis: lost on restart, one worker only."""
-
-    def __init__(self) -> None:
-        self._data: dict[str, tuple[float, dict[str, float]]] = {}
-
-    async def last_sent(self, pairs: Sequence[Pair]) -> list[dict[str, float]]:
-        now = time.monotonic()
-        out = []
-        for account_id, contact in pairs:
-            entry = self._data.get(_cooldown_key(account_id, contact))
-            out.append(dict(entry[1]) if entry and entry[0] > now else {})
-        return out
-
-    async def record(self, sends: Sequence[Sent]) -> None:
-        for account_id, contact, creative, when, ttl in sends:
-            key = _cooldown_key(account_id, contact)
-            _, current = self._data.get(key, (0.0, {}))
-            self._data[key] = (time.monotonic() + ttl, {**current, creative: when})
-
-
-class MemoryDedup:
-    """In-process dedup for a demo without Redis."""
-
-    def __init__(self) -> None:
-        self._seen: dict[str, str] = {}
-
-    async def duplicates(
-        self,
-        account_ids: Sequence[str],
-        kinds: Sequence[str],
-        event_ids: Sequence[str],
-        positions: Sequence[str],
-    ) -> list[bool]:
-        out = []
-        rows = zip(account_ids, kinds, event_ids, positions, strict=True)
-        for account, kind, event_id, position in rows:
-            first = self._seen.setdefault(dedup_key(account, kind, event_id), position)
-            out.append(first != position)
-        return out

@@ -30,8 +30,8 @@ from typing import Any
 
 from selector.ingest import Ledger, SourcedEvent, apply_correction, apply_events
 from selector.stats import AccountStats
-from stream.adapters.redis_store import DedupStore
 from stream.handlers.attribution import ArmOutcomes, ViewCache
+from stream.handlers.stores import DedupStore
 from stream.ops.metrics import Metrics
 from stream.wire import codec
 from stream.wire.corrections import to_delta

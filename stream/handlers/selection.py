@@ -19,8 +19,8 @@ import numpy as np
 
 from selector import AccountStats, RequestBatch
 from selector.ingest import Ledger
-from stream.adapters.redis_store import CooldownStore
 from stream.handlers.catalog import SelectorCache
+from stream.handlers.stores import CooldownStore
 from stream.ops.exposure import DecisionMetrics
 from stream.ops.metrics import Metrics
 from stream.wire import codec

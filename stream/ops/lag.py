@@ -45,7 +45,7 @@ def lags(
 
 
 class LagGauge:
-    """Sets `creative_selection_consumer_lag_messages` from a Faust consumer."""
+    """Sets `creative_selection_consumer_lag_messages` from a consumer's offsets."""
 
     def __init__(
         self, metrics: Metrics, topics: Collection[str], stall_seconds: float = 60.0
@@ -58,15 +58,20 @@ class LagGauge:
         # messages were waiting then
         self._moved: dict[Position, tuple[int, float, bool]] = {}
 
-    async def refresh(self, consumer: Any, now: float) -> dict[Position, int]:
-        tps = [tp for tp in consumer.assignment() if tp.topic in self._topics]
-        ends = await consumer.highwaters(*tps) if tps else {}
-        # Faust keeps the last committed offset per partition (Kafka's "next to read").
-        committed = {tp: consumer._committed_offset.get(tp) for tp in tps}
-        positions = {}
-        for tp in tps:
-            if committed[tp] is None:
-                positions[tp] = await consumer.position(tp) or 0
+    @property
+    def topics(self) -> frozenset[str]:
+        """The topics whose lag is reported (the ones the agents consume)."""
+        return self._topics
+
+    def refresh(
+        self,
+        ends: Mapping[Any, int],
+        committed: Mapping[Any, int | None],
+        positions: Mapping[Any, int],
+        now: float,
+    ) -> dict[Position, int]:
+        """Set the gauge from the consumer's offsets (`stream.worker.delivery.
+        consumer_offsets` reads them) and track which partitions advance."""
         current = lags(ends, committed, positions)
         self._track(current, now)
         lag = {position: messages for position, (messages, _) in current.items()}

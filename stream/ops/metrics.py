@@ -8,7 +8,7 @@ contact ids, never creative ids, never account ids.
 Accounts and creatives are unbounded, so what is per account (creative share, exposure
 diversity, learning pools) is exported as aggregates over the accounts a worker served
 in the last hour (`stream.ops.exposure` says how each is computed). Faust's own sensors
-register into the same registry under `creative_selection_faust_` (`stream.ops.faust_sensors`).
+register into the same registry under `creative_selection_faust_` (`stream.worker.sensors`).
 """
 
 from __future__ import annotations

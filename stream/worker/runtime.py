@@ -17,24 +17,17 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.types import TP
 
 from stream.adapters.kafka_config import kafka_config
-from stream.adapters.redis_store import (
-    CooldownStore,
-    DedupStore,
-    MemoryCooldowns,
-    MemoryDedup,
-    RedisCooldowns,
-    RedisDedup,
-    redis_client,
-)
+from stream.adapters.redis_store import RedisCooldowns, RedisDedup, redis_client
 from stream.handlers.ingestion import IngestionService
 from stream.handlers.selection import SelectionService
-from stream.ops.faust_sensors import faust_monitor
+from stream.handlers.stores import CooldownStore, DedupStore, MemoryCooldowns, MemoryDedup
 from stream.ops.lag import LagGauge
 from stream.ops.metrics import Metrics
 from stream.wire.envelope import Incoming, Outgoing
 from stream.worker.app import app, settings
-from stream.worker.delivery import Continuity, Jump
-from stream.worker.tables import ConfirmedTable, account_to_catalog, account_to_stats
+from stream.worker.delivery import ConfirmedTable, Continuity, Jump, committed_offset
+from stream.worker.sensors import faust_monitor
+from stream.worker.tables import account_to_catalog, account_to_stats
 from stream.worker.topics import CONSUMED_TOPICS, OUTCOME_KINDS
 
 log = logging.getLogger(__name__)
@@ -140,17 +133,9 @@ EXIT_CHANGELOG_FAILED = 75
 EXIT_MESSAGES_DROPPED = 76
 
 
-def committed_offset(topic: str, partition: int) -> int | None:
-    """The group's committed offset the consumer started this partition from (Faust
-    keeps it after seeking; None when nothing is committed yet)."""
-    offsets = getattr(app.consumer, "_committed_offset", {})
-    value = offsets.get(TP(topic, partition))
-    return int(value) if value is not None else None
-
-
 def watched_continuity() -> Continuity:
     """A continuity check for one agent, started over for partitions this worker loses."""
-    continuity = Continuity(committed_offset)
+    continuity = Continuity(lambda topic, partition: committed_offset(app, topic, partition))
 
     async def forget_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         revoked: set[TP] = args[0] if args else kwargs.get("revoked", set())
@@ -207,24 +192,6 @@ async def read_missing(jump: Jump) -> list[Incoming]:
     log.warning("read %d skipped messages again: %s", len(found), jump)
     metrics.skipped_messages_read.inc(len(found))
     return found
-
-
-class _Read:
-    """What Faust's `Consumer.ack` reads of a message: the agent read this one itself."""
-
-    def __init__(self, tp: TP, offset: int) -> None:
-        self.tp, self.topic, self.offset, self.acked = tp, tp.topic, offset, False
-
-
-async def mark_read(jumps: list[Jump]) -> None:
-    """Acknowledge to Faust's consumer the messages of `jumps`, which the agent read and
-    applied itself: its commit stops at the first offset it has not seen acknowledged, so
-    without this the committed offset would stay there. Called only after the batch's
-    writes are stored, so a crash before it still reads them again."""
-    for jump in jumps:
-        tp = TP(jump.topic, jump.partition)
-        for offset in range(jump.expected, jump.got):
-            app.consumer.ack(_Read(tp, offset))  # type: ignore[arg-type]
 
 
 def incoming(event: Any) -> Incoming:

@@ -16,14 +16,13 @@ partition on every topic, whatever event happened to be current when it was writ
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
-from faust import Table
 from faust.serializers import codecs
 
 from stream.wire import ledger_codec
 from stream.worker.app import app, settings
+from stream.worker.delivery import ConfirmedTable, LedgerValue
 
 
 class LedgerCodec(codecs.Codec):
@@ -35,44 +34,6 @@ class LedgerCodec(codecs.Codec):
 
 
 codecs.register("ledger", LedgerCodec())
-
-
-class LedgerValue:
-    """Names the table's value codec: Faust reads `_options.serializer` off the value type
-    when the table is built, and uses it for the changelog and for recovery alike."""
-
-    class _options:
-        serializer = "ledger"
-
-    @classmethod
-    def from_data(cls, data: Any, preferred_type: Any = None) -> Any:
-        """The codec has already built the `Ledger`; Faust calls this on every load."""
-        return data
-
-
-class ConfirmedTable(Table[Any, Any]):
-    """A table whose changelog writes can be awaited until the broker has stored them."""
-
-    def on_key_set(self, key: Any, value: Any) -> None:
-        future = self.send_changelog(self.partition_for_key(key), key, value)
-        self.__dict__.setdefault("_unconfirmed", []).append(future)
-        self._sensor_on_set(self, key, value)
-
-    async def ready_to_write(self) -> None:
-        """Wait until the producer knows the changelog topic's partitions: a write picks
-        its partition as it is made, and fails before the metadata has arrived (right
-        after a start)."""
-        if not self.__dict__.get("_ready"):
-            producer = self.app.producer._ensure_producer()  # type: ignore[attr-defined]
-            await producer.partitions_for(self.changelog_topic.get_topic_name())
-            self.__dict__["_ready"] = True
-
-    async def confirm_writes(self) -> None:
-        """Wait until every changelog write so far is stored; raises if one failed."""
-        pending = self.__dict__.get("_unconfirmed")
-        if pending:
-            self.__dict__["_unconfirmed"] = []
-            await asyncio.gather(*pending)
 
 
 def _table(name: str, **options: Any) -> ConfirmedTable:

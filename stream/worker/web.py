@@ -16,6 +16,7 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from stream.worker.app import app
+from stream.worker.delivery import recovery_completed
 from stream.worker.runtime import consumer_lag, metrics, progress
 
 
@@ -27,8 +28,7 @@ async def metrics_page(web: Any, request: Any) -> Any:
 
 
 def health_report(now: float) -> tuple[bool, dict[str, Any]]:
-    recovery = app.tables.recovery  # type: ignore[attr-defined]
-    recovered = recovery.completed.is_set() and not app.in_recovery
+    recovered = recovery_completed(app)
     rebalancing = bool(app.rebalancing)
     partitions = consumer_lag.stalled(now)
     healthy = recovered and not rebalancing and not progress.stalled(now) and not partitions

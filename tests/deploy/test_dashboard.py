@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
-from stream.ops.faust_sensors import faust_metrics
 from stream.ops.metrics import Metrics, StatsJobMetrics
+from stream.worker.sensors import faust_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "deploy" / "grafana" / "creative-selection.json"

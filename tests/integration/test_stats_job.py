@@ -25,8 +25,8 @@ from aiokafka.structs import TopicPartition
 
 from selector.stats import AccountStats, Counts
 from stream.adapters.catalog_files import publish, validate_documents
-from stream.adapters.redis_store import dedup_key
 from stream.client import SelectionClient
+from stream.handlers.stores import dedup_key
 from stream.settings import Settings
 from stream.wire.messages import ClickEvent, ConversionEvent, SendEvent
 from tests.integration.changelog import streamed_stats

@@ -6,10 +6,9 @@ import logging
 import time
 
 from stream.worker.app import app, settings
-from stream.worker.delivery import with_missing
+from stream.worker.delivery import mark_read, with_missing
 from stream.worker.runtime import (
     incoming,
-    mark_read,
     metrics,
     progress,
     publish,
@@ -43,6 +42,6 @@ async def answer_selection_requests(stream):  # type: ignore[no-untyped-def]
             out = runtime.selection.internal_error(batch, exc)
         await publish(out)
         if jumps:
-            await mark_read(jumps)
+            mark_read(app, jumps)
         progress.finished("answer_selection_requests", time.time())
         metrics.selection_latency.observe(time.perf_counter() - started)

@@ -11,11 +11,10 @@ import logging
 import time
 
 from stream.worker.app import app, settings
-from stream.worker.delivery import with_missing
+from stream.worker.delivery import mark_read, with_missing
 from stream.worker.runtime import (
     confirm_writes,
     incoming,
-    mark_read,
     metrics,
     progress,
     publish,
@@ -53,5 +52,5 @@ async def count_outcomes(stream):  # type: ignore[no-untyped-def]
         await publish(letters)
         await confirm_writes(account_to_stats)  # stored before the batch is acknowledged
         if jumps:
-            await mark_read(jumps)
+            mark_read(app, jumps)
         progress.finished("count_outcomes", time.time())

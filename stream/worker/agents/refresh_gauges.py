@@ -10,6 +10,7 @@ import time
 
 from selector import AccountStats
 from stream.worker.app import app
+from stream.worker.delivery import consumer_offsets
 from stream.worker.runtime import consumer_lag, runtime
 from stream.worker.tables import account_to_stats
 
@@ -28,7 +29,8 @@ async def refresh_gauges() -> None:
     now = time.time()
     runtime.selection.decision_metrics.refresh(now, _stats)
     try:
-        await consumer_lag.refresh(app.consumer, now)
+        offsets = await consumer_offsets(app.consumer, consumer_lag.topics)
+        consumer_lag.refresh(*offsets, now)
     except Exception as exc:  # not started, or mid-rebalance: the next tick tries again
         consumer_lag.forget()
         log.debug("consumer lag not available: %r", exc)

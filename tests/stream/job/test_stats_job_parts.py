@@ -25,9 +25,9 @@ from stream.ops.metrics import StatsJobMetrics
 from stream.wire import codec
 from stream.wire.corrections import to_delta, to_message
 from stream.wire.messages import encode
-from tests.stream.service_fixtures import ACCOUNT
+from tests.stream.handlers.service_fixtures import ACCOUNT
 
-SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
+SCHEMAS = Path(__file__).resolve().parents[3] / "schemas"
 
 
 def schema(kind: str) -> jsonschema.Draft202012Validator:

@@ -38,7 +38,7 @@ from stream.wire.messages import (
 )
 from stream.wire.reasons import DECODE_REJECTIONS
 
-SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
+SCHEMAS = Path(__file__).resolve().parents[3] / "schemas"
 VALIDATORS: dict[str, jsonschema.Draft202012Validator] = {
     kind: jsonschema.Draft202012Validator(
         json.loads((SCHEMAS / f"{kind}.v1.schema.json").read_text())

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from selector.stats import Counts
 from stream.job.recompute import Plain, Recompute, Scope, decode_event
 from stream.wire import codec
-from tests.stream.test_codec import EXAMPLES, JSON, dumps, mutated, mutations, paths
+from tests.stream.wire.test_codec import EXAMPLES, JSON, dumps, mutated, mutations, paths
 
 NOW = 1_767_300_000.0
 LIMITS = codec.Limits(max_revenue=500.0, max_future_seconds=60.0)

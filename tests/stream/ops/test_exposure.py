@@ -16,11 +16,11 @@ import pytest
 from selector import AccountStats, RequestBatch, Selector, account_from_dict
 from selector.stats import Counts
 from selector.view import AccountView, compile_account
-from stream.adapters.redis_store import MemoryCooldowns
 from stream.handlers.selection import SelectionService
+from stream.handlers.stores import MemoryCooldowns
 from stream.ops.exposure import DecisionMetrics, Exposure, learning_creatives
 from stream.ops.metrics import Metrics
-from tests.stream.service_fixtures import ACCOUNT, catalog_table, record, request
+from tests.stream.handlers.service_fixtures import ACCOUNT, catalog_table, record, request
 
 TWO_CAMPAIGNS: dict[str, Any] = {
     **ACCOUNT,

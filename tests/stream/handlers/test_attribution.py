@@ -12,12 +12,12 @@ from hypothesis import strategies as st
 from selector import AccountStats, RequestBatch, Selector, account_from_dict
 from selector.ingest import Ledger, SourcedEvent, apply_events
 from selector.view import compile_account
-from stream.adapters.redis_store import MemoryDedup
 from stream.handlers.attribution import ARM_LABELS, applied_flags, arms_of
 from stream.handlers.ingestion import IngestionService
+from stream.handlers.stores import MemoryDedup
 from stream.ops import metrics as metrics_module
 from stream.ops.metrics import Metrics
-from tests.stream.service_fixtures import ACCOUNT, catalog_table, event, record
+from tests.stream.handlers.service_fixtures import ACCOUNT, catalog_table, event, record
 
 KINDS = {"sends": "send", "clicks": "click", "conversions": "conversion"}
 MANUAL: dict[str, Any] = {

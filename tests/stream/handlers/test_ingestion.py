@@ -5,12 +5,12 @@ from __future__ import annotations
 import orjson
 
 from selector.stats import AccountStats, Counts
-from stream.adapters.redis_store import MemoryDedup
 from stream.handlers.ingestion import IngestionService
+from stream.handlers.stores import MemoryDedup
 from stream.ops.metrics import Metrics
 from stream.wire.corrections import to_message
 from stream.wire.messages import encode
-from tests.stream.service_fixtures import catalog_table, event, record
+from tests.stream.handlers.service_fixtures import catalog_table, event, record
 
 KINDS = {
     "sends": "send",

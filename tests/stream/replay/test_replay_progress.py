@@ -18,7 +18,7 @@ from stream.adapters.pacing import RateLimiter
 from stream.replay import progress as p
 from stream.replay.inputs import FileSource, Item
 from stream.replay.run import Options, Publisher, survey
-from tests.stream.test_replay_inputs import LINES, NOW, SETTINGS, event, write_lines
+from tests.stream.replay.test_replay_inputs import LINES, NOW, SETTINGS, event, write_lines
 
 
 class Clock:

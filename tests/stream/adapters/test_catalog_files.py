@@ -27,7 +27,7 @@ from stream.wire import codec
 from stream.wire.messages import TOPICS, encode, key_of, to_dict
 from tests.conftest import make_account_dict
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "catalogs" / "example.yaml"
+EXAMPLE = Path(__file__).resolve().parents[3] / "catalogs" / "example.yaml"
 SETTINGS = Settings(topic_prefix="t.")
 # Nothing listens here: a test that reaches Kafka by mistake fails instead of passing.
 UNREACHABLE = dataclasses.replace(SETTINGS, kafka_bootstrap="127.0.0.1:9")

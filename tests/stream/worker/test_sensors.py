@@ -8,8 +8,8 @@ import subprocess
 from faust.sensors.prometheus import PrometheusMonitor
 from prometheus_client import CollectorRegistry, generate_latest
 
-from stream.ops.faust_sensors import FAUST_PREFIX, LATENCIES, faust_metrics, faust_monitor
 from stream.ops.metrics import Metrics
+from stream.worker.sensors import FAUST_PREFIX, LATENCIES, faust_metrics, faust_monitor
 
 
 def families(registry: CollectorRegistry) -> dict[str, str]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from stream.cli import main
-from tests.stream.test_replay_inputs import LINES, event, write_lines
+from tests.stream.replay.test_replay_inputs import LINES, event, write_lines
 
 UNREACHABLE = "127.0.0.1:1"
 

@@ -7,10 +7,10 @@ import pytest
 
 from selector.ingest import Ledger
 from selector.stats import AccountStats, Counts
-from stream.adapters.redis_store import MemoryCooldowns
 from stream.handlers.selection import SelectionService
+from stream.handlers.stores import MemoryCooldowns
 from stream.ops.metrics import Metrics
-from tests.stream.service_fixtures import catalog_table, record, request
+from tests.stream.handlers.service_fixtures import catalog_table, record, request
 
 
 def service(table=None, stats=None, cooldowns=None, metrics=None):  # type: ignore[no-untyped-def]
