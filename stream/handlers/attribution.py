@@ -16,17 +16,15 @@ upstream duplicates are not, so the counters agree with the stats.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal, get_args
 
 import numpy as np
 
-from selector import account_from_dict
-from selector.domain import ConfigError
 from selector.hashing import pair_keys, split_units
 from selector.ingest import Ledger, SourcedEvent, partition_key
-from selector.view import AccountView, compile_account
-from stream.handlers.catalog import account_document
+from selector.view import AccountView
+from stream.handlers.catalog import AccountCatalog
 from stream.ops.metrics import Metrics
 
 ArmLabel = Literal["automated", "control", "manual", "unattributed"]
@@ -68,25 +66,14 @@ def arms_of(
 
 
 class ViewCache:
-    """One compiled `AccountView` per account, rebuilt when its catalog version changes."""
+    """Each account's compiled `AccountView`, taken from its shared `AccountCatalog`."""
 
-    def __init__(self, catalog: Callable[[bytes], Mapping[str, Any] | None]) -> None:
+    def __init__(self, catalog: Callable[[bytes], AccountCatalog | None]) -> None:
         self._catalog = catalog
-        self._views: dict[bytes, tuple[int, AccountView | None]] = {}
 
     def get(self, key: bytes) -> AccountView | None:
-        value = self._catalog(key)
-        if value is None:
-            return None
-        version = int(value.get("version", 0))
-        cached = self._views.get(key)
-        if cached is None or cached[0] != version:
-            try:
-                view = compile_account(account_from_dict(account_document(key.decode(), value)))
-            except ConfigError:
-                view = None
-            cached = self._views[key] = (version, view)
-        return cached[1]
+        found = self._catalog(key)
+        return found.view if found is not None else None
 
 
 class ArmOutcomes:

@@ -31,6 +31,7 @@ from typing import Any
 from selector.ingest import Ledger, SourcedEvent, apply_correction, apply_events
 from selector.stats import AccountStats
 from stream.handlers.attribution import ArmOutcomes, ViewCache
+from stream.handlers.catalog import AccountCatalog
 from stream.handlers.stores import DedupStore
 from stream.ops.metrics import Metrics
 from stream.wire import codec
@@ -47,7 +48,7 @@ class IngestionService:
         self,
         *,
         kinds: Mapping[str, str],
-        catalog: Callable[[bytes], Mapping[str, Any] | None],
+        catalog: Callable[[bytes], AccountCatalog | None],
         stats: Callable[[bytes], Ledger | None],
         dedup: DedupStore,
         metrics: Metrics,
@@ -67,7 +68,6 @@ class IngestionService:
             max_message_bytes, max_revenue=max_revenue, max_future_seconds=max_future_seconds
         )
         self._clock = clock
-        self._creative_ids: dict[bytes, tuple[int, frozenset[str]]] = {}
         self._arms = ArmOutcomes(metrics, ViewCache(catalog))
 
     async def ingest(self, batch: Sequence[Incoming]) -> tuple[dict[bytes, Ledger], list[Outgoing]]:
@@ -164,16 +164,9 @@ class IngestionService:
         return event
 
     def _creatives(self, key: bytes) -> frozenset[str] | None:
-        """The account's creative ids, cached per catalog version."""
+        """The account's creative ids (from its shared catalog)."""
         catalog = self._catalog(key)
-        if catalog is None:
-            return None
-        version = catalog.get("version", 0)
-        cached = self._creative_ids.get(key)
-        if cached is None or cached[0] != version:
-            ids = frozenset(c.get("creative_id") for c in catalog.get("creatives", []))
-            cached = self._creative_ids[key] = (version, ids)
-        return cached[1]
+        return catalog.creative_ids if catalog is not None else None
 
     async def _duplicates(self, valid: list[tuple[Incoming, Any, str]]) -> list[bool]:
         if not valid:
@@ -190,9 +183,8 @@ class IngestionService:
             return [False] * len(valid)
 
     def _half_life(self, key: bytes) -> float | None:
-        catalog = self._catalog(key) or {}
-        value = catalog.get("settings", {}).get("half_life_seconds")
-        return float(value) if value else None
+        catalog = self._catalog(key)
+        return catalog.half_life_seconds if catalog is not None else None
 
     def internal_error(self, message: Incoming, exc: Exception) -> Outgoing:
         """The dead letter for an event of a batch that failed on our side."""

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import time as _time
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from selector import AccountStats, RequestBatch
 from selector.ingest import Ledger
-from stream.handlers.catalog import SelectorCache
+from stream.handlers.catalog import AccountCatalog
 from stream.handlers.stores import CooldownStore
 from stream.ops.exposure import DecisionMetrics
 from stream.ops.metrics import Metrics
@@ -32,7 +32,7 @@ class SelectionService:
     def __init__(
         self,
         *,
-        catalog: Callable[[bytes], Mapping[str, Any] | None],
+        catalog: Callable[[bytes], AccountCatalog | None],
         stats: Callable[[bytes], Ledger | None],
         cooldowns: CooldownStore,
         metrics: Metrics,
@@ -51,7 +51,6 @@ class SelectionService:
         self._max_bytes = max_message_bytes
         self._rng = np.random.default_rng(seed)
         self._clock = clock
-        self._selectors = SelectorCache()
         self._rotation: dict[str, dict[str, int]] = {}
         self.decision_metrics = DecisionMetrics(metrics)
 
@@ -93,7 +92,7 @@ class SelectionService:
         sent: list[tuple[str, str, str, float, float]],
     ) -> list[Outgoing]:
         key = account_id.encode()
-        built = self._selectors.get(account_id, self._catalog(key))
+        built = self._catalog(key)
         if built is None or built.selector is None:
             reason: Rejection = "unknown_account" if built is None else "invalid_catalog"
             detail = f"account {account_id!r} has no catalog" if built is None else built.error

@@ -13,7 +13,7 @@ an earlier (perhaps killed) run published is then part of the cut, never applied
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from confluent_kafka import Producer
@@ -28,7 +28,7 @@ from stream.adapters.kafka_reader import (
     watermarks,
 )
 from stream.adapters.producer import partition_for
-from stream.handlers.catalog import PARTS, apply_catalog_message
+from stream.handlers.catalog import PARTS, AccountCatalog, apply_catalog_message, build_catalog
 from stream.settings import Settings
 from stream.wire import codec, ledger_codec
 from stream.wire.envelope import Incoming
@@ -59,9 +59,9 @@ def read_stats(settings: Settings) -> dict[str, Ledger]:
         raise JobError(f"{topic} holds a value this version cannot read: {exc}") from None
 
 
-def read_catalog(settings: Settings, now: float) -> dict[str, Mapping[str, Any]]:
-    """Every account's catalog value, built like the catalog agent builds it: each catalog
-    message applied in order, invalid ones leaving the previous value."""
+def read_catalog(settings: Settings, now: float) -> dict[str, AccountCatalog]:
+    """Every account's catalog, built like the catalog agent builds it (each catalog
+    message applied in order, invalid ones leaving the previous value), decoded once."""
     table: dict[bytes, Any] = {}
     consumer = open_consumer(settings)
     try:
@@ -81,7 +81,7 @@ def read_catalog(settings: Settings, now: float) -> dict[str, Mapping[str, Any]]
             read_ranges(consumer, watermarks(consumer, tps), apply)
     finally:
         consumer.close()
-    return {key.decode(): value for key, value in table.items()}
+    return {key.decode(): build_catalog(key.decode(), value) for key, value in table.items()}
 
 
 def latest_corrections(settings: Settings) -> dict[str, tuple[str, int]]:

@@ -25,13 +25,13 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from selector import BetaPrior, ConfigError, settings_from_dict
 from selector.ingest import Ledger
 from selector.reconcile import CreativeDrift, DriftSummary, correction, creative_drift, summarize
 from selector.stats import AccountStats
 from stream.adapters.kafka_reader import Range, open_consumer, watermarks
+from stream.handlers.catalog import AccountCatalog
 from stream.job import cut as job_io
 from stream.job import snapshot as params_snapshot
 from stream.job.readers import Folded, Task, recompute
@@ -72,14 +72,11 @@ class Outcome:
 
 
 def scope_of(
-    cut: Mapping[str, Ledger], catalogs: Mapping[str, Mapping[str, Any]]
+    cut: Mapping[str, Ledger], catalogs: Mapping[str, AccountCatalog]
 ) -> tuple[Scope, int]:
     """The recomputation's scope, and how many accounts it leaves out for lack of a catalog."""
     accounts = [a for a in cut if a in catalogs]
-    creatives = {
-        a: frozenset(c.get("creative_id") for c in catalogs[a].get("creatives", []))
-        for a in accounts
-    }
+    creatives = {a: catalogs[a].creative_ids for a in accounts}
     return (
         Scope(
             {a: dict(cut[a].applied) for a in accounts},
@@ -112,9 +109,11 @@ def event_ranges(settings: Settings, scope: Scope) -> dict[TP, Range]:
     return ranges
 
 
-def prior_of(catalog: Mapping[str, Any]) -> BetaPrior:
+def prior_of(catalog: AccountCatalog) -> BetaPrior:
+    if catalog.account is not None:
+        return catalog.account.settings.prior
     try:
-        return settings_from_dict(catalog.get("settings", {})).prior
+        return settings_from_dict(dict(catalog.settings)).prior
     except ConfigError:
         return BetaPrior()
 
@@ -122,7 +121,7 @@ def prior_of(catalog: Mapping[str, Any]) -> BetaPrior:
 def compare(
     cut: Mapping[str, Ledger],
     folded: Folded,
-    catalogs: Mapping[str, Mapping[str, Any]],
+    catalogs: Mapping[str, AccountCatalog],
     scope: Scope,
 ) -> tuple[dict[str, tuple[CreativeDrift, ...]], dict[str, AccountStats]]:
     """Drift per account (accounts with drift only) and the correction of each."""
@@ -207,7 +206,7 @@ def publish_snapshot(
     settings: Settings,
     timeout: float,
     clock: Callable[[], float] = time.time,
-    catalogs: Mapping[str, Mapping[str, Any]] | None = None,
+    catalogs: Mapping[str, AccountCatalog] | None = None,
 ) -> int:
     """Publish every account's parameters from the streamed stats, once the worker has
     applied every correction; returns the number of accounts."""

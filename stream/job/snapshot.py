@@ -13,15 +13,13 @@ import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
 
 from redis.exceptions import RedisError
 
-from selector import ConfigError, account_from_dict
 from selector.ingest import Ledger
 from selector.params import AccountParams, ArmParams, account_params
 from stream.adapters.redis_store import redis_client
-from stream.handlers.catalog import account_document
+from stream.handlers.catalog import AccountCatalog
 from stream.job.cut import JobError
 from stream.job.cut import publish as produce
 from stream.settings import Settings
@@ -74,15 +72,14 @@ class Snapshots:
 
 
 def build(
-    stats: Mapping[str, Ledger], catalogs: Mapping[str, Mapping[str, Any]], now: float
+    stats: Mapping[str, Ledger], catalogs: Mapping[str, AccountCatalog], now: float
 ) -> Snapshots:
     """Snapshots of every account that has a usable catalog (with or without stats)."""
     out: dict[str, bytes] = {}
     invalid = 0
     for account_id in sorted(catalogs):
-        try:
-            account = account_from_dict(account_document(account_id, catalogs[account_id]))
-        except ConfigError:
+        account = catalogs[account_id].account
+        if account is None:
             invalid += 1
             continue
         ledger = stats.get(account_id) or Ledger()

@@ -18,6 +18,7 @@ from faust.types import TP
 
 from stream.adapters.kafka_config import kafka_config
 from stream.adapters.redis_store import RedisCooldowns, RedisDedup, redis_client
+from stream.handlers.catalog import Catalogs
 from stream.handlers.ingestion import IngestionService
 from stream.handlers.selection import SelectionService
 from stream.handlers.stores import CooldownStore, DedupStore, MemoryCooldowns, MemoryDedup
@@ -41,6 +42,8 @@ class Runtime:
         self._selection: SelectionService | None = None
         self._ingestion: IngestionService | None = None
         self._stores: tuple[CooldownStore, DedupStore] | None = None
+        # one decoded catalog per account and change, shared by both services
+        self.catalogs = Catalogs(account_to_catalog.get)
 
     def stores(self) -> tuple[CooldownStore, DedupStore]:
         if self._stores is None:
@@ -62,7 +65,7 @@ class Runtime:
     def selection(self) -> SelectionService:
         if self._selection is None:
             self._selection = SelectionService(
-                catalog=account_to_catalog.get,
+                catalog=self.catalogs.get,
                 stats=account_to_stats.get,
                 cooldowns=self.stores()[0],
                 metrics=metrics,
@@ -77,7 +80,7 @@ class Runtime:
         if self._ingestion is None:
             self._ingestion = IngestionService(
                 kinds=OUTCOME_KINDS,
-                catalog=account_to_catalog.get,
+                catalog=self.catalogs.get,
                 stats=account_to_stats.get,
                 dedup=self.stores()[1],
                 metrics=metrics,

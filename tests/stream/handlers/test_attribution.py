@@ -13,6 +13,7 @@ from selector import AccountStats, RequestBatch, Selector, account_from_dict
 from selector.ingest import Ledger, SourcedEvent, apply_events
 from selector.view import compile_account
 from stream.handlers.attribution import ARM_LABELS, applied_flags, arms_of
+from stream.handlers.catalog import Catalogs
 from stream.handlers.ingestion import IngestionService
 from stream.handlers.stores import MemoryDedup
 from stream.ops import metrics as metrics_module
@@ -83,7 +84,7 @@ class Harness:
         self.metrics = Metrics()
         self.service = IngestionService(
             kinds=KINDS,
-            catalog=catalog_table("acme", MANUAL).get,
+            catalog=Catalogs(catalog_table("acme", MANUAL).get).get,
             stats=self.table.get,
             dedup=MemoryDedup(),
             metrics=self.metrics,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import orjson
 
 from selector.stats import AccountStats, Counts
+from stream.handlers.catalog import Catalogs
 from stream.handlers.ingestion import IngestionService
 from stream.handlers.stores import MemoryDedup
 from stream.ops.metrics import Metrics
@@ -26,7 +27,7 @@ class Harness:
         self.metrics = Metrics()
         self.service = IngestionService(
             kinds=KINDS,
-            catalog=catalog_table().get,
+            catalog=Catalogs(catalog_table().get).get,
             stats=self.table.get,  # type: ignore[arg-type]
             dedup=MemoryDedup(),
             metrics=self.metrics,

@@ -7,6 +7,7 @@ import pytest
 
 from selector.ingest import Ledger
 from selector.stats import AccountStats, Counts
+from stream.handlers.catalog import Catalogs
 from stream.handlers.selection import SelectionService
 from stream.handlers.stores import MemoryCooldowns
 from stream.ops.metrics import Metrics
@@ -16,7 +17,7 @@ from tests.stream.handlers.service_fixtures import catalog_table, record, reques
 def service(table=None, stats=None, cooldowns=None, metrics=None):  # type: ignore[no-untyped-def]
     table = catalog_table() if table is None else table
     return SelectionService(
-        catalog=table.get,
+        catalog=Catalogs(table.get).get,
         stats=(stats or {}).get,
         cooldowns=cooldowns or MemoryCooldowns(),
         metrics=metrics or Metrics(),

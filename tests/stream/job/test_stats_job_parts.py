@@ -17,6 +17,7 @@ from selector.ingest import Ledger
 from selector.reconcile import Tally, correction, creative_drift, summarize
 from selector.stats import AccountStats, Counts, Event, fold
 from stream.cli import build_parser
+from stream.handlers.catalog import AccountCatalog, build_catalog
 from stream.job import report as stats_report
 from stream.job.readers import Folded
 from stream.job.run import Outcome, compare, scope_of
@@ -62,17 +63,21 @@ def test_a_decayed_difference_without_a_reference_time_is_sent_as_null() -> None
     assert json.loads(encode(message))["creatives"]["a"]["decayed"] is None
 
 
-def catalog() -> dict[str, object]:
+def raw_catalog() -> dict[str, object]:
     return {
         "version": 4,
         **{k: ACCOUNT[k] for k in ("settings", "offers", "creatives", "campaigns")},
     }
 
 
+def catalog(account_id: str = "acme", value: dict[str, object] | None = None) -> AccountCatalog:
+    return build_catalog(account_id, value or raw_catalog())
+
+
 def test_snapshots_validate_against_the_schema_and_carry_the_streamed_counts() -> None:
     stats = fold([Event("send", "c1", 1.0)] * 20 + [Event("click", "c1", 2.0)] * 3)
     snapshots = build(
-        {"acme": Ledger(stats)}, {"acme": catalog(), "new": catalog()}, 1_767_000_000.0
+        {"acme": Ledger(stats)}, {"acme": catalog(), "new": catalog("new")}, 1_767_000_000.0
     )
     assert sorted(snapshots.messages) == ["acme", "new"] and snapshots.invalid_catalogs == 0
     doc = json.loads(snapshots.messages["acme"])
@@ -88,8 +93,8 @@ def test_snapshots_validate_against_the_schema_and_carry_the_streamed_counts() -
 
 
 def test_an_account_whose_catalog_cannot_build_is_left_out_of_the_snapshot() -> None:
-    broken = {**catalog(), "campaigns": [{"campaign_id": "k", "default_creative_id": "nope"}]}
-    snapshots = build({}, {"acme": broken}, 0.0)
+    broken = {**raw_catalog(), "campaigns": [{"campaign_id": "k", "default_creative_id": "nope"}]}
+    snapshots = build({}, {"acme": catalog("acme", broken)}, 0.0)
     assert snapshots.messages == {} and snapshots.invalid_catalogs == 1
 
 

@@ -16,6 +16,7 @@ import pytest
 from selector import AccountStats, RequestBatch, Selector, account_from_dict
 from selector.stats import Counts
 from selector.view import AccountView, compile_account
+from stream.handlers.catalog import Catalogs
 from stream.handlers.selection import SelectionService
 from stream.handlers.stores import MemoryCooldowns
 from stream.ops.exposure import DecisionMetrics, Exposure, learning_creatives
@@ -154,7 +155,7 @@ def test_refresh_sets_every_gauge() -> None:
 async def test_the_selection_service_counts_each_decision_once() -> None:
     metrics = Metrics()
     service = SelectionService(
-        catalog=catalog_table().get,
+        catalog=Catalogs(catalog_table().get).get,
         stats={}.get,
         cooldowns=MemoryCooldowns(),
         metrics=metrics,
