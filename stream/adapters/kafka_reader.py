@@ -163,15 +163,24 @@ def read_latest(settings: Settings, topic: str, partitions: int) -> dict[bytes, 
     return latest
 
 
-def committed(settings: Settings, group_id: str, tps: Sequence[TP]) -> dict[TP, int]:
-    """The offsets a consumer group has committed (0 where none: nothing consumed)."""
-    consumer = Consumer(
-        {**client_config(settings), "group.id": group_id, "enable.auto.commit": False}
-    )
+def group_consumer(settings: Settings, group_id: str) -> Consumer:
+    """A consumer in `group_id` that never subscribes nor commits: it reads the group's
+    committed offsets (`committed`), and can be reused across polls."""
+    return Consumer({**client_config(settings), "group.id": group_id, "enable.auto.commit": False})
+
+
+def committed(
+    settings: Settings, group_id: str, tps: Sequence[TP], consumer: Consumer | None = None
+) -> dict[TP, int]:
+    """The offsets a consumer group has committed (0 where none: nothing consumed),
+    through `consumer` (a `group_consumer` of the group) when given, else a new one."""
+    own = consumer is None
+    reader = group_consumer(settings, group_id) if consumer is None else consumer
     try:
-        found = consumer.committed([TopicPartition(t, p) for t, p in tps], timeout=15.0)
+        found = reader.committed([TopicPartition(t, p) for t, p in tps], timeout=15.0)
     except KafkaException as exc:
         raise ReadError(f"cannot read the committed offsets of group {group_id!r}: {exc}") from None
     finally:
-        consumer.close()
+        if own:
+            reader.close()
     return {(tp.topic, tp.partition): max(tp.offset, 0) for tp in found}

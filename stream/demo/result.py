@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -59,6 +60,91 @@ async def read_topics(settings: Settings, kinds: Sequence[str]) -> dict[str, lis
     return out
 
 
+COLUMNS: dict[str, tuple[Any, float]] = {  # column: (dtype, initial value)
+    "time": (float, 0.0),
+    "contact": (np.int32, 0),
+    "segment": (np.uint8, 0),
+    "creative": (np.int16, 0),
+    "arm": (np.uint8, 0),
+    "method": (np.uint8, 0),
+    "pool": (np.uint8, 0),
+    "propensity": (float, math.nan),
+    "click": (bool, 0),
+    "conversion": (bool, 0),
+    "revenue": (float, 0.0),
+    "expected": (float, 0.0),
+    "oracle": (float, 0.0),
+}
+
+
+@dataclass
+class _Outcomes:
+    """One account's messages from Kafka, joined: answers by request_id, clicks and
+    conversions by send_event_id, sends in time order."""
+
+    answers: dict[str, SelectionResponse]
+    sends: list[Any]
+    clicked: set[str]
+    converted: dict[str, float]
+
+    @classmethod
+    def of(cls, messages: Mapping[str, list[Any]], account_id: str) -> _Outcomes:
+        mine = {
+            kind: [x for x in xs if x.account_id == account_id] for kind, xs in messages.items()
+        }
+        return cls(
+            {
+                r.request_id: r
+                for r in mine["selection_response"]
+                if isinstance(r, SelectionResponse)
+            },
+            sorted(mine["send"], key=lambda s: (s.time, s.event_id)),
+            {c.send_event_id for c in mine["click"]},
+            {c.send_event_id: c.revenue for c in mine["conversion"]},
+        )
+
+
+class _Truth:
+    """The scenario's truth along the sends: expected and oracle values, with the oracle's
+    eligible creatives replaying the cooldowns from the sends themselves."""
+
+    def __init__(self, scenario: Scenario, segment_of: Array, start_time: float) -> None:
+        self.table = truths(scenario)
+        self.creative_ids = tuple(c.creative_id for c in scenario.account.creatives)
+        self.index = {cid: k for k, cid in enumerate(self.creative_ids)}
+        self.window = scenario.account.settings.cooldown_seconds
+        self.segment_of = segment_of
+        self.start_time = start_time
+        self.last_sent: dict[str, dict[int, float]] = {}
+
+    def row(self, send: Any, answer: SelectionResponse, joined: _Outcomes) -> dict[str, Any]:
+        offset = send.time - self.start_time
+        truth = truth_at(self.table, offset)
+        contact = int(send.contact_id.rsplit("-", 1)[1])
+        segment = int(self.segment_of[contact])
+        k = self.index[send.creative_id]
+        history = self.last_sent.setdefault(send.contact_id, {})
+        eligible = truth.candidate.copy()
+        for j, when in history.items():
+            if send.time - when < self.window:
+                eligible[j] = False
+        values = truth.value[segment]
+        expected = float(values[k])
+        history[k] = send.time
+        click = send.event_id in joined.clicked
+        paid = click * float(truth.pays_per_click[k])
+        return {
+            "time": offset, "contact": contact, "segment": segment, "creative": k,
+            "arm": ARMS.index(answer.arm), "method": DECIDED_BY.index(answer.method),
+            "pool": POOLS.index(answer.pool),
+            "propensity": math.nan if answer.propensity is None else answer.propensity,
+            "click": click, "conversion": send.event_id in joined.converted,
+            "revenue": paid + joined.converted.get(send.event_id, 0.0),
+            "expected": expected,
+            "oracle": float(values[eligible].max()) if eligible.any() else expected,
+        }  # fmt: skip
+
+
 def build_result(
     scenario: Scenario,
     messages: Mapping[str, list[Any]],
@@ -69,90 +155,32 @@ def build_result(
 ) -> tuple[SimulationResult, dict[str, int]]:
     """Per send (joined to its selection answer by request_id, and to its click and
     conversion by send_event_id): the columns `build_report` takes. Expected and oracle
-    values come from the scenario's truth; the oracle's eligible creatives replay the
-    cooldowns from the sends themselves."""
-    answers = {
-        r.request_id: r
-        for r in messages["selection_response"]
-        if isinstance(r, SelectionResponse) and r.account_id == account_id
-    }
-    sends = sorted(
-        (s for s in messages["send"] if s.account_id == account_id),
-        key=lambda s: (s.time, s.event_id),
-    )
-    clicked = {c.send_event_id for c in messages["click"] if c.account_id == account_id}
-    converted = {
-        c.send_event_id: c.revenue for c in messages["conversion"] if c.account_id == account_id
-    }
-    table = truths(scenario)
-    creative_ids = tuple(c.creative_id for c in scenario.account.creatives)
-    index = {cid: k for k, cid in enumerate(creative_ids)}
-    window = scenario.account.settings.cooldown_seconds
-    last_sent: dict[str, dict[int, float]] = {}
-    n = len(sends)
-    cols: dict[str, Array] = {
-        "time": np.zeros(n),
-        "contact": np.zeros(n, dtype=np.int32),
-        "segment": np.zeros(n, dtype=np.uint8),
-        "creative": np.zeros(n, dtype=np.int16),
-        "arm": np.zeros(n, dtype=np.uint8),
-        "method": np.zeros(n, dtype=np.uint8),
-        "pool": np.zeros(n, dtype=np.uint8),
-        "propensity": np.full(n, np.nan),
-        "click": np.zeros(n, dtype=bool),
-        "conversion": np.zeros(n, dtype=bool),
-        "revenue": np.zeros(n),
-        "expected": np.zeros(n),
-        "oracle": np.zeros(n),
-    }
-    unmatched = 0
+    values come from the scenario's truth."""
+    joined = _Outcomes.of(messages, account_id)
+    truth = _Truth(scenario, segment_of, start_time)
+    n = len(joined.sends)
+    cols = {name: np.full(n, fill, dtype=dtype) for name, (dtype, fill) in COLUMNS.items()}
     keep = np.ones(n, dtype=bool)
-    for i, send in enumerate(sends):
-        answer = answers.get(send.request_id or "")
+    for i, send in enumerate(joined.sends):
+        answer = joined.answers.get(send.request_id or "")
         if answer is None:
-            unmatched += 1
             keep[i] = False
             continue
-        offset = send.time - start_time
-        truth = truth_at(table, offset)
-        contact = int(send.contact_id.rsplit("-", 1)[1])
-        segment = int(segment_of[contact])
-        k = index[send.creative_id]
-        history = last_sent.setdefault(send.contact_id, {})
-        eligible = truth.candidate.copy()
-        for j, when in history.items():
-            if send.time - when < window:
-                eligible[j] = False
-        values = truth.value[segment]
-        expected = float(values[k])
-        oracle = float(values[eligible].max()) if eligible.any() else expected
-        history[k] = send.time
-        click = send.event_id in clicked
-        conversion = send.event_id in converted
-        revenue = click * float(truth.pays_per_click[k]) + converted.get(send.event_id, 0.0)
-        row = {
-            "time": offset, "contact": contact, "segment": segment, "creative": k,
-            "arm": ARMS.index(answer.arm), "method": DECIDED_BY.index(answer.method),
-            "pool": POOLS.index(answer.pool),
-            "propensity": math.nan if answer.propensity is None else answer.propensity,
-            "click": click, "conversion": conversion, "revenue": revenue,
-            "expected": expected, "oracle": oracle,
-        }  # fmt: skip
-        for name, value in row.items():
+        for name, value in truth.row(send, answer, joined).items():
             cols[name][i] = value
     result = SimulationResult(
         scenario=f"{scenario.name} (demo through Kafka)",
         seed=seed,
         goal=scenario.account.settings.goal,
-        creative_ids=creative_ids,
+        creative_ids=truth.creative_ids,
         final_stats=AccountStats(),
         **{name: column[keep] for name, column in cols.items()},
     )
     counts = {
         "sends": n,
-        "responses": len(answers),
-        "clicks": len(clicked),
-        "conversions": len(converted),
-        "sends_without_response": unmatched,
+        "responses": len(joined.answers),
+        "clicks": len(joined.clicked),
+        "conversions": len(joined.converted),
+        "sends_without_response": int(n - keep.sum()),
     }
     return result, counts

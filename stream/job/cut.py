@@ -22,6 +22,7 @@ from selector.ingest import Ledger, partition_key
 from stream.adapters.kafka_config import client_config
 from stream.adapters.kafka_reader import (
     committed,
+    group_consumer,
     open_consumer,
     read_latest,
     read_ranges,
@@ -111,24 +112,26 @@ def wait_for_worker(settings: Settings, timeout: float, sleep: Sleep = time.slee
     topic = corrections_topic(settings)
     tps = [(topic, p) for p in range(settings.partitions)]
     deadline = time.monotonic() + timeout
-    while True:
-        consumer = open_consumer(settings)
-        try:
+    consumer = open_consumer(settings)
+    group = group_consumer(settings, settings.app_id)
+    try:
+        while True:
             ends = {tp: high for tp, (_, high) in watermarks(consumer, tps).items()}
-        finally:
-            consumer.close()
-        done = committed(settings, settings.app_id, tps)
-        behind = {tp: (done.get(tp, 0), end) for tp, end in ends.items() if done.get(tp, 0) < end}
-        if not behind:
-            return
-        if time.monotonic() > deadline:
-            (t, p), (at, end) = sorted(behind.items())[0]
-            raise JobError(
-                f"the worker's consumer group {settings.app_id!r} has not applied the "
-                f"corrections in {t}:{p} (committed {at}, end {end}) within {timeout:.0f} s: "
-                "is a worker running (creative-select worker) with the same CS_APP_ID?"
-            )
-        sleep(1.0)
+            done = committed(settings, settings.app_id, tps, group)
+            behind = {tp: (done.get(tp, 0), e) for tp, e in ends.items() if done.get(tp, 0) < e}
+            if not behind:
+                return
+            if time.monotonic() > deadline:
+                (t, p), (at, end) = sorted(behind.items())[0]
+                raise JobError(
+                    f"the worker's consumer group {settings.app_id!r} has not applied the "
+                    f"corrections in {t}:{p} (committed {at}, end {end}) within {timeout:.0f} "
+                    "s: is a worker running (creative-select worker) with the same CS_APP_ID?"
+                )
+            sleep(1.0)
+    finally:
+        consumer.close()
+        group.close()
 
 
 def take_cut(settings: Settings, timeout: float, sleep: Sleep = time.sleep) -> dict[str, Ledger]:

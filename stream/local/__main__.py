@@ -20,14 +20,8 @@ from types import FrameType
 
 from stream.adapters.topic_specs import TopicSpec
 from stream.local import progress
-from stream.local.kafka import (
-    DEFAULT_CACHE_DIR,
-    KAFKA_VERSION,
-    BrokerOptions,
-    KafkaBroker,
-    create_topics,
-    ensure_kafka_jars,
-)
+from stream.local.jars import DEFAULT_CACHE_DIR, KAFKA_VERSION, ensure_kafka_jars
+from stream.local.kafka import BrokerOptions, KafkaBroker, create_topics
 from stream.local.redis import RedisServer
 
 

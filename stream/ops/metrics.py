@@ -117,6 +117,10 @@ class Metrics:
         self._outcomes_by_arm(r)
         self._exposure(r)
         self._consumer_lag(r)
+        self._agents(r)
+        self._events(r)
+
+    def _agents(self, r: CollectorRegistry) -> None:
         self.decisions = Counter(
             f"{PREFIX}_decisions_total",
             "Selection decisions, by method, arm and pool.",
@@ -154,6 +158,8 @@ class Metrics:
             buckets=BATCH_BUCKETS,
             registry=r,
         )
+
+    def _events(self, r: CollectorRegistry) -> None:
         self.events = Counter(
             f"{PREFIX}_events_total",
             "Outcome events by kind and outcome (applied, replayed, duplicate, rejected).",
@@ -205,6 +211,10 @@ class StatsJobMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
+        self._drift(r)
+        self._run(r)
+
+    def _drift(self, r: CollectorRegistry) -> None:
         self.drift_events = Gauge(
             f"{PREFIX}_reconciliation_drift_events",
             "Events the last reconciliation corrected (absolute difference), by kind.",
@@ -232,6 +242,8 @@ class StatsJobMetrics:
             ["rate"],
             registry=r,
         )
+
+    def _run(self, r: CollectorRegistry) -> None:
         self.accounts = Gauge(
             f"{PREFIX}_reconciliation_accounts",
             "Accounts compared by the last reconciliation.",

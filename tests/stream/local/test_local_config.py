@@ -15,15 +15,8 @@ import pytest
 from stream.adapters.topic_specs import TopicSpec
 from stream.local import free_port, free_ports, log_tail, port_accepts
 from stream.local.__main__ import build_parser, parse_topic
-from stream.local.kafka import (
-    KAFKA_VERSION,
-    POM_PATH,
-    BrokerConfig,
-    maven_command,
-    new_cluster_id,
-    render_properties,
-    server_properties,
-)
+from stream.local.jars import KAFKA_VERSION, POM_PATH, maven_command
+from stream.local.kafka import BrokerConfig, new_cluster_id, render_properties, server_properties
 from stream.local.redis import redis_command
 
 
