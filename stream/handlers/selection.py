@@ -20,6 +20,7 @@ import numpy as np
 from selector import AccountStats, RequestBatch
 from selector.ingest import Ledger
 from stream.handlers.catalog import AccountCatalog
+from stream.handlers.cooldowns import read_cooldowns
 from stream.handlers.stores import CooldownStore
 from stream.ops.exposure import DecisionMetrics
 from stream.ops.metrics import Metrics
@@ -72,13 +73,17 @@ class SelectionService:
             else:
                 by_account[decoded.account_id].append((message, decoded))
         pairs = [(a, r.contact_id) for a, items in by_account.items() for _, r in items]
-        last_sent = await self._cooldowns.last_sent(pairs) if pairs else []
+        read = await read_cooldowns(self._cooldowns, pairs) if pairs else None
+        last_sent = read.last_sent if read is not None else []
+        degraded = read is not None and read.degraded
         sent: list[tuple[str, str, str, float, float]] = []
         cursor = 0
         for account_id, items in by_account.items():
             history = last_sent[cursor : cursor + len(items)]
             cursor += len(items)
-            out += self._decide_account(account_id, items, history, now, sent)
+            out += self._decide_account(account_id, items, history, now, sent, degraded)
+        if degraded:
+            self._metrics.degraded_decisions.inc(len(sent))
         if sent:
             await self._cooldowns.record(sent)
         return out
@@ -90,6 +95,7 @@ class SelectionService:
         history: list[dict[str, float]],
         now: float,
         sent: list[tuple[str, str, str, float, float]],
+        degraded: bool = False,
     ) -> list[Outgoing]:
         key = account_id.encode()
         built = self._catalog(key)
@@ -140,7 +146,7 @@ class SelectionService:
             if self._metrics is not None and req.time is not None:
                 self._metrics.request_age.observe(max(0.0, now - req.time))
             sent.append((account_id, req.contact_id, d.creative_id, times[row], cooldown))
-            body = codec.ok_response(req, d, now)
+            body = codec.ok_response(req, d, now, degraded)
             out.append(Outgoing(req.reply_to or self._responses_topic, key, body))
         return out
 
