@@ -38,30 +38,26 @@ class TopicHistory:
         self._limits = limits
         self._clock = clock
 
-    async def replay(
-        self, topic: str, partition: int, stop: int, window_seconds: float, sink: Sink
-    ) -> int:
+    async def replay(self, stops: Mapping[str, int], window_seconds: float, sink: Sink) -> int:
         loop = asyncio.get_running_loop()
-        return await asyncio.to_thread(
-            self._read, loop, topic, partition, stop, window_seconds, sink
-        )
+        return await asyncio.to_thread(self._read, loop, stops, window_seconds, sink)
 
     def _read(
         self,
         loop: asyncio.AbstractEventLoop,
-        topic: str,
-        partition: int,
-        stop: int,
+        stops: Mapping[str, int],
         window_seconds: float,
         sink: Sink,
     ) -> int:
         now = self._clock()
-        kind, limits = self._kinds[topic], self._limits
+        limits = self._limits
+        tps = {tp: (tp.rsplit(":", 1)[0], int(tp.rsplit(":", 1)[1])) for tp in stops}
         consumer = open_consumer(self._settings, f"{self._settings.app_id}-dedup-refill")
         read = 0
 
-        def on_run(_topic: str, _partition: int, run: list[Any]) -> None:
+        def on_run(topic: str, partition: int, run: list[Any]) -> None:
             nonlocal read
+            kind = self._kinds[topic]
             seen: list[Seen] = []
             for record in run:
                 fields = decode_event(kind, record.value(), record.key(), limits, now)
@@ -70,19 +66,25 @@ class TopicHistory:
                     age = now - record.timestamp()[1] / 1000.0
                     seen.append((account, event_id, creative, record.offset(), age))
             read += len(run)
-            asyncio.run_coroutine_threadsafe(sink(seen), loop).result()
+            asyncio.run_coroutine_threadsafe(sink(f"{topic}:{partition}", seen), loop).result()
 
         try:
-            start = self._window_start(consumer, topic, partition, now - window_seconds)
-            read_ranges(consumer, {(topic, partition): (start, stop)}, on_run)
+            starts = _window_starts(consumer, list(tps.values()), now - window_seconds)
+            ranges = {tps[tp]: (starts[tps[tp]], stop) for tp, stop in stops.items()}
+            read_ranges(consumer, ranges, on_run)
         finally:
             consumer.close()
         return read
 
-    @staticmethod
-    def _window_start(consumer: Any, topic: str, partition: int, since: float) -> int:
-        """The first offset written at or after `since`; the end when there is none."""
-        low, high = watermarks(consumer, [(topic, partition)])[topic, partition]
-        wanted = TopicPartition(topic, partition, max(0, int(since * 1000)))
-        (found,) = consumer.offsets_for_times([wanted], timeout=15.0)
-        return high if found.offset < 0 else max(low, found.offset)
+
+def _window_starts(consumer: Any, tps: list[tuple[str, int]], since: float) -> dict[Any, int]:
+    """Per topic-partition, the first offset written at or after `since` (its end when
+    there is none)."""
+    bounds = watermarks(consumer, tps)
+    at = max(0, int(since * 1000))
+    found = consumer.offsets_for_times([TopicPartition(t, p, at) for t, p in tps], timeout=15.0)
+    out = {}
+    for tp in found:
+        low, high = bounds[tp.topic, tp.partition]
+        out[tp.topic, tp.partition] = high if tp.offset < 0 else max(low, tp.offset)
+    return out

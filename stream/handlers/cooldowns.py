@@ -26,7 +26,7 @@ import time as _time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from stream.handlers.stores import CooldownStore, Pair, Sent
 from stream.ops.metrics import Metrics
@@ -66,7 +66,8 @@ class RecentSends:
         self.max_contacts = max_contacts
         self.max_creatives = max_creatives
         self._clock = clock
-        self._entries: OrderedDict[Pair, tuple[float, dict[str, float]]] = OrderedDict()
+        # pair -> [expiry, {creative: time of its last send}], least recently written first
+        self._entries: OrderedDict[Pair, list[Any]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -78,27 +79,34 @@ class RecentSends:
             if ttl <= 0:
                 continue
             pair = (account_id, contact)
-            expires, creatives = entries.pop(pair, (0.0, {}))
-            creatives.pop(creative, None)
-            creatives[creative] = max(when, creatives.get(creative, when))
-            while len(creatives) > self.max_creatives:
+            entry = entries.get(pair)
+            if entry is None:
+                entries[pair] = [now + ttl, {creative: when}]
+                continue
+            entries.move_to_end(pair)
+            entry[0] = max(entry[0], now + ttl)
+            creatives = entry[1]
+            if when >= creatives.get(creative, when):
+                creatives[creative] = when
+            if len(creatives) > self.max_creatives:
                 del creatives[min(creatives, key=creatives.__getitem__)]
-            entries[pair] = (max(expires, now + ttl), creatives)
         while len(entries) > self.max_contacts:
             entries.popitem(last=False)
 
     def lookup(self, pairs: Sequence[Pair]) -> list[dict[str, float]]:
+        """Per pair, creative -> time of its last send (read-only: the record's own)."""
         now = self._clock()
+        entries = self._entries
         out: list[dict[str, float]] = []
         for pair in pairs:
-            entry = self._entries.get(pair)
+            entry = entries.get(pair)
             if entry is None:
                 out.append({})
             elif entry[0] <= now:
-                del self._entries[pair]
+                del entries[pair]
                 out.append({})
             else:
-                out.append(dict(entry[1]))
+                out.append(entry[1])
         return out
 
 
@@ -108,12 +116,14 @@ def merged(remote: list[dict[str, float]], local: list[dict[str, float]]) -> lis
     for far, near in zip(remote, local, strict=True):
         if not near:
             out.append(far)
-            continue
-        row = dict(far)
-        for creative, when in near.items():
-            if when > row.get(creative, -1.0):
-                row[creative] = when
-        out.append(row)
+        elif not far:
+            out.append(dict(near))
+        else:
+            row = dict(far)
+            for creative, when in near.items():
+                if when > row.get(creative, -1.0):
+                    row[creative] = when
+            out.append(row)
     return out
 
 
@@ -166,7 +176,7 @@ class GuardedCooldowns:
             except Exception as exc:
                 self._degrade(exc)
         self._maybe_recover()
-        return CooldownRead(local, degraded=True)
+        return CooldownRead([dict(row) for row in local], degraded=True)
 
     async def last_sent(self, pairs: Sequence[Pair]) -> list[dict[str, float]]:
         return (await self.read(pairs)).last_sent

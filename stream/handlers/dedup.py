@@ -37,17 +37,15 @@ log = logging.getLogger(__name__)
 State = Literal["ok", "waiting", "refilling"]
 # One event read back from a topic: (account_id, event_id, creative_id, offset, age in s)
 Seen = tuple[str, str, str, int, float]
-Sink = Callable[[Sequence[Seen]], Coroutine[Any, Any, None]]
+Sink = Callable[[str, Sequence[Seen]], Coroutine[Any, Any, None]]
 T = TypeVar("T")
 
 
 class EventHistory(Protocol):
-    async def replay(
-        self, topic: str, partition: int, stop: int, window_seconds: float, sink: Sink
-    ) -> int:
-        """Hand `sink`, in offset order and in chunks, the events of `topic:partition`
-        that decode, from the first written in the last `window_seconds` up to offset
-        `stop` (excluded); return how many were read."""
+    async def replay(self, stops: Mapping[str, int], window_seconds: float, sink: Sink) -> int:
+        """Hand `sink`, per "topic:partition" of `stops`, in offset order and in chunks,
+        the events that decode, from the first written in the last `window_seconds` up
+        to the partition's stop offset (excluded); return how many were read."""
 
 
 class GuardedDedup:
@@ -156,39 +154,45 @@ class GuardedDedup:
             tp, offset = position.rsplit(":", 1)
             stops[tp] = min(stops.get(tp, int(offset)), int(offset))
             keys.setdefault(tp, []).append((account, kind, event_id))
-        for tp in partitions:
-            try:
-                rows = await self._refill(store, tp, stops[tp], keys[tp])
-            except Exception as exc:
-                log.warning("refilling the dedup records of %s failed: %r", tp, exc)
-                self._metrics.dedup_refills.labels("failed").inc()
-                self._wait(exc)
-                return False
-            log.warning("refilled %d dedup records of %s from the topic", rows, tp)
-            self._metrics.dedup_refills.labels("completed").inc()
+        lost = {tp: stops[tp] for tp in partitions}
+        try:
+            rows = await self._refill(store, lost, keys)
+        except Exception as exc:
+            log.warning("refilling the dedup records of %s failed: %r", ", ".join(lost), exc)
+            self._metrics.dedup_refills.labels("failed").inc(len(lost))
+            self._wait(exc)
+            return False
+        log.warning("refilled %d dedup records of %s from the topics", rows, ", ".join(lost))
+        self._metrics.dedup_refills.labels("completed").inc(len(lost))
         return True
 
     async def _refill(
-        self, store: RestorableDedup, tp: str, stop: int, batch: list[tuple[str, str, str]]
+        self,
+        store: RestorableDedup,
+        stops: Mapping[str, int],
+        batch: Mapping[str, list[tuple[str, str, str]]],
     ) -> int:
+        """One read of every lost partition: forget what the batch wrote, write the
+        history, then mark each partition whose refill token is still there."""
         assert self._history is not None
-        topic, partition = tp.rsplit(":", 1)
-        kind = self._kinds.get(topic, topic)
-        token = await self._timed(store.begin(tp))
-        await self._timed(store.forget(batch))
+        tokens = {tp: await self._timed(store.begin(tp)) for tp in stops}
+        for tp in stops:
+            await self._timed(store.forget(batch[tp]))
         written = 0
 
-        async def sink(seen: Sequence[Seen]) -> None:
+        async def sink(tp: str, seen: Sequence[Seen]) -> None:
             nonlocal written
-            rows = self._rows(tp, kind, seen)
+            topic = tp.rsplit(":", 1)[0]
+            rows = self._rows(tp, self._kinds.get(topic, topic), seen)
             if rows:
                 await self._timed(store.restore(rows))
             written += len(rows)
             self._metrics.dedup_refill_records.inc(len(rows))
 
-        await self._history.replay(topic, int(partition), stop, self._ttl, sink)
-        if not await self._timed(store.finish(tp, token)):
-            raise RuntimeError(f"the dedup store restarted while {tp} was refilled")
+        await self._history.replay(stops, self._ttl, sink)
+        for tp, token in tokens.items():
+            if not await self._timed(store.finish(tp, token)):
+                raise RuntimeError(f"the dedup store restarted while {tp} was refilled")
         return written
 
     def _rows(self, tp: str, kind: str, seen: Sequence[Seen]) -> list[DedupRow]:

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 from stream.handlers.dedup import Seen, Sink
@@ -112,23 +112,27 @@ class ListHistory:
         self, records: dict[tuple[str, int], list[tuple[int, str, str, str, float]]]
     ) -> None:
         self.records = records
-        self.asked: list[tuple[str, int, int, float]] = []
+        self.asked: list[tuple[dict[str, int], float]] = []
         self.during: list[object] = []
         self.chunk = 2
 
-    async def replay(
-        self, topic: str, partition: int, stop: int, window_seconds: float, sink: Sink
-    ) -> int:
-        self.asked.append((topic, partition, stop, window_seconds))
-        rows: list[Seen] = [
-            (account, event_id, creative, offset, age)
-            for offset, account, event_id, creative, age in self.records.get((topic, partition), [])
-            if offset < stop and age <= window_seconds
-        ]
-        for start in range(0, len(rows), self.chunk):
-            if self.during:
-                action = self.during.pop(0)
-                if callable(action):
-                    action()
-            await sink(rows[start : start + self.chunk])
-        return len(rows)
+    async def replay(self, stops: Mapping[str, int], window_seconds: float, sink: Sink) -> int:
+        self.asked.append((dict(stops), window_seconds))
+        read = 0
+        for tp, stop in stops.items():
+            topic, partition = tp.rsplit(":", 1)
+            rows: list[Seen] = [
+                (account, event_id, creative, offset, age)
+                for offset, account, event_id, creative, age in self.records.get(
+                    (topic, int(partition)), []
+                )
+                if offset < stop and age <= window_seconds
+            ]
+            for start in range(0, len(rows), self.chunk):
+                if self.during:
+                    action = self.during.pop(0)
+                    if callable(action):
+                        action()
+                await sink(tp, rows[start : start + self.chunk])
+            read += len(rows)
+        return read

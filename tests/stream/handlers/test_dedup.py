@@ -101,7 +101,7 @@ async def test_a_store_back_empty_is_refilled_from_the_topic_before_it_answers()
     # offsets 0-6 were counted before the restart; the batch starts at 7
     answer = await ask(guard, batch(("e1", 7), ("e6", 8), ("e3", 9), ("e8", 10), ("e5", 11)))
     assert answer == [True, True, False, False, False]
-    assert history.asked == [("sends", 0, 7, 1000.0)]
+    assert history.asked == [({"sends:0": 7}, 1000.0)]
     assert store.marks == {"sends:0"}
     assert store.seen[("acme", "send", "e1")] == "sends:0:0"  # the first position wins
     assert store.seen[("acme", "send", "e3")] == "sends:0:9"  # not registered by the refill
@@ -156,3 +156,20 @@ async def test_lost_records_without_a_history_wait_rather_than_answer() -> None:
         await asyncio.sleep(0.01)
     assert not task.done() and guard.state == "waiting"
     task.cancel()
+
+
+async def test_every_lost_partition_of_a_batch_is_refilled_in_one_read() -> None:
+    store = FlakyDedup(Outage())
+    store.marks = {"clicks:1"}
+    history = ListHistory({**HISTORY, ("clicks", 2): [(0, "acme", "e1", "c1", 1.0)]})
+    guard, metrics = guarded(store, history)
+    args = (
+        ["acme"] * 4,
+        ["send", "click", "click", "send"],
+        ["e1", "e1", "k1", "e9"],
+        ["sends:0:8", "clicks:2:4", "clicks:1:3", "sends:0:7"],
+    )
+    assert await guard.duplicates(*args) == [True, True, False, False]
+    assert history.asked == [({"clicks:2": 4, "sends:0": 7}, 1000.0)]
+    assert store.marks == {"clicks:1", "clicks:2", "sends:0"}
+    assert gauge(metrics, "dedup_refills_total", outcome="completed") == 2
