@@ -76,27 +76,19 @@ def report(
     held_back = facts.dedup != "ok"
     agents = [a for a in facts.stalled_agents if not (held_back and a == STATS_AGENT)]
     partitions = [p for p in facts.stalled_partitions if not (held_back and is_event_partition(p))]
-    unavailable = [
-        reason
-        for reason, present in (
-            ("tables_recovering", not facts.tables_recovered),
-            ("rebalancing", facts.rebalancing),
-            ("broker_unreachable", facts.broker == "unreachable"),
-            ("agent_stalled", bool(agents)),
-            ("partition_stalled", bool(partitions)),
-        )
-        if present
-    ]
-    degraded = [
-        reason
-        for reason, present in (
-            ("redis_unreachable", facts.redis == "unreachable"),
-            ("cooldowns_degraded", facts.cooldowns == "degraded"),
-            ("dedup_waiting", facts.dedup == "waiting"),
-            ("dedup_refilling", facts.dedup == "refilling"),
-        )
-        if present
-    ]
+    unavailable = _present(
+        tables_recovering=not facts.tables_recovered,
+        rebalancing=facts.rebalancing,
+        broker_unreachable=facts.broker == "unreachable",
+        agent_stalled=bool(agents),
+        partition_stalled=bool(partitions),
+    )
+    degraded = _present(
+        redis_unreachable=facts.redis == "unreachable",
+        cooldowns_degraded=facts.cooldowns == "degraded",
+        dedup_waiting=facts.dedup == "waiting",
+        dedup_refilling=facts.dedup == "refilling",
+    )
     status: Status = "unavailable" if unavailable else "degraded" if degraded else "ok"
     ready = status == "ok" or (status == "degraded" and degraded_ready)
     return (200 if ready else 503), {
@@ -113,3 +105,8 @@ def report(
         "stalled_agents": agents,
         "stalled_partitions": partitions,
     }
+
+
+def _present(**conditions: bool) -> list[str]:
+    """The names of the conditions that hold, in order."""
+    return [name for name, holds in conditions.items() if holds]
