@@ -5,6 +5,7 @@ local broker and on a real cluster alike."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -148,6 +149,39 @@ async def describe_topics(settings: Settings, names: Iterable[str]) -> dict[str,
         t["topic"]: TopicState(t["topic"], len(t["partitions"]), policies.get(t["topic"], "?"))
         for t in described
     }
+
+
+class ClusterTopics:
+    """Which topics exist, from the cluster's metadata: the worker's check of reply topics
+    (`stream.handlers.reply_to.TopicDirectory`). One request lists every topic, so asking
+    never creates one on a broker with `auto.create.topics.enable`. The admin client is
+    started on first use and kept; after a failure it is dropped and the next call starts
+    a new one. Callers bound the wait (the worker: `CS_REPLY_TOPIC_CHECK_SECONDS`)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._admin: AIOKafkaAdminClient | None = None
+        self._closing: set[asyncio.Task[None]] = set()
+
+    async def existing(self, names: Iterable[str]) -> set[str]:
+        admin = self._admin or AIOKafkaAdminClient(**kafka_config(self._settings))
+        try:
+            if self._admin is None:
+                await admin.start()
+                self._admin = admin
+            listed = set(await admin.list_topics())
+        except BaseException:  # cancelled by the caller's bound too
+            self._admin = None
+            task = asyncio.ensure_future(_close_quietly(admin))  # the caller has waited enough
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+            raise
+        return {name for name in names if name in listed}
+
+
+async def _close_quietly(admin: AIOKafkaAdminClient) -> None:
+    with contextlib.suppress(Exception):
+        await admin.close()
 
 
 @dataclass(frozen=True, slots=True)
