@@ -46,6 +46,8 @@ class Runtime:
         self._stores: tuple[CooldownStore, DedupStore] | None = None
         # one decoded catalog per account and change, shared by both services
         self.catalogs = Catalogs(account_to_catalog.get)
+        # which reply topics exist (stream.handlers.reply_to), asked of the cluster
+        self.cluster_topics = ClusterTopics(settings)
 
     def stores(self) -> tuple[CooldownStore, DedupStore]:
         if self._stores is None:
@@ -75,7 +77,7 @@ class Runtime:
                 dead_letters_topic=settings.topic("dead-letters"),
                 max_message_bytes=settings.max_message_bytes,
                 reply_policy=ReplyPolicy.from_settings(settings),
-                reply_topics=ClusterTopics(settings),
+                reply_topics=self.cluster_topics,
                 reply_check_seconds=settings.reply_topic_check_seconds,
                 reply_cache_seconds=settings.reply_topic_cache_seconds,
             )

@@ -31,6 +31,7 @@ continuity = watched_continuity()
 
 @app.agent(selection_requests_topic, concurrency=1)
 async def answer_selection_requests(stream):  # type: ignore[no-untyped-def]
+    runtime.cluster_topics.warm_up()  # the first reply topic's check then waits for no connect
     async for events in stream.take_events(settings.select_batch, settings.select_within_ms / 1e3):
         started = time.perf_counter()
         batch = [incoming(e) for e in events]
