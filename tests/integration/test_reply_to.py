@@ -231,6 +231,7 @@ async def test_every_reply_to_gets_one_answer_and_internal_topics_get_nothing(
         return sorted(at - sent[r["request_id"]] for _, r, at in answers if kind in r["request_id"])
 
     latency = latencies("-normal-")
+    print(f"\n{len(internal)} internal topics on the broker: {', '.join(internal)}", end="")
     for kind in ("-normal-", "-sender-", "-missing-"):
         took = latencies(kind)
         print(
