@@ -26,6 +26,10 @@ AGENTS = ("answer_selection_requests", "count_outcomes", "update_catalog", "dedu
 EVENT_KINDS = ("send", "click", "conversion")
 EVENT_OUTCOMES = ("applied", "replayed", "duplicate", "rejected")
 ARM_LABELS = ("automated", "control", "manual", "unattributed")
+# Why a request's reply_to was refused (stream.handlers.reply_to.ReplyRefusal), and what a
+# check of a reply topic found; labels never hold the topic names themselves.
+REPLY_REFUSALS = ("internal_topic", "not_allowed", "missing_topic")
+REPLY_CHECKS = ("found", "missing", "unconfirmed")
 
 
 class Metrics:
@@ -98,6 +102,10 @@ class Metrics:
                 counter.labels(arm)
         for outcome in ("applied", "replayed", "rejected"):
             self.corrections.labels(outcome)
+        for cause in REPLY_REFUSALS:
+            self.reply_to_refused.labels(cause)
+        for outcome in REPLY_CHECKS:
+            self.reply_topic_checks.labels(outcome)
         self.top_creative_share.set(math.nan)
         self.exposure_entropy_ratio.set(math.nan)
         return self
@@ -119,6 +127,23 @@ class Metrics:
         self._consumer_lag(r)
         self._agents(r)
         self._events(r)
+        self._replies(r)
+
+    def _replies(self, r: CollectorRegistry) -> None:
+        self.reply_to_refused = Counter(
+            f"{PREFIX}_reply_to_refused",
+            "Selection requests whose reply_to was refused and answered with an error on the "
+            "default responses topic, by cause (internal_topic, not_allowed, missing_topic).",
+            ["cause"],
+            registry=r,
+        )
+        self.reply_topic_checks = Counter(
+            f"{PREFIX}_reply_topic_checks",
+            "Reply topics looked up in the cluster's metadata (answers are cached), by what "
+            "the check found (found, missing, unconfirmed: it failed or timed out).",
+            ["outcome"],
+            registry=r,
+        )
 
     def _agents(self, r: CollectorRegistry) -> None:
         self.decisions = Counter(
