@@ -125,7 +125,9 @@ def compile_account(account: Account) -> AccountView:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Posterior:
-    """Beta parameters per creative and per offer at one point in time."""
+    """Beta parameters per creative and per offer at one point in time. `key` is the
+    bytes of every array: equal keys mean equal posteriors, so caches of anything derived
+    from a posterior (score tables, win probabilities) are keyed by it."""
 
     raw_sends: FloatArray
     ctr_alpha: FloatArray
@@ -137,6 +139,7 @@ class Posterior:
     offer_cvr_alpha: FloatArray
     offer_cvr_beta: FloatArray
     version: int
+    key: bytes = b""
 
 
 def posterior(view: AccountView, stats: AccountStats, now: float) -> Posterior:
@@ -166,18 +169,19 @@ def posterior(view: AccountView, stats: AccountStats, now: float) -> Posterior:
     offer_clicks = np.bincount(view.offer_of, weights=clicks, minlength=f)
     offer_conv = np.bincount(view.offer_of, weights=conversions, minlength=f)
     a0, b0 = settings.prior.alpha, settings.prior.beta
-    return Posterior(
-        raw_sends=raw,
-        ctr_alpha=a0 + clicks,
-        ctr_beta=b0 + np.maximum(sends - clicks, 0.0),
-        cvr_alpha=a0 + conversions,
-        cvr_beta=b0 + np.maximum(clicks - conversions, 0.0),
-        offer_ctr_alpha=a0 + offer_clicks,
-        offer_ctr_beta=b0 + np.maximum(offer_sends - offer_clicks, 0.0),
-        offer_cvr_alpha=a0 + offer_conv,
-        offer_cvr_beta=b0 + np.maximum(offer_clicks - offer_conv, 0.0),
-        version=stats.version,
+    arrays = (
+        raw,
+        a0 + clicks,
+        b0 + np.maximum(sends - clicks, 0.0),
+        a0 + conversions,
+        b0 + np.maximum(clicks - conversions, 0.0),
+        a0 + offer_clicks,
+        b0 + np.maximum(offer_sends - offer_clicks, 0.0),
+        a0 + offer_conv,
+        b0 + np.maximum(offer_clicks - offer_conv, 0.0),
     )
+    key = b"".join(np.ascontiguousarray(a, dtype=np.float64).tobytes() for a in arrays)
+    return Posterior(*arrays, version=stats.version, key=key)
 
 
 def _raw(c: Counts | None, field: int | None = None) -> Any:

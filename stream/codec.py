@@ -255,6 +255,7 @@ _CATALOG_ENUMS = {
     "status": d.CreativeStatus,
     "mode": d.CampaignMode,
     "rotation": d.Rotation,
+    "learning_mode": d.LearningMode,
 }
 _catalog = {name: _enum(get_args(values)) for name, values in _CATALOG_ENUMS.items()}
 _PARAMS = "sends clicks conversions revenue ctr_alpha ctr_beta cvr_alpha cvr_beta"
@@ -278,10 +279,12 @@ _ERROR = _Shape(
     error=_Shape("reason message", dict, reason=_enum(REJECTIONS)),
 )
 _SETTINGS = _Shape(
-    "goal? cooldown_seconds? methods? learning_threshold? learning_pct? payout_floor? prior?"
-    " half_life_seconds? exploration_floor_pct? model_training_interval_seconds?",
+    "goal? cooldown_seconds? methods? learning_threshold? learning_pct? learning_mode?"
+    " payout_floor? prior? half_life_seconds? exploration_floor_pct?"
+    " model_training_interval_seconds?",
     d.SelectionSettings,
     goal=_catalog["goal"],
+    learning_mode=_catalog["learning_mode"],
     methods=_array(
         _Shape("method traffic_pct", d.MethodShare, method=_enum(d.METHODS)), min_items=1
     ),
