@@ -27,7 +27,7 @@ fallback's, so a fallback adds no regret.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -39,6 +39,7 @@ from selector.decide import Selector
 from selector.domain import DAY_SECONDS, Goal
 from selector.scenario import Phase, Scenario
 from selector.stats import MICROS, AccountStats, Counts, Decayed
+from selector.timing import Timing
 
 Progress = Callable[[int, int], None]
 Array = NDArray[Any]
@@ -137,12 +138,16 @@ def simulate(
     seed: int,
     progress: Progress | None = None,
     propensity_samples: int = 1024,
+    observe_delays: bool = True,
 ) -> SimulationResult:
     """Run `scenario` with `seed`; `progress(sends_done, total)` is called after each batch.
 
-    Contacts, decisions and outcomes draw from three generators spawned from the seed, so
-    two runs that differ only in settings see the same contacts and the same luck as far
-    as their choices allow (common random numbers make comparisons sharper).
+    Contacts, decisions, outcomes and delays draw from four generators spawned from the
+    seed, so two runs that differ only in settings (or delays) see the same contacts and
+    the same luck as far as their choices allow (common random numbers make comparisons
+    sharper). With `observe_delays` False, clicks and conversions reach the stats without
+    the time of their send or click, as from a sender that does not report it: no delay
+    is observed and the posterior counts pending sends as sends (`selector.timing`).
     """
     contact_rng, decision_rng, outcome_rng, delay_rng = (
         np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4)
@@ -150,7 +155,7 @@ def simulate(
     shares = scenario.segment_shares()
     segment_of = contact_rng.choice(shares.size, size=scenario.contacts, p=shares)
     contact_ids = [f"contact-{i}" for i in range(scenario.contacts)]
-    loop = _Loop(scenario, propensity_samples)
+    loop = _Loop(scenario, propensity_samples, observe_delays)
     columns = _Columns(scenario.sends)
     seconds_per_send = DAY_SECONDS / scenario.sends_per_day
     for start in range(0, scenario.sends, scenario.batch_size):
@@ -194,8 +199,9 @@ class _Sent:
 class _Loop:
     """The caller's state between batches: stats, pending feedback, cooldowns, phase."""
 
-    def __init__(self, scenario: Scenario, propensity_samples: int) -> None:
+    def __init__(self, scenario: Scenario, propensity_samples: int, observe_delays: bool) -> None:
         self.scenario = scenario
+        self.observe_delays = observe_delays
         self.phases = scenario.phases()
         self.propensity_samples = propensity_samples
         self.truth = _truth(self.phases[0], propensity_samples)
@@ -229,9 +235,9 @@ class _Loop:
         eligible = truth.candidate & ~self._cooling(cooldowns, now)
         expected, oracle = _expected_and_oracle(truth.value[segment], creative, eligible)
         self._record_cooldowns(contacts, creative, now)
-        self.stats = self.stats.merge(
-            self._delta(now, sends=np.bincount(creative, minlength=len(self.creative_ids)))
-        )
+        sends = self._delta(now, sends=np.bincount(creative, minlength=len(self.creative_ids)))
+        timing = Timing.of_columns("send", self.creative_ids, creative, np.full(creative.size, now))
+        self.stats = self.stats.merge(replace(sends, timing=timing))
         cols = {
             "time": np.full(creative.size, now), "segment": segment, "creative": creative,
             "arm": decision.arm, "method": decision.method, "pool": decision.pool,
@@ -254,8 +260,12 @@ class _Loop:
         delays = self.scenario.conversion_delay.sample(int(conversion.sum()), delay_rng)
         conversion_at[conversion] = click_at[conversion] + delays
         micros = np.round(paid_conversion * MICROS).astype(np.int64)
-        self.pending.add(k[click], click_at[click], np.zeros(int(click.sum()), np.int64), 0)
-        self.pending.add(k[conversion], conversion_at[conversion], micros[conversion], 1)
+        sent_at = np.full(k.size, sent.now)
+        none = np.zeros(int(click.sum()), np.int64)
+        self.pending.add(k[click], click_at[click], none, 0, sent_at[click])
+        self.pending.add(
+            k[conversion], conversion_at[conversion], micros[conversion], 1, click_at[conversion]
+        )
         return {
             "click": click,
             "conversion": conversion,
@@ -307,8 +317,11 @@ class _Loop:
             decayed[cid] = Decayed(row.sends, row.clicks, row.conversions, row.revenue, time)
         return self._value(counts, decayed)
 
-    def _arrivals(self, creative: Array, time: Array, micros: Array, kind: Array) -> AccountStats:
-        """The stats value of clicks (kind 0) and conversions (kind 1) arriving at `time`."""
+    def _arrivals(
+        self, creative: Array, time: Array, micros: Array, kind: Array, origin: Array
+    ) -> AccountStats:
+        """The stats value of clicks (kind 0) and conversions (kind 1) arriving at `time`,
+        caused at `origin` (the send, the click)."""
         counts: dict[str, Counts] = {}
         decayed: dict[str, Decayed] = {}
         half_life = self.stats.half_life_seconds
@@ -327,7 +340,14 @@ class _Loop:
                     0.0, float(w[~conv].sum()), float(w[conv].sum()),
                     float((w * micros[mine]).sum()) / MICROS, ref,
                 )  # fmt: skip
-        return self._value(counts, decayed)
+        seen = origin if self.observe_delays else None
+        timing = Timing()
+        for code, name in ((0, "click"), (1, "conversion")):
+            rows = kind == code
+            cause = None if seen is None else seen[rows]
+            part = Timing.of_columns(name, self.creative_ids, creative[rows], time[rows], cause)
+            timing = timing.merge(part)
+        return replace(self._value(counts, decayed), timing=timing)
 
     def _value(self, counts: dict[str, Counts], decayed: dict[str, Decayed]) -> AccountStats:
         half_life = self.stats.half_life_seconds
@@ -339,25 +359,21 @@ class _Loop:
 
 
 class _Pending:
-    """Feedback events drawn but not yet arrived: creative, arrival time, revenue micros
-    and kind (0 click, 1 conversion), as columns."""
+    """Feedback events drawn but not yet arrived: creative, arrival time, revenue micros,
+    kind (0 click, 1 conversion) and the time of their cause, as columns."""
 
     def __init__(self) -> None:
-        self.columns: list[tuple[Array, Array, Array, Array]] = []
+        self.columns: list[tuple[Array, ...]] = []
 
-    def add(self, creative: Array, time: Array, micros: Array, kind: int) -> None:
+    def add(self, creative: Array, time: Array, micros: Array, kind: int, origin: Array) -> None:
         if creative.size:
-            self.columns.append((creative, time, micros, np.full(creative.size, kind)))
+            self.columns.append((creative, time, micros, np.full(creative.size, kind), origin))
 
-    def take(self, now: float) -> tuple[Array, Array, Array, Array] | None:
+    def take(self, now: float) -> tuple[Array, ...] | None:
         """Remove and return the events that arrived at or before `now`."""
         if not self.columns:
             return None
-        creative, time, micros, kind = (np.concatenate(c) for c in zip(*self.columns, strict=True))
-        due = time <= now
-        self.columns = (
-            [(creative[~due], time[~due], micros[~due], kind[~due])] if (~due).any() else []
-        )
-        if not due.any():
-            return None
-        return creative[due], time[due], micros[due], kind[due]
+        columns = [np.concatenate(c) for c in zip(*self.columns, strict=True)]
+        due = columns[1] <= now
+        self.columns = [tuple(c[~due] for c in columns)] if (~due).any() else []
+        return tuple(c[due] for c in columns) if due.any() else None
