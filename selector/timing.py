@@ -68,6 +68,8 @@ def delay_bin(seconds: float) -> int:
 
 
 def _oldest_bucket(latest: float, window: float, width: float) -> int:
+    if not math.isfinite(latest):
+        return -(1 << 62)
     return math.floor((latest - window) / width)
 
 
@@ -90,8 +92,31 @@ class Timing:
         self, kind: str, creative_id: str, time: float, origin_time: float | None = None
     ) -> Timing:
         """A new value with one event added (`origin_time`: the send's time for a click,
-        the click's time for a conversion, when the event carries it)."""
-        return self.merge(Timing.of_events([(kind, creative_id, time, origin_time)]))
+        the click's time for a conversion, when the event carries it). Copies only the
+        event's creative's buckets, and prunes only when `latest` enters a new bucket."""
+        latest = max(self.latest, time)
+        sends, clicks = self.sends, self.clicks
+        if kind == "send":
+            sends = _bumped(sends, creative_id, time, latest, CLICK_WINDOW, CLICK_BUCKET)
+        elif kind == "click":
+            clicks = _bumped(
+                clicks, creative_id, time, latest, CONVERSION_WINDOW, CONVERSION_BUCKET
+            )
+        if _oldest_bucket(latest, CLICK_WINDOW, CLICK_BUCKET) > _oldest_bucket(
+            self.latest, CLICK_WINDOW, CLICK_BUCKET
+        ):
+            sends = _merged(sends, _empty(), 1, latest, CLICK_WINDOW, CLICK_BUCKET)
+            clicks = _merged(clicks, _empty(), 1, latest, CONVERSION_WINDOW, CONVERSION_BUCKET)
+        click_delays, conversion_delays = self.click_delays, self.conversion_delays
+        if kind != "send" and origin_time is not None and math.isfinite(origin_time):
+            j = delay_bin(time - origin_time)
+            if kind == "click":
+                click_delays = (*click_delays[:j], click_delays[j] + 1, *click_delays[j + 1 :])
+            else:
+                conversion_delays = (
+                    *conversion_delays[:j], conversion_delays[j] + 1, *conversion_delays[j + 1 :]
+                )  # fmt: skip
+        return Timing(latest, sends, clicks, click_delays, conversion_delays)
 
     @classmethod
     def of_events(cls, events: Iterable[tuple[str, str, float, float | None]]) -> Timing:
@@ -185,6 +210,40 @@ class Timing:
             ),
         )
 
+    def to_plain(self) -> dict[str, Any]:
+        """JSON types only, exact integers (the stats table's changelog form)."""
+
+        def rows(buckets: Buckets) -> dict[str, list[list[int]]]:
+            return {cid: [[b, n, o] for b, (n, o) in r.items()] for cid, r in buckets.items()}
+
+        return {
+            "latest": self.latest if math.isfinite(self.latest) else None,
+            "sends": rows(self.sends),
+            "clicks": rows(self.clicks),
+            "click_delays": list(self.click_delays),
+            "conversion_delays": list(self.conversion_delays),
+        }
+
+    @classmethod
+    def from_plain(cls, data: Mapping[str, Any] | None) -> Timing:
+        """The inverse of `to_plain`; None (a value stored without timing) is empty."""
+        if data is None:
+            return cls()
+
+        def rows(raw: Mapping[str, Any]) -> Buckets:
+            return _frozen(
+                {cid: {int(b): (int(n), int(o)) for b, n, o in r} for cid, r in raw.items()}
+            )
+
+        latest = data["latest"]
+        return cls(
+            -math.inf if latest is None else float(latest),
+            rows(data["sends"]),
+            rows(data["clicks"]),
+            tuple(int(x) for x in data["click_delays"]),
+            tuple(int(x) for x in data["conversion_delays"]),
+        )
+
     def delay_cdf(self, kind: str, totals: int) -> DelayEstimate | None:
         """The estimated delay CDF of `kind` (`click` or `conversion`), given the
         account's total parents (sends for clicks, clicks for conversions); None with
@@ -254,6 +313,19 @@ def _count(
         rows = into.setdefault(creative_id, {})
         count, offsets = rows.get(bucket, (0, 0))
         rows[bucket] = (count + n, offsets + n * math.floor(time - bucket * width))
+
+
+def _bumped(
+    buckets: Buckets, creative_id: str, time: float, latest: float, window: float, width: float
+) -> Buckets:
+    """`buckets` with one event added (a new mapping; the others' rows are shared)."""
+    rows: dict[str, dict[int, tuple[int, int]]] = {creative_id: dict(buckets.get(creative_id, {}))}
+    _count(rows, creative_id, time, latest, window, width, 1)
+    if not rows[creative_id]:
+        return buckets
+    out = dict(buckets)
+    out[creative_id] = MappingProxyType(rows[creative_id])
+    return MappingProxyType(out)
 
 
 def _merged(

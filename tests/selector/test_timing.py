@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from types import MappingProxyType
 
 import numpy as np
@@ -10,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from selector import AccountStats, Event, account_from_dict, fold
+from selector.reconcile import Tally
 from selector.stats import Counts
 from selector.timing import DELAY_EDGES, Timing, delay_bin
 from selector.view import compile_account, posterior
@@ -130,3 +132,34 @@ def test_the_posterior_counts_a_send_whose_click_may_still_arrive_as_part_of_a_s
         0.10, abs=0.01
     )
     assert plain.ctr_alpha[0] / (plain.ctr_alpha[0] + plain.ctr_beta[0]) < 0.085
+
+
+@settings(max_examples=60, deadline=None)
+@given(events=timed_events())
+def test_the_batch_builders_and_the_daily_tally_equal_the_event_fold(events: list[Event]) -> None:
+    folded = fold(events).timing
+    rows = [(e.kind, e.creative_id, e.time, e.origin_time) for e in events]
+    assert Timing.of_events(rows) == folded
+    tally = Tally()
+    for e in events:
+        tally.add(e.kind, e.creative_id, e.time, e.revenue_micros, e.origin_time)
+    assert tally.stats().timing == folded
+    for kind in ("send", "click", "conversion"):
+        mine = [e for e in events if e.kind == kind]
+        origins = np.array([np.nan if e.origin_time is None else e.origin_time for e in mine])
+        columns = Timing.of_columns(
+            kind,
+            ("a", "b"),
+            np.array([("a", "b").index(e.creative_id) for e in mine], dtype=np.intp),
+            np.array([e.time for e in mine]),
+            origins,
+        )
+        alone = Timing.of_events([r for r in rows if r[0] == kind])
+        assert columns == alone
+
+
+def test_timing_survives_a_json_round_trip() -> None:
+    stats, _ = stream_with_delays(days=1, per_hour=50, median=600.0, seed=3)
+    plain = json.loads(json.dumps(stats.timing.to_plain()))
+    assert Timing.from_plain(plain) == stats.timing
+    assert Timing.from_plain(None) == Timing() and Timing().to_plain()["latest"] is None
