@@ -5,13 +5,15 @@ method). Anything else returns None and the caller takes the batch path.
 What makes it cheap is that nothing derived from the stats is recomputed while the stats
 value stays the same object: its posterior, and per eligibility mask the policy's
 distribution as a cumulative list, are kept until another stats value (or, with
-forgetting, another decision time) comes in. A decision is then two CRC-32s, two
+forgetting, another decision time; with pending feedback to discount, another minute)
+comes in. A decision is then two CRC-32s, two
 splitmix64 mixes, one uniform number and a bisection; its propensity is the same exact
 probability the batch path reports.
 """
 
 from __future__ import annotations
 
+import math
 import zlib
 from bisect import bisect_right
 from dataclasses import dataclass, field
@@ -31,6 +33,7 @@ _MASK64 = (1 << 64) - 1
 _SPLIT, _ROUTE, _MUL1, _MUL2 = (int(x) for x in (_SPLIT_SALT, _ROUTE_SALT, _M1, _M2))
 _TWO_POW_53 = float(2**53)
 MAX_MASKS = 4096
+TIME_STEP = 60.0
 
 
 def _unit(key: int, salt: int) -> float:
@@ -144,7 +147,11 @@ class SingleDecider:
 
     def _prepare(self, stats: AccountStats, now: float) -> _Prepared:
         prep = self.prepared
-        if prep.stats is stats and (not self.forgetting or prep.now == now):
+        if not self.forgetting:
+            # only the pending-feedback correction depends on the time: a minute's
+            # resolution keeps the cache useful between stats updates
+            now = 0.0 if stats.timing.is_empty() else math.floor(now / TIME_STEP) * TIME_STEP
+        if prep.stats is stats and prep.now == now:
             return prep
         view = self.view
         post = posterior(view, stats, now)

@@ -21,11 +21,12 @@ order and subtracts exactly:
   for clicks that carry their send's time, click to conversion for conversions that
   carry their click's time.
 
-`delay_cdf` estimates F from the histogram, corrected for censoring: a delay in bin j
-can only have been observed for a send at least `DELAY_EDGES[j]` old, so each bin's
-count is divided by the number of sends that old before the shares are normalised (the
-recent buckets give the young sends; every send older than the window counts as at
-risk). With fewer than `MIN_DELAYS` observed delays there is no estimate and no
+`delay_cdf` estimates F from the histogram, corrected for censoring
+(`selector.delay_estimate`): a delay in bin j is fully observable only for a parent older
+than the bin's end, so each bin's count is divided by the number of parents that old
+(the recent buckets give the young ones; every parent older than the window counts as at
+risk), and bins that too few parents are old enough for take their mass from a fitted
+log-normal. With fewer than `MIN_DELAYS` observed delays there is no estimate and no
 correction.
 """
 
@@ -39,6 +40,8 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+
+from selector.delay_estimate import DelayEstimate, estimate
 
 CLICK_BUCKET = 900.0
 CLICK_WINDOW = 86_400.0
@@ -256,30 +259,22 @@ class Timing:
         )
         ages, parents = _ages(buckets, self.latest, width)
         edges = np.array(DELAY_EDGES)
-        younger = np.array([parents[ages < e].sum() for e in edges])
-        at_risk = np.maximum(totals - younger, 0.0)
-        rate = np.divide(counts, at_risk, out=np.zeros_like(counts), where=at_risk > 0)
-        if rate.sum() <= 0:
-            return None
-        return DelayEstimate(edges, np.concatenate([[0.0], np.cumsum(rate) / rate.sum()]))
+        at_risk = _exposure(edges, ages, parents, float(totals))
+        result: DelayEstimate | None = estimate(edges, counts, at_risk, float(totals))
+        return result
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class DelayEstimate:
-    """A delay CDF, piecewise linear in log time between the histogram's edges:
-    `cdf[j]` is P(delay < edges[j]) and the last value (1) holds beyond the last edge."""
-
-    edges: FloatArray
-    cdf: FloatArray
-
-    def __call__(self, seconds: FloatArray) -> FloatArray:
-        t = np.maximum(np.asarray(seconds, dtype=np.float64), 0.0)
-        grid = np.log(np.r_[1.0, self.edges[1:], self.edges[-1] * 2.0])
-        return np.interp(np.log(np.maximum(t, 1.0)), grid, self.cdf, left=0.0, right=1.0)
-
-    def quantile(self, q: float) -> float:
-        grid = np.log(np.r_[1.0, self.edges[1:], self.edges[-1] * 2.0])
-        return float(np.exp(np.interp(q, self.cdf, grid)))
+def _exposure(edges: FloatArray, ages: FloatArray, parents: FloatArray, total: float) -> Any:
+    """Parents at risk per delay bin: each bucketed parent counts for the share of the bin
+    (in log time) that its age has already covered; every other parent (older than the
+    window) counts fully. A bin's count over its exposure is then unbiased for parents
+    part-way through the bin, like an actuarial life table."""
+    lo = np.log(np.maximum(edges, 1.0))
+    hi = np.r_[lo[1:], lo[-1] + math.log(2.0)]
+    covered = np.clip(
+        (np.log(np.maximum(ages, 1.0))[:, None] - lo[None, :]) / (hi - lo)[None, :], 0.0, 1.0
+    )
+    return (total - parents.sum()) + parents @ covered
 
 
 def _mean_times(rows: Mapping[int, tuple[int, int]], width: float) -> tuple[Any, Any]:
