@@ -152,7 +152,7 @@ class Selector:
         rotation: Mapping[str, int] | None = None,
     ) -> dict[str, float]:
         """P(creative) for one request under the policy it is routed to: the full vector
-        behind a decision's propensity (Monte Carlo for Thompson sampling)."""
+        behind a decision's propensity (exact for Thompson sampling too)."""
         batch = RequestBatch.from_requests([request])
         ctx = self.context(stats, batch, rotation)
         _, _, routes = self._arms_and_routes(batch, ctx.campaign)

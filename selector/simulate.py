@@ -137,7 +137,7 @@ def simulate(
     scenario: Scenario,
     seed: int,
     progress: Progress | None = None,
-    propensity_samples: int = 1024,
+    propensity_samples: int = 1024,  # accepted for callers; propensities are exact now
     observe_delays: bool = True,
 ) -> SimulationResult:
     """Run `scenario` with `seed`; `progress(sends_done, total)` is called after each batch.
