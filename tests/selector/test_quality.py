@@ -71,7 +71,7 @@ def test_forgetting_lowers_regret_when_the_best_creative_fatigues() -> None:
 # `python -m stream.cli simulate scenarios/<name>.yaml --seed N` with the threshold set
 # to 3,000. Over seeds 0-7: product 4,850-5,717 (mean 5,000), many_creatives
 # 23,904-26,478 (mean 25,096); this code's default gives product 1,768-3,776 (mean
-# 2,445), per seed 0.36-0.78 of today's, and many_creatives 5,962-9,229 (mean 7,502),
+# 2,445), per seed 0.37-0.78 of today's, and many_creatives 5,962-9,229 (mean 7,502),
 # 0.24-0.39 of it; the default creative's warm-up share 0.09-0.20 (mean 0.12) against a
 # fair 0.167 in product, 0.003-0.03 against 0.083 in many_creatives. Product's spread per
 # seed needs two seeds for a fair test.
