@@ -180,7 +180,7 @@ class Report:
             f"Oracle over the automated sends: {_value(self.goal, self.oracle_value)}/send; "
             f"automated {_value(self.goal, self.automated_value)} = {self.share_of_oracle:.1%} "
             f"of it (expected {self.expected_share_of_oracle:.1%}); "
-            f"regret {_value(self.goal, self.regret, 2)}",
+            f"regret {_regret(self.goal, self.regret)}",
         ])  # fmt: skip
 
     def headline(self) -> str:
@@ -202,6 +202,13 @@ def _usd(x: float, digits: int = 3) -> str:
 
 def _value(goal: str, x: float, digits: int = 3) -> str:
     return _pct(x) if goal == "clicks" else _usd(x, digits)
+
+
+def _regret(goal: str, x: float) -> str:
+    """Regret is a total, not a rate: expected clicks lost, or money for revenue."""
+    if math.isnan(x):
+        return "n/a"
+    return f"{x:,.1f} expected clicks" if goal == "clicks" else _usd(x, 2)
 
 
 def _lift(lift: Lift, digits: int = 1) -> str:
