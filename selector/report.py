@@ -18,7 +18,16 @@ from selector.batch import ARMS, DECIDED_BY
 from selector.intervals import CONFIDENCE, Lift, ratio_lift
 from selector.simulate import Array, SimulationResult
 
-__all__ = ["CONFIDENCE", "Lift", "Report", "Summary", "Timeline", "build_report", "ratio_lift"]
+__all__ = [
+    "CONFIDENCE",
+    "Lift",
+    "Report",
+    "Summary",
+    "Timeline",
+    "build_report",
+    "json_safe",
+    "ratio_lift",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +95,7 @@ class Report:
             data[key] = [_summary_dict(s) for s in getattr(self, key)]
         for key in ("click_lift", "rps_lift"):
             data[key]["excludes_zero"] = getattr(self, key).excludes_zero
-        result = _json_safe(data)
+        result = json_safe(data)
         assert isinstance(result, dict)
         return result
 
@@ -157,13 +166,14 @@ def _summary_dict(s: Summary) -> dict[str, Any]:
     return {**asdict(s), **extra, "revenue_per_send": s.revenue_per_send}
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
+    """Plain JSON types with NaN and infinities as None (null)."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
