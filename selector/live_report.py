@@ -33,7 +33,7 @@ from selector.live_checks import SRM_ALPHA, Diversity, PoolStatus, SplitTest, sp
 from selector.live_groups import METRICS, Group, lift
 from selector.live_join import ATTRIBUTION_WINDOW, JoinAccumulator, Joined, Kind
 from selector.live_ope import OpeOptions, PolicyValue, account_ope
-from selector.live_tables import Tables, build_tables
+from selector.live_tables import Tables, build_tables, creative_diversity, learning_share
 from selector.report import json_safe
 
 _EMPTY: Mapping[str, Mapping[str, float]] = MappingProxyType({})
@@ -175,6 +175,7 @@ def _account(
     auto, control = named.get("automated"), named.get("control")
     methods = t.method_groups(a)
     first, last, contacts = t.span(a)
+    pools = t.pools(a)
     return AccountReport(
         account_id=joined.accounts[a],
         sends=sum(g.sends for g in arms),
@@ -190,9 +191,9 @@ def _account(
         creatives=t.creative_groups(a),
         days=_days(t, a),
         split=_split(t, a, joined, options),
-        pools=t.pools(a),
-        learning_share=t.learning_share(a),
-        diversity=t.diversity(a),
+        pools=pools,
+        learning_share=learning_share(pools),
+        diversity=creative_diversity(pools),
         share_by_day=tuple((_day_label(d), s) for d, s in t.share_by_day(a)),
         ope=ope,
     )
@@ -239,16 +240,11 @@ def accumulate(records: Records, options: ReportOptions | None = None) -> Joined
     rejection has no kind and counts as an unknown record."""
     options = options or ReportOptions()
     acc = JoinAccumulator(options.accounts)
-    streams = records.items() if isinstance(records, Mapping) else [(None, records)]
-    for kind, stream in streams:
-        if kind is None:
-            acc.add_many(stream)
-            continue
-        for record in stream:
-            if hasattr(record, "kind"):
-                acc.add(record)
-            else:
-                acc.add_rejected(kind, str(getattr(record, "reason", "unknown")))
+    if isinstance(records, Mapping):
+        for kind, stream in records.items():
+            acc.add_kind(kind, stream)
+    else:
+        acc.add_many(records)
     return acc.finish(options.since, options.until, options.attribution_window)
 
 
@@ -276,12 +272,13 @@ def report_from_raw(
     are counted by kind and reason."""
     options = options or ReportOptions()
     acc = JoinAccumulator(options.accounts)
+    add, reject = acc.add, acc.add_rejected
     for kind, raw in items:
         record = decode(kind, raw)
         if hasattr(record, "kind"):
-            acc.add(record)
+            add(record)
         else:
-            acc.add_rejected(kind, str(getattr(record, "reason", "unknown")))
+            reject(kind, str(getattr(record, "reason", "unknown")))
     joined = acc.finish(options.since, options.until, options.attribution_window)
     return build_live_report(joined, options, rng=rng, ope=ope)
 

@@ -17,7 +17,14 @@ from numpy.typing import NDArray
 
 from selector.batch import ARMS, DECIDED_BY, POOLS
 from selector.domain import DAY_SECONDS
-from selector.live_checks import Diversity, PoolStatus, diversity, pool_state, split_counts
+from selector.live_checks import (
+    Diversity,
+    PoolStatus,
+    distinct,
+    diversity,
+    pool_state,
+    split_counts,
+)
 from selector.live_groups import Group, GroupTable, group_table
 from selector.live_join import Joined
 
@@ -79,7 +86,8 @@ class Tables:
     days: GroupTable
     day0: int
     n_days: int
-    splits: dict[int, tuple[int, int, int]]  # per account x campaign key
+    splits: dict[int, list[tuple[int, tuple[int, int, int]]]]  # per account: campaign, counts
+    contacts: NDArray[np.int64]  # distinct contacts per account
     pool_counts: tuple[Keys, NDArray[np.int64]]  # (account x creative x pool, count)
     learning_times: dict[int, tuple[float, float]]  # per account x creative
     scored_times: dict[int, tuple[float, float]]
@@ -96,8 +104,8 @@ class Tables:
         return self.sends[self.offsets[a] : self.offsets[a + 1]]
 
     def span(self, a: int) -> tuple[float, float, int]:
-        rows = self.account_rows(a)
-        return float(rows["time"].min()), float(rows["time"].max()), np.unique(rows["contact"]).size
+        times = self.account_rows(a)["time"]
+        return float(times.min()), float(times.max()), int(self.contacts[a])
 
     def _groups(
         self, table: GroupTable, a: int, stride: int, names: tuple[str, ...]
@@ -114,7 +122,8 @@ class Tables:
         return self._groups(self.methods, a, len(DECIDED_BY), DECIDED_BY)
 
     def creative_groups(self, a: int) -> tuple[Group, ...]:
-        return self._groups(self.creatives, a, self.n_creatives, self.joined.creatives)
+        groups = self._groups(self.creatives, a, self.n_creatives, self.joined.creatives)
+        return tuple(sorted(groups, key=lambda g: g.name))
 
     def day_groups(self, a: int) -> list[tuple[int, tuple[Group, ...]]]:
         table, arms = self.days, len(ARMS)
@@ -127,8 +136,8 @@ class Tables:
         return [(day, tuple(groups)) for day, groups in sorted(by_day.items())]
 
     def split_counts(self, a: int) -> list[tuple[int, tuple[int, int, int]]]:
-        n = len(self.joined.campaigns)
-        return [(key % n, c) for key, c in sorted(self.splits.items()) if key // n == a]
+        names = self.joined.campaigns
+        return sorted(self.splits.get(a, []), key=lambda item: names[item[0]])
 
     def pools(self, a: int) -> tuple[PoolStatus, ...]:
         keys, counts = self.pool_counts
@@ -147,22 +156,6 @@ class Tables:
             out.append(PoolStatus(self.joined.creatives[pair % k], state, by_pool, first))
         return tuple(out)
 
-    def _automated_by_creative(self, a: int) -> dict[str, int]:
-        totals: dict[str, int] = {}
-        for status in self.pools(a):
-            totals[status.creative_id] = sum(status.sends_by_pool.values())
-        return totals
-
-    def learning_share(self, a: int) -> float:
-        pools = self.pools(a)
-        total = sum(sum(s.sends_by_pool.values()) for s in pools)
-        learning = sum(s.sends_by_pool.get("learning", 0) for s in pools)
-        return learning / total if total else math.nan
-
-    def diversity(self, a: int) -> Diversity:
-        totals = self._automated_by_creative(a)
-        return diversity(list(totals), np.array(list(totals.values()), dtype=np.float64))
-
     def share_by_day(self, a: int) -> list[tuple[int, dict[str, float]]]:
         keys, counts = self.day_shares
         k = self.n_creatives
@@ -177,51 +170,73 @@ class Tables:
         ]
 
 
+def learning_share(pools: tuple[PoolStatus, ...]) -> float:
+    """The share of automated sends picked from the learning pool."""
+    total = sum(sum(s.sends_by_pool.values()) for s in pools)
+    learning = sum(s.sends_by_pool.get("learning", 0) for s in pools)
+    return learning / total if total else math.nan
+
+
+def creative_diversity(pools: tuple[PoolStatus, ...]) -> Diversity:
+    """Diversity of the automated sends over creatives."""
+    counts = np.array([sum(s.sends_by_pool.values()) for s in pools], dtype=np.float64)
+    return diversity([s.creative_id for s in pools], counts)
+
+
+def _splits(
+    account: Keys, campaign: Any, rank: Any, arm: Any, n_contacts: int, n_campaigns: int
+) -> dict[int, list[tuple[int, tuple[int, int, int]]]]:
+    """Per account: each campaign's split counts (automated and control sends only)."""
+    rows = (arm == _AUTOMATED) | (arm == _CONTROL)
+    key = account * n_campaigns + campaign
+    counts = split_counts(key[rows], rank[rows], (arm == _AUTOMATED)[rows], n_contacts)
+    out: dict[int, list[tuple[int, tuple[int, int, int]]]] = {}
+    for k, c in counts.items():
+        out.setdefault(k // n_campaigns, []).append((k % n_campaigns, c))
+    return out
+
+
 def build_tables(joined: Joined, click_payouts: Mapping[str, Mapping[str, float]]) -> Tables:
     """Every aggregate the report reads, in a few sorts over the reported sends."""
-    order = np.argsort(joined.sends["account"], kind="stable")
-    sends = joined.sends[order]
+    sends = joined.sends[np.argsort(joined.sends["account"], kind="stable")]
     _with_click_payouts(joined, sends, click_payouts)
     account = sends["account"].astype(np.int64)
-    offsets = np.searchsorted(account, np.arange(len(joined.accounts) + 1))
     contacts, rank = np.unique(sends["contact"], return_inverse=True)
     n_contacts = max(1, contacts.size)
     day = np.floor(sends["time"] / DAY_SECONDS).astype(np.int64)
     day0 = int(day.min()) if day.size else 0
     n_days = int(day.max()) - day0 + 1 if day.size else 1
-    arm, creative, k = (
-        sends["arm"].astype(np.int64),
-        sends["creative"].astype(np.int64),
-        max(1, len(joined.creatives)),
-    )
+    dated = account * n_days + day - day0
+    arm, k = sends["arm"].astype(np.int64), max(1, len(joined.creatives))
+    pair = account * k + sends["creative"]
     auto = sends["arm"] == _AUTOMATED
-    split_rows = auto | (sends["arm"] == _CONTROL)
-    pair = account * k + creative
-    pool = sends["pool"].astype(np.int64)
+    learning, scored = auto & (sends["pool"] == _LEARNING), auto & (sends["pool"] == _SCORED)
 
     def table(keys: Keys) -> GroupTable:
         return group_table(keys, rank, n_contacts, sends)
 
-    campaign_key = account * max(1, len(joined.campaigns)) + sends["campaign"]
+    per_account = distinct(account * n_contacts + rank) // n_contacts
     return Tables(
         joined=joined,
         sends=sends,
-        offsets=offsets,
+        offsets=np.searchsorted(account, np.arange(len(joined.accounts) + 1)),
         arms=table(account * len(ARMS) + arm),
         methods=table(account * len(DECIDED_BY) + sends["method"]),
         creatives=table(pair),
-        days=table((account * n_days + day - day0) * len(ARMS) + arm),
+        days=table(dated * len(ARMS) + arm),
         day0=day0,
         n_days=n_days,
-        splits=split_counts(
-            campaign_key[split_rows], rank[split_rows], auto[split_rows], n_contacts
+        splits=_splits(
+            account,
+            sends["campaign"],
+            rank,
+            sends["arm"],
+            n_contacts,
+            max(1, len(joined.campaigns)),
         ),
-        pool_counts=_count_by(pair[auto] * len(POOLS) + pool[auto]),
-        learning_times=_time_bounds(
-            pair[auto & (pool == _LEARNING)], sends["time"][auto & (pool == _LEARNING)]
-        ),
-        scored_times=_time_bounds(
-            pair[auto & (pool == _SCORED)], sends["time"][auto & (pool == _SCORED)]
-        ),
-        day_shares=_count_by(((account * n_days + day - day0) * k + creative)[auto]),
+        contacts=np.bincount(per_account, minlength=len(joined.accounts)),
+        pool_counts=_count_by(pair[auto] * len(POOLS) + sends["pool"][auto]),
+        learning_times=_time_bounds(pair[learning], sends["time"][learning]),
+        scored_times=_time_bounds(pair[scored], sends["time"][scored]),
+        day_shares=_count_by((dated * k + sends["creative"])[auto]),
     )
