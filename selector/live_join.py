@@ -75,6 +75,11 @@ class JoinAccumulator:
         self._undecodable: dict[Kind, Counter[str]] = {kind: Counter() for kind in KINDS}
         self._skipped: dict[Kind, Counter[Unmatched]] = {kind: Counter() for kind in KINDS}
 
+    @property
+    def packed_bytes(self) -> int:
+        """Memory held by the packed rows (the pending records aside)."""
+        return sum(chunk.nbytes for chunks in self._chunks.values() for chunk in chunks)
+
     def add(self, record: Any) -> None:
         """One decoded record: a selection response (ok or error), send, click or
         conversion, as `stream.messages` defines them. Anything else is counted."""

@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 
 from selector.batch import ARMS, POOLS
 from selector.ope import RESAMPLES, Estimate, LoggedBandit, evaluate, replay, uniform_target
+from selector.ope_targets import DRAWS, ThompsonPosteriors, thompson_target
 
 Goal = Literal["clicks", "revenue"]
 _AUTOMATED = ARMS.index("automated")
@@ -37,6 +38,18 @@ class PolicySnapshots:
     versions: tuple[int, ...]
     creative_ids: tuple[str, ...]
     probabilities: NDArray[np.float64]
+
+
+def thompson_snapshots(
+    versions: tuple[int, ...],
+    creative_ids: tuple[str, ...],
+    posteriors: ThompsonPosteriors,
+    rng: np.random.Generator,
+    draws: int = DRAWS,
+) -> PolicySnapshots:
+    """thompson_single_step's probabilities at each of `versions` (one row of
+    `posteriors` each, e.g. the daily parameter snapshots), ready for `OpeOptions`."""
+    return PolicySnapshots(versions, creative_ids, thompson_target(posteriors, rng, draws))
 
 
 @dataclass(frozen=True, slots=True)

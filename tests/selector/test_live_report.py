@@ -462,3 +462,16 @@ def test_off_policy_estimates_appear_when_a_generator_is_given() -> None:
     for estimate in [*uniform.values(), *best.estimates.values()]:
         assert estimate.low < estimate.value < estimate.high
         assert estimate.high - estimate.low < 0.1
+
+
+def test_thompson_snapshots_come_from_posteriors_by_version() -> None:
+    from selector.live_ope import thompson_snapshots
+    from selector.ope_targets import ThompsonPosteriors
+
+    post = ThompsonPosteriors.of(
+        ctr_alpha=[[1.0, 1.0], [900.0, 10.0]], ctr_beta=[[1.0, 1.0], [100.0, 990.0]], goal="clicks"
+    )
+    snap = thompson_snapshots((5, 9), ("y", "x"), post, np.random.default_rng(0), draws=4000)
+    assert snap.versions == (5, 9) and snap.creative_ids == ("y", "x")
+    assert snap.probabilities[0] == pytest.approx([0.5, 0.5], abs=0.03)
+    assert snap.probabilities[1].tolist() == [1.0, 0.0]

@@ -273,3 +273,24 @@ def test_bad_posteriors_are_named() -> None:
         ThompsonPosteriors.of([[1.0, 0.0]], [[1.0, 1.0]])
     with pytest.raises(LogError, match="target_not_a_distribution"):
         ThompsonPosteriors.of([[1.0, 1.0]], [[1.0, 1.0]], allowed=[[False, False]])
+
+
+def test_a_per_row_model_target_is_evaluated_against_its_closed_form_value() -> None:
+    # two kinds of contacts; the model sends kind 0 mostly to action 0 and kind 1 to
+    # action 2; the logger is uniform; rewards depend on kind and action
+    rng = np.random.default_rng(12)
+    n = 30_000
+    kind = (rng.random(n) < 0.3).astype(int)
+    means = np.array([[0.30, 0.10, 0.05], [0.05, 0.10, 0.40]])
+    model = np.array([[0.8, 0.1, 0.1], [0.1, 0.1, 0.8]])
+    actions = rng.integers(0, 3, n)
+    rewards = (rng.random(n) < means[kind, actions]).astype(float)
+    log = LoggedBandit.of(actions, np.full(n, 1 / 3), rewards, 3)
+    truth = 0.7 * model[0] @ means[0] + 0.3 * model[1] @ means[1]
+    per_row = model[kind]
+    est = evaluate(log, per_row, rng, reward_model=means[kind], resamples=300)
+    for e in est.values():
+        assert e.covers(truth), e
+    assert est["ips"].effective_sample_size < n
+    shared = evaluate(log, model[0], rng, resamples=50)["ips"].value
+    assert abs(shared - truth) > 0.05  # ignoring the rows' kinds gets another policy's value
