@@ -4,9 +4,11 @@ target: <= 2 minutes), the data generated in memory before the clock starts
 
 Modes, each timed from the first record to the finished report (`selector.live_report`):
 - `records`: decoded `stream.messages` values, one iterable per topic
-  (`report_from_records`): the join and the report;
+  (`report_from_records`, timed in its two steps: `accumulate`, which packs and joins,
+  then `build_live_report`);
 - `raw`: the JSON bytes as the topics hold them, with `stream.codec.decode`
-  (`report_from_raw`): decoding too, i.e. everything but the Kafka reads.
+  (`report_from_raw`): decoding too, i.e. everything but the Kafka reads. Before it, a
+  pass that only decodes the same bytes says how much of that is the codec's.
 
 Run it as `python -m bench.report_bench [--records N | --quick] [--mode records|raw|both]`.
 """
@@ -26,7 +28,8 @@ from typing import Any
 
 from bench import machine_info, pinned
 from bench.report_workload import raw_of, records_of, workload
-from selector.live_report import ReportOptions, report_from_raw, report_from_records
+from selector.live_pack import DTYPES
+from selector.live_report import ReportOptions, accumulate, build_live_report, report_from_raw
 from stream import codec
 
 DEFAULT_JSON = Path(__file__).parent / "results" / "report.json"
@@ -52,24 +55,44 @@ def timed(mode: str, data: Any) -> dict[str, Any]:
     gc.collect()
     gc.disable()  # the records are long-lived; collection passes over them measure nothing
     start, cpu = time.perf_counter(), time.process_time()
-    if mode == "records":
-        report = report_from_records(data, ReportOptions())
+    phases: dict[str, float] = {}
+    if mode == "records":  # report_from_records, in its two steps
+        joined = accumulate(data, ReportOptions())
+        phases["read_and_join_seconds"] = time.perf_counter() - start
+        report = build_live_report(joined, ReportOptions())
+        phases["report_seconds"] = time.perf_counter() - start - phases["read_and_join_seconds"]
     else:
         report = report_from_raw(data, codec.decode, ReportOptions())
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
     gc.enable()
     count = sum(report.records.values())
+    packed = sum(DTYPES[k].itemsize * n for k, n in report.records.items())  # type: ignore[index]
     return {
         "mode": mode,
         "records": count,
         "seconds": seconds,
         "cpu_seconds": cpu_seconds,
+        **phases,
+        "packed_bytes_per_record": packed / max(count, 1),
         "records_per_second": count / seconds,
         "accounts": len(report.accounts),
         "reported_sends": sum(a.sends for a in report.accounts),
         "undecodable": report.undecodable,
         "unmatched": report.unmatched,
     }
+
+
+def decode_only(items: list[tuple[Any, bytes]]) -> dict[str, float]:
+    """The codec's share of the raw mode: decoding every value, nothing else."""
+    decode = codec.decode
+    gc.collect()
+    gc.disable()
+    start, cpu = time.perf_counter(), time.process_time()
+    for kind, raw in items:
+        decode(kind, raw)
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
+    gc.enable()
+    return {"decode_only_seconds": seconds, "decode_only_cpu_seconds": cpu_seconds}
 
 
 def run(config: Config) -> dict[str, Any]:
@@ -83,7 +106,8 @@ def run(config: Config) -> dict[str, Any]:
             data: Any = records_of(w) if mode == "records" else raw_of(w)
             made = time.perf_counter() - started
             print(f"{mode}: generated in {made:.0f}s", file=sys.stderr, flush=True)
-            results.append(timed(mode, data))
+            split = decode_only(data) if mode == "raw" else {}
+            results.append({**timed(mode, data), **split})
             print(f"{mode}: reported in {results[-1]['seconds']:.1f}s", file=sys.stderr, flush=True)
             del data
     return {
@@ -106,6 +130,19 @@ def format_table(out: dict[str, Any]) -> str:
             f"{r['mode']:10}{r['records']:>14,}{r['seconds']:>10.1f}{r['cpu_seconds']:>10.1f}"
             f"{r['records_per_second']:>14,.0f}{ok:>18}"
         )
+    for r in out["results"]:
+        if "decode_only_seconds" in r:
+            lines.append(
+                f"{r['mode']}: of which decoding alone {r['decode_only_seconds']:.1f}s wall, "
+                f"{r['decode_only_cpu_seconds']:.1f}s CPU (stream.codec.decode)"
+            )
+        if "read_and_join_seconds" in r:
+            lines.append(
+                f"{r['mode']}: read and join {r['read_and_join_seconds']:.1f}s, "
+                f"report {r['report_seconds']:.1f}s (wall)"
+            )
+    packed = out["results"][0]["packed_bytes_per_record"] if out["results"] else 0.0
+    lines.append(f"packed rows: {packed:.1f} bytes per record")
     lines.append(f"peak RSS {out['peak_rss_mb']:,.0f} MB (generated data included)")
     if any(r["seconds"] > 1.2 * r["cpu_seconds"] for r in out["results"]):
         lines.append("wall time well above CPU time: the core was shared with other processes")

@@ -100,6 +100,9 @@ class JoinAccumulator:
         """Records of one kind, among which the decoder's rejections (objects with a
         `reason` and no `kind`) are counted by reason."""
         it = iter(records)
+        if kind not in self._pending:  # not a kind the report reads
+            self._unknown += sum(1 for _ in it)
+            return
         while chunk := list(islice(it, CHUNK)):
             good = [r for r in chunk if hasattr(r, "kind")]
             if len(good) < len(chunk):

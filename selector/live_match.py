@@ -53,20 +53,28 @@ def _tally(counter: Counter[Unmatched], reason: Unmatched, mask: Any) -> None:
 
 
 def _first_of_each(rows: Rows, counter: Counter[Unmatched]) -> Rows:
-    """Rows with distinct keys, the first arrival of each, sorted by key."""
-    order = np.argsort(rows["key"], kind="stable")
+    """Rows with distinct keys, the first arrival of each, sorted by key. (An unstable
+    sort and the earliest position per run of equal keys: ~3x faster than a stable sort.)"""
+    order = np.argsort(rows["key"])
     keys = rows["key"][order]
     first = np.ones(keys.size, dtype=bool)
     first[1:] = keys[1:] != keys[:-1]
     _tally(counter, "duplicate", ~first)
-    return rows[order[first]]
+    if not first.all():
+        order = np.minimum.reduceat(order, np.flatnonzero(first))
+    return rows[order]
 
 
 def _lookup(sorted_keys: NDArray[np.int64], keys: NDArray[np.int64]) -> IntArray:
-    """Position of each key in `sorted_keys`, -1 where absent (or NO_ID)."""
+    """Position of each key in `sorted_keys`, -1 where absent (or NO_ID). The keys are
+    searched in ascending order: binary searches that follow each other through memory
+    run over ten times faster than random ones on millions of keys."""
     if sorted_keys.size == 0:
         return np.full(keys.size, -1, dtype=np.intp)
-    pos = np.minimum(np.searchsorted(sorted_keys, keys), sorted_keys.size - 1)
+    order = np.argsort(keys)
+    pos = np.empty(keys.size, dtype=np.intp)
+    pos[order] = np.searchsorted(sorted_keys, keys[order])
+    np.minimum(pos, sorted_keys.size - 1, out=pos)
     return np.where((sorted_keys[pos] == keys) & (keys != NO_ID), pos, -1)
 
 

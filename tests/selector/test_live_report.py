@@ -272,8 +272,10 @@ def test_rejections_count_by_kind_and_reason_when_kinds_are_separate() -> None:
         by_kind[r.kind].append(r)
     by_kind["click"].append(Rejected("malformed_json", "bad"))
     by_kind["send"] += [Rejected("missing_field", "x"), Rejected("missing_field", "y")]
+    by_kind["dead_letter"] = [object(), object()]
     report = report_from_records(by_kind)
     assert report.undecodable == {"click": {"malformed_json": 1}, "send": {"missing_field": 2}}
+    assert report.unknown_records == 2
     assert report.records["send"] == len([r for r in records if r.kind == "send"]) + 2
 
 
@@ -475,3 +477,13 @@ def test_thompson_snapshots_come_from_posteriors_by_version() -> None:
     assert snap.versions == (5, 9) and snap.creative_ids == ("y", "x")
     assert snap.probabilities[0] == pytest.approx([0.5, 0.5], abs=0.03)
     assert snap.probabilities[1].tolist() == [1.0, 0.0]
+
+
+def test_of_two_records_with_one_id_the_first_to_arrive_counts() -> None:
+    later = Response("r1", "a", "camp", "x", "automated", "random", "uniform", "none", 0.5, 1, T0)
+    first_methods = {g.name for g in report_from_records([*small_log(), later]).accounts[0].methods}
+    assert "random" not in first_methods
+    swapped = report_from_records([later, *small_log()]).accounts[0].methods
+    assert {g.name: g.sends for g in swapped}["random"] == 1
+    many = [*small_log(), *[later] * 5]
+    assert report_from_records(many).unmatched["selection_response"]["duplicate"] == 5
