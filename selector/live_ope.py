@@ -88,7 +88,7 @@ def logged_rows(sends: Any, creative_names: tuple[str, ...], goal: Goal) -> Logg
     """The automated rows of `sends` (one account's reported rows) that carry a
     propensity, or None when there are none."""
     p = sends["propensity"]
-    rows = sends[(sends["arm"] == _AUTOMATED) & np.isfinite(p) & (p > 0)]
+    rows = sends[(sends["arm"] == _AUTOMATED) & np.isfinite(p) & (p > 0) & (p <= 1)]
     if rows.size == 0:
         return None
     codes, action = np.unique(rows["creative"], return_inverse=True)

@@ -26,7 +26,6 @@ from typing import Any
 
 import numpy as np
 
-from selector.batch import ARMS, DECIDED_BY, POOLS
 from selector.domain import DAY_SECONDS
 from selector.intervals import Lift
 from selector.live_checks import SRM_ALPHA, Diversity, PoolStatus, SplitTest, split_test
@@ -284,9 +283,6 @@ def report_from_raw(
 
 
 __all__ = [
-    "ARMS",
-    "DECIDED_BY",
-    "POOLS",
     "AccountReport",
     "Day",
     "LiveReport",

@@ -487,3 +487,28 @@ def test_of_two_records_with_one_id_the_first_to_arrive_counts() -> None:
     assert {g.name: g.sends for g in swapped}["random"] == 1
     many = [*small_log(), *[later] * 5]
     assert report_from_records(many).unmatched["selection_response"]["duplicate"] == 5
+
+
+def test_rows_without_a_usable_propensity_stay_out_of_the_off_policy_log() -> None:
+    records: list[Any] = []
+    for n, p in enumerate([0.5, 0.5, None, 0.0, 0.5]):
+        records += [
+            Response(
+                f"r{n}",
+                "a",
+                "camp",
+                "xy"[n % 2],
+                "automated",
+                "random",
+                "uniform",
+                "none",
+                p,
+                n,
+                T0,
+            ),
+            Send(f"s{n}", "a", "camp", f"c{n}", "xy"[n % 2], T0, f"r{n}"),
+        ]
+    report = report_from_records(records, rng=np.random.default_rng(0))
+    (uniform,) = report.accounts[0].ope
+    assert uniform.estimates["ips"].rows == 3
+    assert report.accounts[0].sends == 5
