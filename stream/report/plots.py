@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from selector.live_groups import Group, Rate
@@ -34,6 +35,12 @@ def _errors(rates: Sequence[Rate]) -> np.ndarray:
     low = [r.value - r.low if math.isfinite(r.low) else 0.0 for r in rates]
     high = [r.high - r.value if math.isfinite(r.high) else 0.0 for r in rates]
     return np.array([low, high])
+
+
+def _by_day(ax: Axes, days: np.ndarray) -> None:
+    """A tick per day for up to two weeks (matplotlib would tick hours); its own above."""
+    if days.size <= 14:
+        ax.set_xticks(days, [str(d) for d in days])
 
 
 def plot_lift(a: AccountReport) -> bytes | None:
@@ -102,6 +109,7 @@ def plot_days(a: AccountReport) -> bytes | None:
     ax.set(title=f"{a.account_id}: revenue per send by day (UTC)", ylabel="revenue per send")
     ax.legend()
     ax.grid(alpha=0.3)
+    _by_day(ax, days)
     fig.autofmt_xdate()
     return _png(fig)
 
@@ -121,6 +129,7 @@ def plot_creative_share(a: AccountReport) -> bytes | None:
             ax.bar([str(days[0])], [share], bottom=[base], label=names[c])
     else:
         ax.stackplot(days, stack, labels=names, alpha=0.9)
+        _by_day(ax, days)
         fig.autofmt_xdate()
     ax.set(title=f"{a.account_id}: creative share of automated sends", ylabel="share", ylim=(0, 1))
     ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize="small")
@@ -142,7 +151,7 @@ def plot_ope(a: AccountReport) -> bytes | None:
     if auto is not None and a.ope:
         observed = auto.click_rate if a.ope[0].reward == "clicks" else auto.revenue_per_send
         ax.axvline(observed.value, color=ARM_COLORS["automated"], linestyle="--", label="logged")
-        ax.legend(loc="lower right")
+        ax.legend(loc="best")
     ax.invert_yaxis()
     ax.set(title=f"{a.account_id}: off-policy value per send (95% bootstrap intervals)")
     ax.grid(axis="x", alpha=0.3)
