@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any
@@ -104,25 +104,44 @@ class JoinAccumulator:
             self._unknown += sum(1 for _ in it)
             return
         while chunk := list(islice(it, CHUNK)):
-            good = [r for r in chunk if hasattr(r, "kind")]
-            if len(good) < len(chunk):
-                for record in chunk:
-                    if not hasattr(record, "kind"):
-                        self.add_rejected(kind, str(getattr(record, "reason", "unknown")))
-            self._seen[kind] += len(good)
-            self._chunks[kind].append(self._packers.pack(kind, good, self._skipped[kind]))
+            self._pack(kind, chunk)
+
+    def add_raw(
+        self,
+        items: Iterable[tuple[Kind, bytes | None]],
+        decode: Callable[[Kind, bytes | None], Any],
+    ) -> None:
+        """(kind, value bytes) pairs, decoded by `decode` (`stream.codec.decode`); its
+        rejections are counted by kind and reason. Call it once or once per batch read."""
+        pending = self._pending
+        for kind, raw in items:
+            bucket = pending.get(kind)
+            if bucket is None:
+                self._unknown += 1
+                continue
+            bucket.append(decode(kind, raw))
+            if len(bucket) >= CHUNK:
+                self._flush(kind)
 
     def add_rejected(self, kind: Kind, reason: str) -> None:
         """A record of `kind` that did not decode, by the decoder's bounded reason."""
         self._seen[kind] += 1
         self._undecodable[kind][reason] += 1
 
+    def _pack(self, kind: Kind, records: list[Any]) -> None:
+        good = [r for r in records if hasattr(r, "kind")]
+        if len(good) < len(records):
+            for record in records:
+                if not hasattr(record, "kind"):
+                    self.add_rejected(kind, str(getattr(record, "reason", "unknown")))
+        self._seen[kind] += len(good)
+        self._chunks[kind].append(self._packers.pack(kind, good, self._skipped[kind]))
+
     def _flush(self, kind: Kind) -> None:
         pending = self._pending[kind]
         if pending:
             self._pending[kind] = []
-            self._seen[kind] += len(pending)
-            self._chunks[kind].append(self._packers.pack(kind, pending, self._skipped[kind]))
+            self._pack(kind, pending)
 
     def finish(
         self,

@@ -271,13 +271,7 @@ def report_from_raw(
     are counted by kind and reason."""
     options = options or ReportOptions()
     acc = JoinAccumulator(options.accounts)
-    add, reject = acc.add, acc.add_rejected
-    for kind, raw in items:
-        record = decode(kind, raw)
-        if hasattr(record, "kind"):
-            add(record)
-        else:
-            reject(kind, str(getattr(record, "reason", "unknown")))
+    acc.add_raw(items, decode)
     joined = acc.finish(options.since, options.until, options.attribution_window)
     return build_live_report(joined, options, rng=rng, ope=ope)
 
