@@ -30,7 +30,7 @@ from bench import machine_info, pinned
 from bench.report_workload import raw_of, records_of, workload
 from selector.live_pack import DTYPES
 from selector.live_report import ReportOptions, accumulate, build_live_report, report_from_raw
-from stream import codec
+from stream.wire import codec
 
 DEFAULT_JSON = Path(__file__).parent / "results" / "report.json"
 TARGET_SECONDS = 120.0

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from stream.messages import ClickEvent, ConversionEvent, SelectionResponse, SendEvent
+from stream.wire.messages import ClickEvent, ConversionEvent, SelectionResponse, SendEvent
 
 ACCOUNTS, CREATIVES, CAMPAIGNS, CONTACTS = 1000, 10, 2, 1_000_000
 METHODS = (

@@ -18,8 +18,8 @@ from selector.batch import ARMS, DECIDED_BY, POOLS
 from selector.scenario import Scenario
 from selector.simulate import SimulationResult, simulate
 from stream.commands.simulate import load_scenario
-from stream.demo import truths
-from stream.messages import ClickEvent, ConversionEvent, SelectionResponse, SendEvent
+from stream.demo.sender import truths
+from stream.wire.messages import ClickEvent, ConversionEvent, SelectionResponse, SendEvent
 
 PRODUCT = Path(__file__).parents[3] / "scenarios" / "product.yaml"
 START = 1_700_000_000.0

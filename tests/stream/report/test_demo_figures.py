@@ -11,7 +11,7 @@ import pytest
 
 from selector.live_report import ReportOptions, report_from_records
 from selector.report import build_report
-from stream.demo import build_result
+from stream.demo.result import build_result
 from tests.stream.report.demo_topics import (
     START,
     click_payouts,

@@ -14,11 +14,11 @@ import orjson
 import pytest
 
 from selector.live_report import LiveReport, ReportOptions, report_from_raw, report_from_records
-from stream import codec
-from stream.messages import ClickEvent, SelectionResponse, SendEvent, encode
 from stream.report import format_tables, render_html, to_json, write_html, write_plots
 from stream.report import render as render_module
 from stream.report.plots import PLOTS
+from stream.wire import codec
+from stream.wire.messages import ClickEvent, SelectionResponse, SendEvent, encode
 from tests.stream.report.demo_topics import click_payouts, product_run, simulated_topics
 
 PNG = b"\x89PNG\r\n\x1a\n"
