@@ -14,7 +14,10 @@ used (`ZoneIssue`), for the response and the fallback metric.
 converted with one `searchsorted`. zoneinfo does not list transitions, so they are found
 by sampling the offset once a day and bisecting each day where it changed down to the
 second (zones change offset at most a few times a year, never twice within a day in the
-tz database). Blocks of about a year are scanned on first use and kept by the instance.
+tz database). Blocks of about a year are scanned when a time in them is first asked for
+(only those blocks: a request for the year 2200 does not scan the years before it) and
+kept by the instance. Between two scanned blocks the table is not valid, which is why
+every lookup covers its blocks first.
 """
 
 from __future__ import annotations
@@ -127,7 +130,6 @@ class ZoneClock:
         self._blocks: dict[int, list[tuple[int, int]]] = {}
         self.transitions: Int64Array = np.empty(0, dtype=np.int64)
         self.offsets: Int64Array = np.empty(0, dtype=np.int64)
-        self._covered = (0, -1)  # block range the arrays were built from
 
     def _scan(self, block: int) -> list[tuple[int, int]]:
         """(second, new offset) for every change inside one block."""
@@ -149,32 +151,35 @@ class ZoneClock:
             t, before = nxt, after
         return changes
 
-    def cover(self, lo: int, hi: int) -> None:
-        """Make `transitions`/`offsets` valid for every second in [lo, hi]."""
-        first, last = lo // BLOCK, hi // BLOCK
-        if self._covered[0] <= first and last <= self._covered[1]:
+    def cover(self, times: Int64Array) -> None:
+        """Make `transitions`/`offsets` valid at every second of the blocks `times` fall
+        in (and of the block after each, so a window starting near a block's end is
+        covered: windows are far shorter than a block)."""
+        touched = np.unique(np.floor_divide(times, BLOCK))
+        needed = set(touched.tolist()) | set((touched + 1).tolist())
+        missing = needed - self._blocks.keys()
+        if not missing:
             return
-        first, last = min(first, self._covered[0]), max(last, self._covered[1])
-        for block in range(first, last + 1):
-            if block not in self._blocks:
-                self._blocks[block] = self._scan(block)
-        start = first * BLOCK
-        times, offs = [start], [_offset(self.zone, start)]
-        for block in range(first, last + 1):
+        for block in missing:
+            self._blocks[block] = self._scan(block)
+        times_, offs = [], []
+        for block in sorted(self._blocks):
+            start = block * BLOCK
+            times_.append(start)
+            offs.append(_offset(self.zone, start))
             for t, off in self._blocks[block]:
-                times.append(t)
+                times_.append(t)
                 offs.append(off)
-        times.append(int(FAR))
+        times_.append(int(FAR))
         offs.append(offs[-1])
-        self.transitions = np.asarray(times, dtype=np.int64)
+        self.transitions = np.asarray(times_, dtype=np.int64)
         self.offsets = np.asarray(offs, dtype=np.int64)
-        self._covered = (first, last)
 
     def offset_at(self, times: Int64Array) -> Int64Array:
         """UTC offset in seconds at each UTC second in `times`."""
         if times.size == 0:
             return np.empty(0, dtype=np.int64)
-        self.cover(int(times.min()), int(times.max()))
+        self.cover(times)
         index = np.searchsorted(self.transitions, times, side="right") - 1
         return self.offsets[index]
 

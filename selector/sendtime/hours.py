@@ -179,7 +179,7 @@ def _segments(
 ) -> tuple[Int64Array, Int64Array, Int64Array]:
     """Per request, the constant-offset segments meeting [lo, hi]: (N, K) starts,
     exclusive ends and offsets (rows with fewer segments repeat their last one)."""
-    clock.cover(int(lo.min()), int(hi.max()))
+    clock.cover(np.concatenate([lo, hi]))
     trans, offs = clock.transitions, clock.offsets
     k0 = np.searchsorted(trans, lo, side="right") - 1
     k1 = np.searchsorted(trans, hi, side="right") - 1

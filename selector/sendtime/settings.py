@@ -22,6 +22,7 @@ Rejection = Literal["bad_launch_time", "bad_window", "bad_contact_id", "bad_camp
 REJECTIONS: tuple[Rejection, ...] = get_args(Rejection)
 MAX_TIME = 10_000_000_000.0  # as the event schemas: Unix seconds before the year 2286
 MAX_ID = 200
+MAX_WINDOW = 31 * DAY  # far below a zone clock's block (see selector.sendtime.clock)
 
 
 def _require(ok: bool, path: str, message: str) -> None:
@@ -74,6 +75,10 @@ class SendTimeSettings:
             f"must be open or click; got {self.response!r}",
         )
         _require(load_zone(self.zone) is not None, "zone", f"unknown time zone {self.zone!r}")
+        ok = isinstance(self.max_window_seconds, int) and 0 < self.max_window_seconds <= MAX_WINDOW
+        _require(
+            ok, "max_window_seconds", f"must be 1..{MAX_WINDOW}; got {self.max_window_seconds!r}"
+        )
 
     @property
     def cells(self) -> int:
