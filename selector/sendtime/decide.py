@@ -26,6 +26,8 @@ itself quiet: without quiet hours they could have gone out then.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -55,20 +57,22 @@ class SendTimeDecider:
 
     Examples
     --------
-    >>> from selector.sendtime.settings import SendTimeRequest
+    >>> from datetime import datetime
+    >>> from zoneinfo import ZoneInfo
+    >>> berlin = ZoneInfo("Europe/Berlin")
     >>> decider = SendTimeDecider(SendTimeSettings(control_pct=0.0), SlotPrior.uniform(12))
-    >>> request = SendTimeRequest("ct-1", "camp-1", launch_time=1_767_276_000.0,
-    ...                           window_seconds=86_400, zone="Europe/Berlin")
-    >>> d = decider.decide(request, np.random.default_rng(7))
-    >>> (d.slot, d.reason, d.zone_source, 8 <= (d.send_at - 1_767_222_000) % 86_400 / 3600 < 21)
-    (9, 'sampled', 'request', True)
+    >>> launch = datetime(2026, 1, 1, 15, 0, tzinfo=berlin).timestamp()
+    >>> request = SendTimeRequest("ct-1", "camp-1", launch, 86_400, zone="Europe/Berlin")
+    >>> d = decider.decide(request, np.random.default_rng(1))
+    >>> datetime.fromtimestamp(d.send_at, berlin).strftime("%a %H:%M"), d.slot, d.reason
+    ('Fri 11:33', 5, 'sampled')
+    >>> round(d.propensity, 3)  # a new contact: any of the 7 slots of 08:00-21:00
+    0.143
     """
 
     def __init__(self, settings: SendTimeSettings, prior: SlotPrior) -> None:
-        if prior.alpha.size != settings.cells:
-            raise ValueError(
-                f"the prior has {prior.alpha.size} cells; settings need {settings.cells}"
-            )
+        if prior.cells != settings.cells:
+            raise ValueError(f"the prior has {prior.cells} cells; settings need {settings.cells}")
         self.settings = settings
         self.prior = prior
         self.zones = ZoneCache()
@@ -206,26 +210,18 @@ class _Zone:
     ) -> None:
         responses = np.clip(self.responses[rows], 0, None)
         sends = np.maximum(self.sends[rows], responses)
-        alpha = self.prior.alpha[None, :] + responses
-        beta = self.prior.beta[None, :] + (sends - responses)
-        draws = np.full(alpha.shape, -1.0)
-        draws[available] = rng.beta(alpha[available], beta[available])
-        winner = draws.argmax(axis=1)
+        winner, explore, won = _thompson(self.prior, sends, responses, available, rng)
         floor = self.settings.exploration_pct / 100.0
-        explore = rng.random(rows.size) < floor
+        explore &= rng.random(rows.size) < floor
         if explore.any():
-            keys = np.where(
-                available[explore], rng.random((int(explore.sum()), alpha.shape[1])), -1.0
-            )
-            winner[explore] = keys.argmax(axis=1)
+            keys = rng.random((int(explore.sum()), available.shape[1]))
+            winner[explore] = np.where(available[explore], keys, -1.0).argmax(axis=1)
         count = available.sum(axis=1)
         several = np.flatnonzero(count > 1)
         p = np.ones(rows.size)
         if several.size:
-            won = win_probability(
-                alpha[several], beta[several], available[several], winner[several]
-            )
-            p[several] = floor / count[several] + (1.0 - floor) * won
+            chance = won(several, winner[several])
+            p[several] = floor / count[several] + (1.0 - floor) * chance
         reason = np.where(explore, REASON["explored"], REASON["sampled"])
         self.reason[rows] = np.where(count > 1, reason, REASON["only_slot"])
         self.p[rows] = p
@@ -253,3 +249,46 @@ class _Zone:
         self.reason[rows] = REASON["no_allowed_time"]
         self.p[rows] = 1.0
         self.deferred[rows] = True
+
+
+ROUTINE_FLOOR = 1e-4  # routines less likely than this are left out of a propensity
+
+
+def _thompson(
+    prior: SlotPrior,
+    sends: Int64Array,
+    responses: Int64Array,
+    available: BoolArray,
+    rng: np.random.Generator,
+) -> tuple[Int64Array, BoolArray, Callable[[Int64Array, Int64Array], FloatArray]]:
+    """Thompson draws under the routine mixture: a routine from P(routine | counts),
+    then one draw per candidate cell from that routine's posterior Betas. Returns the
+    winners, an all-True mask (to be thinned by the exploration floor) and a function
+    giving P(winner) = sum_r P(r | counts) P(winner | r) for chosen rows, leaving out
+    routines below ROUTINE_FLOOR (error at most half their total)."""
+    m = sends.shape[0]
+    chance = prior.routine_probabilities(sends, responses)
+    routine = np.zeros(m, dtype=np.intp)
+    if prior.routines > 1:
+        below = chance.cumsum(axis=1) < rng.random((m, 1))
+        routine = np.minimum(below.sum(axis=1), prior.routines - 1)
+    alpha = prior.alpha[routine] + responses
+    beta = prior.beta[routine] + (sends - responses)
+    draws = np.full(alpha.shape, -1.0)
+    draws[available] = rng.beta(alpha[available], beta[available])
+    winner = draws.argmax(axis=1)
+
+    def won(rows: Int64Array, chosen: Int64Array) -> FloatArray:
+        if prior.routines == 1:
+            return win_probability(alpha[rows], beta[rows], available[rows], chosen)
+        pair_row, pair_routine = np.nonzero(chance[rows] >= ROUTINE_FLOOR)
+        at = rows[pair_row]
+        a = prior.alpha[pair_routine] + responses[at]
+        b = prior.beta[pair_routine] + (sends[at] - responses[at])
+        p = win_probability(a, b, available[at], chosen[pair_row])
+        weight: FloatArray = chance[rows[pair_row], pair_routine]
+        total = np.bincount(pair_row, weights=weight * p, minlength=rows.size)
+        dropped = 1.0 - np.bincount(pair_row, weights=weight, minlength=rows.size)
+        return np.clip(total + 0.5 * np.maximum(dropped, 0.0), 0.0, 1.0)
+
+    return winner, np.ones(m, dtype=bool), won

@@ -63,7 +63,7 @@ class QuietHours:
         >>> QuietHours.parse("08:00", "21:30")
         QuietHours(start_minute=480, end_minute=1290)
         """
-        return cls(_minute(start), _minute(end))
+        return cls(clock_minute(start), clock_minute(end))
 
     def intervals(self) -> tuple[tuple[int, int], tuple[int, int]]:
         """Allowed seconds of the local day as two intervals (the second may be empty)."""
@@ -76,7 +76,8 @@ class QuietHours:
         return any(lo <= second_of_day < hi for lo, hi in self.intervals())
 
 
-def _minute(text: str) -> int:
+def clock_minute(text: str) -> int:
+    """Minutes after midnight of an 'HH:MM' time ('24:00' is the end of the day)."""
     hours, sep, minutes = text.partition(":")
     if not (sep and hours.isdigit() and minutes.isdigit() and len(minutes) == 2):
         raise ValueError(f"expected HH:MM; got {text!r}")
