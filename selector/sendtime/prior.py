@@ -145,10 +145,11 @@ class PriorFit:
     """How the prior is fitted."""
 
     max_routines: int = 4
+    max_contacts: int = 20_000
     em_steps: int = 200
     mean_pseudo_sends: float = 2.0
     min_strength: float = 1.0
-    max_strength: float = 10_000.0
+    max_strength: float = 200.0
     default_strength: float = 20.0
     min_informative: float = 100.0
     grid_points: int = 41
@@ -181,15 +182,19 @@ def _em(n: FloatArray, k: FloatArray, routines: int, period: int, fit: PriorFit)
     )
     weight = np.full(routines, 1.0 / routines)
     prior_k, prior_n = fit.mean_pseudo_sends * overall, fit.mean_pseudo_sends
+    previous = -math.inf
     for _ in range(fit.em_steps):
         log = np.log(weight)[None, :] + _log_binomial(n, k, rate)
         top = log.max(axis=1, keepdims=True)
         resp = np.exp(log - top)
         total = resp.sum(axis=1, keepdims=True)
+        loglik = float((top[:, 0] + np.log(total[:, 0])).sum())
+        if loglik - previous < 1e-6 * abs(loglik):
+            break
+        previous = loglik
         resp /= total
         weight = np.maximum(resp.mean(axis=0), 1e-12)
-        rate = (resp.T @ k + prior_k) / (resp.T @ n + prior_n)
-        rate = np.clip(rate, 1e-6, 1 - 1e-6)
+        rate = np.clip((resp.T @ k + prior_k) / (resp.T @ n + prior_n), 1e-6, 1 - 1e-6)
     log = np.log(weight)[None, :] + _log_binomial(n, k, rate)
     top = log.max(axis=1, keepdims=True)
     loglik = float((top[:, 0] + np.log(np.exp(log - top).sum(axis=1))).sum())
@@ -203,9 +208,10 @@ class _Cell:
 
     def __init__(self, n: Int64Array, k: Int64Array, weight: FloatArray) -> None:
         seen = (n > 0) & (weight > 1e-9)
-        pairs, which = np.unique(np.stack([n[seen], k[seen]], axis=1), axis=0, return_inverse=True)
-        self.weight = np.bincount(which.reshape(-1), weights=weight[seen], minlength=len(pairs))
-        self.n, self.k = pairs[:, 0], pairs[:, 1]
+        width = int(n.max()) + 1 if n.size else 1
+        keys, which = np.unique(n[seen] * width + k[seen], return_inverse=True)
+        self.weight = np.bincount(which.reshape(-1), weights=weight[seen], minlength=keys.size)
+        self.n, self.k = keys // width, keys % width
         self.top = int(self.n.max()) if self.n.size else 0
         self.informative = float(self.weight[self.n >= 2].sum())
 
@@ -244,8 +250,9 @@ def _strengths(cells: list[_Cell], mean: FloatArray, fit: PriorFit) -> FloatArra
 def fit_prior(
     sends: Int64Array, responses: Int64Array, fit: PriorFit | None = None, period: int | None = None
 ) -> SlotPrior:
-    """Fit the account's prior from (contacts, cells) window counts; `period` is the
-    number of slots in a day when cells also split weekdays and weekends.
+    """Fit the account's prior from (contacts, cells) window counts (at most
+    `max_contacts` of them, evenly spaced); `period` is the number of slots in a day
+    when cells also split weekdays and weekends.
 
     Examples
     --------
@@ -263,6 +270,9 @@ def fit_prior(
     if not used.any():
         return SlotPrior.uniform(n.shape[1])
     n, k = n[used], k[used]
+    if n.shape[0] > fit.max_contacts:  # an evenly spaced sample, the same every time
+        keep = np.linspace(0, n.shape[0] - 1, fit.max_contacts).astype(np.int64)
+        n, k = n[keep], k[keep]
     nf, kf = n.astype(np.float64), k.astype(np.float64)
     best: tuple[float, SlotPrior] | None = None
     for routines in range(1, fit.max_routines + 1):

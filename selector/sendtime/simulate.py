@@ -116,7 +116,9 @@ class SendTimeRun:
     """One simulated experiment: `outcomes` for measurement, plus per send its launch
     instant, send time, slot, reason code, propensity, deferral, the true rate of its
     slot relative to the contact's best allowed slot (`best_ratio`), whether that best
-    slot differs from the account's, and the contact's sends before it."""
+    slot differs from the account's, the contact's sends before it and whether it was
+    answered at all (the fold counts late responses too); and the contacts' (contacts,
+    cells) sends and responses before the first launch and after the last."""
 
     scenario: str
     seed: int
@@ -132,7 +134,10 @@ class SendTimeRun:
     best_ratio: FloatArray
     differs: BoolArray
     sends_before: Int64Array
+    answered: BoolArray
     prior: SlotPrior
+    initial: tuple[Int64Array, Int64Array]
+    final: tuple[Int64Array, Int64Array]
 
     @property
     def optimized(self) -> BoolArray:
@@ -167,8 +172,9 @@ def simulate(
     truth = make_truth(scenario, np.random.default_rng(seed))
     days = launch_days(scenario)
     sends, responses = history(scenario, truth, days[0], np.random.default_rng([seed, 7]))
-    prior = fit_prior(sends, responses)
+    prior = fit_prior(sends, responses, period=settings.slots)
     decider = SendTimeDecider(settings, prior)
+    initial = (sends.copy(), responses.copy())
     launch_seconds = scenario.aligned_launch_time if aligned else scenario.campaigns.launch_time
     appeal = np.exp(rng.normal(0.0, scenario.campaigns.launch_sd, size=len(days)))
     rows = []
@@ -183,7 +189,7 @@ def simulate(
         )
         np.add.at(sends, (np.arange(scenario.contacts), decisions.cell), 1)
         np.add.at(responses, (np.arange(scenario.contacts), decisions.cell), rows[-1]["answered"])
-    return _run(scenario, seed, aligned, rows, prior)
+    return _run(scenario, seed, aligned, rows, prior, initial, (sends, responses))
 
 
 def _batch(
@@ -254,6 +260,8 @@ def _run(
     aligned: bool,
     rows: list[dict[str, NDArray[np.generic]]],
     prior: SlotPrior,
+    initial: tuple[Int64Array, Int64Array],
+    final: tuple[Int64Array, Int64Array],
 ) -> SendTimeRun:
     col = {key: np.concatenate([r[key] for r in rows]) for key in rows[0]}
     outcomes = Outcomes(
@@ -265,5 +273,5 @@ def _run(
         outcomes=outcomes, launch_at=col["launch_at"], send_at=col["send_at"], slot=col["slot"],
         reason=col["reason"], propensity=col["propensity"], deferred=col["deferred"],
         best_ratio=col["best_ratio"], differs=col["differs"], sends_before=col["sends_before"],
-        prior=prior,
+        answered=col["answered"], prior=prior, initial=initial, final=final,
     )  # fmt: skip
