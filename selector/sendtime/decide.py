@@ -26,7 +26,7 @@ itself quiet: without quiet hours they could have gone out then.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -112,6 +112,7 @@ class SendTimeDecider:
         deferred = np.zeros(n, dtype=bool)
         slot = np.empty(n, dtype=np.int64)
         day = np.empty(n, dtype=np.int64)
+        pending: list[_Pending] = []
         for name, rows in _by_zone(batch.zones):
             clock = self.zones.clock(name)
             part = _Zone(self, batch, rows, lo[rows], hi[rows], control[rows], clock)
@@ -119,6 +120,13 @@ class SendTimeDecider:
             send_at[rows] = part.send_at
             propensity[rows], reason[rows], deferred[rows] = part.p, part.reason, part.deferred
             slot[rows], day[rows] = _local(clock, send_at[rows], self.settings.slots)
+            if part.pending is not None:
+                pending.append(part.pending.at(rows))
+        if pending:  # one integration for the whole batch: its cost is mostly per call
+            job = _Pending.concatenate(pending)
+            floor = self.settings.exploration_pct / 100.0
+            won = mixture_win_probability(self.prior, job)
+            propensity[job.rows] = floor / job.count + (1.0 - floor) * won
         weekend = is_weekend(day)
         cell = slot + self.settings.slots * weekend if self.settings.split_weekends else slot
         return SendTimeDecisions(
@@ -178,6 +186,7 @@ class _Zone:
         self.p = np.ones(m)
         self.reason = np.full(m, REASON["control"], dtype=np.uint8)
         self.deferred = np.zeros(m, dtype=bool)
+        self.pending: _Pending | None = None
 
     def decide(self, rng: np.random.Generator) -> None:
         pieces = allowed_pieces(self.clock, self.lo, self.hi, self.hours, self.settings.slots)
@@ -210,21 +219,22 @@ class _Zone:
     ) -> None:
         responses = np.clip(self.responses[rows], 0, None)
         sends = np.maximum(self.sends[rows], responses)
-        winner, explore, won = _thompson(self.prior, sends, responses, available, rng)
+        winner, chance = _thompson(self.prior, sends, responses, available, rng)
         floor = self.settings.exploration_pct / 100.0
-        explore &= rng.random(rows.size) < floor
+        explore = rng.random(rows.size) < floor
         if explore.any():
             keys = rng.random((int(explore.sum()), available.shape[1]))
             winner[explore] = np.where(available[explore], keys, -1.0).argmax(axis=1)
         count = available.sum(axis=1)
         several = np.flatnonzero(count > 1)
-        p = np.ones(rows.size)
-        if several.size:
-            chance = won(several, winner[several])
-            p[several] = floor / count[several] + (1.0 - floor) * chance
+        if several.size:  # integrated later, once for the whole batch
+            self.pending = _Pending(
+                rows[several], sends[several], responses[several], available[several],
+                winner[several], chance[several], count[several],
+            )  # fmt: skip
         reason = np.where(explore, REASON["explored"], REASON["sampled"])
         self.reason[rows] = np.where(count > 1, reason, REASON["only_slot"])
-        self.p[rows] = p
+        self.p[rows] = 1.0
         picked = np.arange(rows.size)
         start, stop = first[picked, winner], end[picked, winner]
         offset = np.floor(rng.random(rows.size) * (stop - start)).astype(np.int64)
@@ -254,18 +264,42 @@ class _Zone:
 ROUTINE_FLOOR = 1e-4  # routines less likely than this are left out of a propensity
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class _Pending:
+    """Thompson decisions whose propensity is still to be integrated: their rows, counts,
+    candidates, winners, routine probabilities and candidate counts."""
+
+    rows: Int64Array
+    sends: Int64Array
+    responses: Int64Array
+    available: BoolArray
+    winner: Int64Array
+    chance: FloatArray
+    count: Int64Array
+
+    def at(self, rows: Int64Array) -> _Pending:
+        """The same decisions with rows renumbered into the batch (`rows[local]`)."""
+        return replace(self, rows=rows[self.rows])
+
+    @staticmethod
+    def concatenate(parts: list[_Pending]) -> _Pending:
+        if len(parts) == 1:
+            return parts[0]
+        return _Pending(
+            *(np.concatenate([getattr(p, f) for p in parts]) for f in _Pending.__slots__)
+        )
+
+
 def _thompson(
     prior: SlotPrior,
     sends: Int64Array,
     responses: Int64Array,
     available: BoolArray,
     rng: np.random.Generator,
-) -> tuple[Int64Array, BoolArray, Callable[[Int64Array, Int64Array], FloatArray]]:
+) -> tuple[Int64Array, FloatArray]:
     """Thompson draws under the routine mixture: a routine from P(routine | counts),
     then one draw per candidate cell from that routine's posterior Betas. Returns the
-    winners, an all-True mask (to be thinned by the exploration floor) and a function
-    giving P(winner) = sum_r P(r | counts) P(winner | r) for chosen rows, leaving out
-    routines below ROUTINE_FLOOR (error at most half their total)."""
+    winners and the routine probabilities."""
     m = sends.shape[0]
     chance = prior.routine_probabilities(sends, responses)
     routine = np.zeros(m, dtype=np.intp)
@@ -276,19 +310,22 @@ def _thompson(
     beta = prior.beta[routine] + (sends - responses)
     draws = np.full(alpha.shape, -1.0)
     draws[available] = rng.beta(alpha[available], beta[available])
-    winner = draws.argmax(axis=1)
+    return draws.argmax(axis=1), chance
 
-    def won(rows: Int64Array, chosen: Int64Array) -> FloatArray:
-        if prior.routines == 1:
-            return win_probability(alpha[rows], beta[rows], available[rows], chosen)
-        pair_row, pair_routine = np.nonzero(chance[rows] >= ROUTINE_FLOOR)
-        at = rows[pair_row]
-        a = prior.alpha[pair_routine] + responses[at]
-        b = prior.beta[pair_routine] + (sends[at] - responses[at])
-        p = win_probability(a, b, available[at], chosen[pair_row])
-        weight: FloatArray = chance[rows[pair_row], pair_routine]
-        total = np.bincount(pair_row, weights=weight * p, minlength=rows.size)
-        dropped = 1.0 - np.bincount(pair_row, weights=weight, minlength=rows.size)
-        return np.clip(total + 0.5 * np.maximum(dropped, 0.0), 0.0, 1.0)
 
-    return winner, np.ones(m, dtype=bool), won
+def mixture_win_probability(prior: SlotPrior, job: _Pending) -> FloatArray:
+    """P(winner) = sum_r P(r | counts) P(winner | r), leaving out routines below
+    ROUTINE_FLOOR (the error is at most half their total, which is added)."""
+    sends, responses = job.sends, job.responses
+    if prior.routines == 1:
+        alpha, beta = prior.alpha[0] + responses, prior.beta[0] + (sends - responses)
+        return win_probability(alpha, beta, job.available, job.winner)
+    row, routine = np.nonzero(job.chance >= ROUTINE_FLOOR)
+    a = prior.alpha[routine] + responses[row]
+    b = prior.beta[routine] + (sends[row] - responses[row])
+    p = win_probability(a, b, job.available[row], job.winner[row])
+    weight: FloatArray = job.chance[row, routine]
+    n = job.rows.size
+    total = np.bincount(row, weights=weight * p, minlength=n)
+    dropped = 1.0 - np.bincount(row, weights=weight, minlength=n)
+    return np.clip(total + 0.5 * np.maximum(dropped, 0.0), 0.0, 1.0)

@@ -108,42 +108,49 @@ class Pieces:
 
     def earliest(self, split_weekends: bool) -> tuple[Int64Array, Int64Array]:
         """Per (request, group): start and end of the group's earliest piece, or NONE.
-        Groups are the slots, or slot + slots * weekend with `split_weekends`."""
-        n, _, _, s, _ = self.start.shape
-        key = np.where(self.start < self.end, self.start, FAR)
-        kinds = (False, True) if split_weekends else (None,)
-        firsts, lasts = [], []
-        weekend = self.weekend[..., None, None]
-        for kind in kinds:
-            masked = key if kind is None else np.where(weekend == kind, key, FAR)
-            flat = masked.transpose(0, 3, 1, 2, 4).reshape(n, s, -1)
-            ends = self.end.transpose(0, 3, 1, 2, 4).reshape(n, s, -1)
-            pick = flat.argmin(axis=2)[:, :, None]
-            firsts.append(np.take_along_axis(flat, pick, axis=2)[:, :, 0])
-            lasts.append(np.take_along_axis(ends, pick, axis=2)[:, :, 0])
-        first, last = np.concatenate(firsts, axis=1), np.concatenate(lasts, axis=1)
-        absent = first == FAR
-        first[absent], last[absent] = NONE, NONE
-        return first, last
+        Groups are the slots, or slot + slots * weekend with `split_weekends`.
 
-    def _flat(self) -> tuple[Int64Array, Int64Array]:
+        The (segment, day, interval) axes are short, so they are walked in a loop of
+        whole-array minimums: numpy's reductions over a short inner axis are slow.
+        """
+        n, k, d, s, q = self.start.shape
+        kinds = 2 if split_weekends else 1
+        first = np.full((kinds, n, s), FAR, dtype=np.int64)
+        last = np.full((kinds, n, s), NONE, dtype=np.int64)
+        for seg, day, part in np.ndindex(k, d, q):
+            start, end = self.start[:, seg, day, :, part], self.end[:, seg, day, :, part]
+            kind = self.weekend[:, seg, day].astype(np.intp) if split_weekends else None
+            for which in range(kinds):
+                better = (start < end) & (start < first[which])
+                if kind is not None:
+                    better &= (kind == which)[:, None]
+                first[which] = np.where(better, start, first[which])
+                last[which] = np.where(better, end, last[which])
+        first_, last_ = np.concatenate(list(first), axis=1), np.concatenate(list(last), axis=1)
+        absent = first_ == FAR
+        first_[absent], last_[absent] = NONE, NONE
+        return first_, last_
+
+    def _walk(self) -> list[tuple[Int64Array, Int64Array]]:
         n = self.start.shape[0]
-        return self.start.reshape(n, -1), self.end.reshape(n, -1)
+        start = self.start.reshape(n, -1)
+        end = self.end.reshape(n, -1)
+        return [(start[:, j], end[:, j]) for j in range(start.shape[1])]
 
     def first_at_or_after(self, target: Int64Array) -> Int64Array:
         """First allowed second >= target, per request, or NONE."""
-        start, end = self._flat()
-        t = target[:, None]
-        value = np.where((start < end) & (end > t), np.maximum(start, t), FAR)
-        best = value.min(axis=1)
+        best = np.full(target.shape, FAR, dtype=np.int64)
+        for start, end in self._walk():
+            value = np.where((start < end) & (end > target), np.maximum(start, target), FAR)
+            np.minimum(best, value, out=best)
         return np.where(best == FAR, NONE, best)
 
     def last_at_or_before(self, target: Int64Array) -> Int64Array:
         """Last allowed second <= target, per request, or NONE."""
-        start, end = self._flat()
-        t = target[:, None]
-        value = np.where((start < end) & (start <= t), np.minimum(end - 1, t), -FAR)
-        best = value.max(axis=1)
+        best = np.full(target.shape, -FAR, dtype=np.int64)
+        for start, end in self._walk():
+            value = np.where((start < end) & (start <= target), np.minimum(end - 1, target), -FAR)
+            np.maximum(best, value, out=best)
         return np.where(best == -FAR, NONE, best)
 
 
