@@ -93,7 +93,8 @@ class Population:
     blobs: tuple[bytes, ...]
 
 
-def population(size: int, seed: int, contacts: int = 20_000) -> Population:
+def population(size: int, seed: int, contacts: int = 20_000, stored: int = 1000) -> Population:
+    """`size` requests' contacts, the first `stored` of them also as stored bytes."""
     scenario = _scenario(contacts)
     truth = make_truth(scenario, np.random.default_rng(seed))
     sends, responses = history(scenario, truth, 20_521, np.random.default_rng(seed + 1))
@@ -111,7 +112,7 @@ def population(size: int, seed: int, contacts: int = 20_000) -> Population:
         sends[rows],
         responses[rows],
         zones,
-        tuple(_blob(sends[r], responses[r]) for r in rows[: min(size, 1000)]),
+        tuple(_blob(sends[r], responses[r]) for r in rows[:stored]),
     )
 
 
@@ -154,18 +155,22 @@ def workloads(pop: Population, config: BenchConfig) -> list[Workload]:
     for n in config.batch_sizes:
         batch = _batch(pop, n, False, config.seed + n)
         out.append(Workload(f"batch {n}", _bound(decider.decide_batch, batch, rng), n))
-    triggered = _batch(pop, 1000, True, config.seed)
-    out.append(Workload("batch 1000 triggered", _bound(decider.decide_batch, triggered, rng), 1000))
-    plain = _batch(pop, 1000, False, config.seed)
+    small = config.batch_sizes[0]
+    triggered = _batch(pop, small, True, config.seed)
+    out.append(
+        Workload(f"batch {small} triggered", _bound(decider.decide_batch, triggered, rng), small)
+    )
+    plain = _batch(pop, small, False, config.seed)
     today = decider.local_days(plain)
+    blobs = pop.blobs[:small]
 
     def decode_and_decide() -> object:
-        counts = window_counts(pop.blobs, today, 12, False, decider.settings.history)
+        counts = window_counts(blobs, today, 12, False, decider.settings.history)
         return decider.decide_batch(
             replace(plain, sends=counts.sends, responses=counts.responses), rng
         )
 
-    out.append(Workload("batch 1000 +decode", decode_and_decide, 1000))
+    out.append(Workload(f"batch {small} +decode", decode_and_decide, small))
     request = SendTimeRequest("ct-1", "camp-bench", LAUNCH, 86_400.0, zone="Europe/Berlin")
     sends, responses = pop.sends[0], pop.responses[0]
     out.append(Workload("scalar", lambda: decider.decide(request, rng, sends, responses), 1))
@@ -206,14 +211,13 @@ def timed(
 
 
 def run(config: BenchConfig) -> dict[str, Any]:
-    pop = population(max(config.batch_sizes), config.seed, config.contacts)
+    pop = population(max(config.batch_sizes), config.seed, config.contacts, config.batch_sizes[0])
     with pinned(config.pin_cpu):
         info = machine_info()
         work = workloads(pop, config)
         rates, cpu_rates = timed(work, config.repeats, config.min_seconds)
-    sample = pop.decider.decide_batch(
-        _batch(pop, 1000, False, config.seed), np.random.default_rng(1)
-    )
+    first = _batch(pop, config.batch_sizes[0], False, config.seed)
+    sample = pop.decider.decide_batch(first, np.random.default_rng(1))
     reasons = np.bincount(sample.reason, minlength=len(REASONS))
     return {
         "benchmark": "sendtime",
@@ -246,7 +250,7 @@ def format_table(result: dict[str, Any]) -> str:
             f"{name:24}{wall:>12,.0f}{1e6 / wall:>8.2f}{rate['spread_pct']:>6.1f}"
             f"{cpu:>12,.0f}{1e6 / cpu:>8.2f}{mark}"
         )
-    lines.append(f"sample reasons (1,000 requests): {result['sample_reasons']}")
+    lines.append(f"reasons in one batch: {result['sample_reasons']}")
     return "\n".join(lines)
 
 
@@ -256,14 +260,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Send-time decisions per second on one pinned core, in batches and singly.",
     )
     parser.add_argument("--quick", action="store_true", help="3 short repetitions (smoke run)")
+    parser.add_argument("--cpu", type=int, default=0, help="core to pin to; -1: no pinning")
     parser.add_argument(
-        "--cpu", type=int, default=0, help="core to pin to; -1 to not pin (default 0)"
-    )
+        "--batch-sizes", type=int, nargs="+", default=[1000, 10_000], metavar="N",
+        help="batch sizes to time (default 1000 10000; the first is also used for the "
+        "triggered and decode workloads)",
+    )  # fmt: skip
     parser.add_argument(
-        "--json", type=Path, default=DEFAULT_JSON, help=f"report path (default {DEFAULT_JSON})"
+        "--contacts", type=int, default=20_000,
+        help="contacts of the simulated account the prior is fitted to (default 20000)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--json", type=Path, default=DEFAULT_JSON, help="report path (default bench/results/)"
     )
     args = parser.parse_args(argv)
-    config = BenchConfig(pin_cpu=None if args.cpu < 0 else args.cpu)
+    config = BenchConfig(
+        batch_sizes=tuple(args.batch_sizes),
+        pin_cpu=None if args.cpu < 0 else args.cpu,
+        contacts=args.contacts,
+    )
     if args.quick:
         config = replace(config, repeats=QUICK_REPEATS, min_seconds=QUICK_SECONDS)
     result = run(config)
