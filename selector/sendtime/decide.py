@@ -9,12 +9,13 @@ For each request (see `selector.sendtime.hours` for the geometry):
    time never falls inside the window and the sending hours is not a candidate.
 3. **Control:** the first allowed second at or after launch + control delay (or the last
    allowed second before that, if the delay runs past the window's allowed time).
-4. **Optimized:** one draw from each candidate's posterior Beta(prior + responses,
-   prior + sends - responses); the highest wins, except that with probability
-   `exploration_pct` a candidate is picked uniformly. The send goes out at a uniformly
-   random second of the winner's earliest piece (spreading load within the slot).
-   Propensity: exploration/candidates + (1 - exploration) * P(winner's draw is highest),
-   the latter by integration (`selector.sendtime.propensity`); 1 with one candidate.
+4. **Optimized:** Thompson sampling (`selector.sendtime.thompson`): a routine drawn from
+   P(routine | the contact's counts), then one draw from each candidate cell's posterior
+   Beta(prior + responses, prior + sends - responses); the highest wins, except that with
+   probability `exploration_pct` a candidate is picked uniformly. The send goes out at a
+   uniformly random second of the winner's earliest piece (spreading load within the
+   slot). Propensity: exploration/candidates + (1 - exploration) * P(Thompson picks the
+   winner), integrated once for the whole batch; 1 with one candidate.
 5. **No allowed second in the window** (e.g. a one-hour window at night): nobody is
    dropped. The message goes at the window end nearer to allowed time: its start if the
    last allowed second before the window is no farther than the first one after it,
@@ -25,8 +26,6 @@ itself quiet: without quiet hours they could have gone out then.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -44,8 +43,8 @@ from selector.sendtime.batch import (
 from selector.sendtime.clock import DAY, ZoneCache, ZoneClock
 from selector.sendtime.hours import NONE, allowed_pieces, is_weekend
 from selector.sendtime.prior import SlotPrior
-from selector.sendtime.propensity import win_probability
 from selector.sendtime.settings import SendTimeRequest, SendTimeSettings
+from selector.sendtime.thompson import PendingPropensities, mixture_win_probability, thompson
 
 FALLBACK_MARGIN = 2 * DAY
 BoolArray = NDArray[np.bool_]
@@ -112,7 +111,7 @@ class SendTimeDecider:
         deferred = np.zeros(n, dtype=bool)
         slot = np.empty(n, dtype=np.int64)
         day = np.empty(n, dtype=np.int64)
-        pending: list[_Pending] = []
+        pending: list[PendingPropensities] = []
         for name, rows in _by_zone(batch.zones):
             clock = self.zones.clock(name)
             part = _Zone(self, batch, rows, lo[rows], hi[rows], control[rows], clock)
@@ -123,10 +122,7 @@ class SendTimeDecider:
             if part.pending is not None:
                 pending.append(part.pending.at(rows))
         if pending:  # one integration for the whole batch: its cost is mostly per call
-            job = _Pending.concatenate(pending)
-            floor = self.settings.exploration_pct / 100.0
-            won = mixture_win_probability(self.prior, job)
-            propensity[job.rows] = floor / job.count + (1.0 - floor) * won
+            self._propensities(PendingPropensities.concatenate(pending), propensity)
         weekend = is_weekend(day)
         cell = slot + self.settings.slots * weekend if self.settings.split_weekends else slot
         return SendTimeDecisions(
@@ -144,6 +140,11 @@ class SendTimeDecider:
             zone_source=batch.zone_source,
             zone_issue=batch.zone_issue,
         )
+
+    def _propensities(self, job: PendingPropensities, out: FloatArray) -> None:
+        floor = self.settings.exploration_pct / 100.0
+        won = mixture_win_probability(self.prior, job)
+        out[job.rows] = floor / job.count + (1.0 - floor) * won
 
 
 def _by_zone(zones: tuple[str, ...]) -> list[tuple[str, Int64Array]]:
@@ -186,7 +187,7 @@ class _Zone:
         self.p = np.ones(m)
         self.reason = np.full(m, REASON["control"], dtype=np.uint8)
         self.deferred = np.zeros(m, dtype=bool)
-        self.pending: _Pending | None = None
+        self.pending: PendingPropensities | None = None
 
     def decide(self, rng: np.random.Generator) -> None:
         pieces = allowed_pieces(self.clock, self.lo, self.hi, self.hours, self.settings.slots)
@@ -219,7 +220,7 @@ class _Zone:
     ) -> None:
         responses = np.clip(self.responses[rows], 0, None)
         sends = np.maximum(self.sends[rows], responses)
-        winner, chance = _thompson(self.prior, sends, responses, available, rng)
+        winner, chance = thompson(self.prior, sends, responses, available, rng)
         floor = self.settings.exploration_pct / 100.0
         explore = rng.random(rows.size) < floor
         if explore.any():
@@ -228,7 +229,7 @@ class _Zone:
         count = available.sum(axis=1)
         several = np.flatnonzero(count > 1)
         if several.size:  # integrated later, once for the whole batch
-            self.pending = _Pending(
+            self.pending = PendingPropensities(
                 rows[several], sends[several], responses[several], available[several],
                 winner[several], chance[several], count[several],
             )  # fmt: skip
@@ -259,73 +260,3 @@ class _Zone:
         self.reason[rows] = REASON["no_allowed_time"]
         self.p[rows] = 1.0
         self.deferred[rows] = True
-
-
-ROUTINE_FLOOR = 1e-4  # routines less likely than this are left out of a propensity
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class _Pending:
-    """Thompson decisions whose propensity is still to be integrated: their rows, counts,
-    candidates, winners, routine probabilities and candidate counts."""
-
-    rows: Int64Array
-    sends: Int64Array
-    responses: Int64Array
-    available: BoolArray
-    winner: Int64Array
-    chance: FloatArray
-    count: Int64Array
-
-    def at(self, rows: Int64Array) -> _Pending:
-        """The same decisions with rows renumbered into the batch (`rows[local]`)."""
-        return replace(self, rows=rows[self.rows])
-
-    @staticmethod
-    def concatenate(parts: list[_Pending]) -> _Pending:
-        if len(parts) == 1:
-            return parts[0]
-        return _Pending(
-            *(np.concatenate([getattr(p, f) for p in parts]) for f in _Pending.__slots__)
-        )
-
-
-def _thompson(
-    prior: SlotPrior,
-    sends: Int64Array,
-    responses: Int64Array,
-    available: BoolArray,
-    rng: np.random.Generator,
-) -> tuple[Int64Array, FloatArray]:
-    """Thompson draws under the routine mixture: a routine from P(routine | counts),
-    then one draw per candidate cell from that routine's posterior Betas. Returns the
-    winners and the routine probabilities."""
-    m = sends.shape[0]
-    chance = prior.routine_probabilities(sends, responses)
-    routine = np.zeros(m, dtype=np.intp)
-    if prior.routines > 1:
-        below = chance.cumsum(axis=1) < rng.random((m, 1))
-        routine = np.minimum(below.sum(axis=1), prior.routines - 1)
-    alpha = prior.alpha[routine] + responses
-    beta = prior.beta[routine] + (sends - responses)
-    draws = np.full(alpha.shape, -1.0)
-    draws[available] = rng.beta(alpha[available], beta[available])
-    return draws.argmax(axis=1), chance
-
-
-def mixture_win_probability(prior: SlotPrior, job: _Pending) -> FloatArray:
-    """P(winner) = sum_r P(r | counts) P(winner | r), leaving out routines below
-    ROUTINE_FLOOR (the error is at most half their total, which is added)."""
-    sends, responses = job.sends, job.responses
-    if prior.routines == 1:
-        alpha, beta = prior.alpha[0] + responses, prior.beta[0] + (sends - responses)
-        return win_probability(alpha, beta, job.available, job.winner)
-    row, routine = np.nonzero(job.chance >= ROUTINE_FLOOR)
-    a = prior.alpha[routine] + responses[row]
-    b = prior.beta[routine] + (sends[row] - responses[row])
-    p = win_probability(a, b, job.available[row], job.winner[row])
-    weight: FloatArray = job.chance[row, routine]
-    n = job.rows.size
-    total = np.bincount(row, weights=weight * p, minlength=n)
-    dropped = 1.0 - np.bincount(row, weights=weight, minlength=n)
-    return np.clip(total + 0.5 * np.maximum(dropped, 0.0), 0.0, 1.0)
