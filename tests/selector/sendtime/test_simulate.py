@@ -22,7 +22,7 @@ from selector.sendtime.batch import ARMS
 from selector.sendtime.counts import ContactSlots, History, SlotEvent, apply_slot_events
 from selector.sendtime.report import build_report, learning_curve
 from selector.sendtime.scenario import sendtime_scenario_from_dict
-from selector.sendtime.simulate import simulate
+from selector.sendtime.simulate import make_truth, simulate
 
 PITFALL = Path(__file__).resolve().parents[3] / "scenarios" / "sendtime_pitfall.yaml"
 
@@ -140,3 +140,31 @@ def test_the_report_is_json_ready_and_readable() -> None:
     assert abs(sum(data["slot_share"]["optimized"]) - 1.0) < 1e-9
     text = report.format_table()
     assert "Naive comparison by campaign day" in text and "same_weekday" in text
+
+
+def test_weekend_cells_24_slots_and_zones_with_odd_offsets_simulate_within_sending_hours() -> None:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    doc = small_doc()
+    doc["send_time"].update(split_weekends=True, slots=24)
+    doc["zones"] = [
+        {"zone": "Europe/Berlin", "share": 0.5},
+        {"zone": "Asia/Kathmandu", "share": 0.3},
+        {"zone": "America/St_Johns", "share": 0.2},
+    ]
+    doc["campaigns"]["launches"] = 7
+    scenario = sendtime_scenario_from_dict(doc)
+    run = simulate(scenario)
+    assert run.prior.cells == 48
+    truth_zone = np.random.default_rng(scenario.seed)  # zones are the truth's first draw
+    zones = [z for z, _ in scenario.zones]
+    contact_zone = truth_zone.choice(
+        len(zones), size=scenario.contacts, p=[s for _, s in scenario.zones]
+    )
+    for i in range(0, len(run.send_at), 37):
+        zone = ZoneInfo(zones[contact_zone[run.outcomes.contact[i]]])
+        local = datetime.fromtimestamp(run.send_at[i], zone)
+        assert 8 <= local.hour < 21
+        assert run.slot[i] == local.hour  # 24 one-hour slots
+        assert run.outcomes.delivery_day[i] == (local.date() - datetime(1970, 1, 1).date()).days
