@@ -157,13 +157,9 @@ def test_weekend_cells_24_slots_and_zones_with_odd_offsets_simulate_within_sendi
     scenario = sendtime_scenario_from_dict(doc)
     run = simulate(scenario)
     assert run.prior.cells == 48
-    truth_zone = np.random.default_rng(scenario.seed)  # zones are the truth's first draw
-    zones = [z for z, _ in scenario.zones]
-    contact_zone = truth_zone.choice(
-        len(zones), size=scenario.contacts, p=[s for _, s in scenario.zones]
-    )
+    truth = make_truth(scenario, np.random.default_rng(scenario.seed))  # as simulate does
     for i in range(0, len(run.send_at), 37):
-        zone = ZoneInfo(zones[contact_zone[run.outcomes.contact[i]]])
+        zone = ZoneInfo(truth.zones[truth.zone[run.outcomes.contact[i]]])
         local = datetime.fromtimestamp(run.send_at[i], zone)
         assert 8 <= local.hour < 21
         assert run.slot[i] == local.hour  # 24 one-hour slots
