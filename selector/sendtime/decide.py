@@ -41,8 +41,8 @@ from selector.sendtime.batch import (
     SendTimeDecisions,
 )
 from selector.sendtime.clock import DAY, ZoneCache, ZoneClock
-from selector.sendtime.hours import NONE, allowed_pieces, is_weekend
-from selector.sendtime.prior import SlotPrior
+from selector.sendtime.hours import NONE, Pieces, allowed_pieces, is_weekend
+from selector.sendtime.prior import RoutineTables, SlotPrior
 from selector.sendtime.settings import SendTimeRequest, SendTimeSettings
 from selector.sendtime.thompson import PendingPropensities, mixture_win_probability, thompson
 
@@ -75,6 +75,7 @@ class SendTimeDecider:
         self.settings = settings
         self.prior = prior
         self.zones = ZoneCache()
+        self.tables = RoutineTables(prior)
 
     def decide(
         self,
@@ -177,6 +178,7 @@ class _Zone:
         clock: ZoneClock,
     ) -> None:
         self.settings, self.prior, self.clock = decider.settings, decider.prior, clock
+        self.tables = decider.tables
         self.rows, self.lo, self.hi, self.control = rows, lo, hi, control
         self.launch, self.window = batch.launch[rows], batch.window[rows]
         self.hours = batch.hours[rows]
@@ -194,21 +196,28 @@ class _Zone:
         first, end = pieces.earliest(self.settings.split_weekends)
         available = first != NONE
         some = available.any(axis=1)
-        at_launch = pieces.first_at_or_after(self.lo)
-        target = np.clip(np.ceil(self.launch + self.delay).astype(np.int64), self.lo, self.hi)
         ctl = np.flatnonzero(self.control & some)
         if ctl.size:
-            after = pieces.first_at_or_after(target)[ctl]
-            before = pieces.last_at_or_before(target)[ctl]
-            self.send_at[ctl] = np.where(after != NONE, after, before)
-            self.deferred[ctl] = after != target[ctl]
+            self._control(pieces.subset(ctl), ctl)
         opt = np.flatnonzero(~self.control & some)
         if opt.size:
             self._optimize(opt, first[opt], end[opt], available[opt], rng)
-            self.deferred[opt] = at_launch[opt] != self.lo[opt]
+            lo = self.lo[opt]
+            self.deferred[opt] = pieces.subset(opt).first_at_or_after(lo) != lo
         none = np.flatnonzero(~some)
         if none.size:
             self._no_allowed_time(none)
+
+    def _control(self, pieces: Pieces, rows: Int64Array) -> None:
+        """The first allowed second at or after launch + delay, else the last before."""
+        lo, hi = self.lo[rows], self.hi[rows]
+        target = np.clip(np.ceil(self.launch[rows] + self.delay[rows]).astype(np.int64), lo, hi)
+        send = pieces.first_at_or_after(target)
+        late = np.flatnonzero(send == NONE)
+        if late.size:
+            send[late] = pieces.subset(late).last_at_or_before(target[late])
+        self.send_at[rows] = send
+        self.deferred[rows] = send != target
 
     def _optimize(
         self,
@@ -220,7 +229,7 @@ class _Zone:
     ) -> None:
         responses = np.clip(self.responses[rows], 0, None)
         sends = np.maximum(self.sends[rows], responses)
-        winner, chance = thompson(self.prior, sends, responses, available, rng)
+        winner, chance = thompson(self.prior, self.tables, sends, responses, available, rng)
         floor = self.settings.exploration_pct / 100.0
         explore = rng.random(rows.size) < floor
         if explore.any():

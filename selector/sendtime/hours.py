@@ -131,6 +131,9 @@ class Pieces:
         first_[absent], last_[absent] = NONE, NONE
         return first_, last_
 
+    def subset(self, rows: Int64Array) -> Pieces:
+        return Pieces(self.start[rows], self.end[rows], self.weekend[rows])
+
     def _walk(self) -> list[tuple[Int64Array, Int64Array]]:
         n = self.start.shape[0]
         start = self.start.reshape(n, -1)

@@ -95,26 +95,11 @@ class SlotPrior:
     def log_marginals(self, sends: Int64Array, responses: Int64Array) -> FloatArray:
         """(N, K): log w_r + log P(a contact's counts | routine r), up to the binomial
         coefficients (which do not depend on r)."""
-        n = np.asarray(sends, dtype=np.int64)
-        k = np.clip(np.asarray(responses, dtype=np.int64), 0, n)
-        top = int(n.max()) if n.size else 0
-        cells = np.arange(self.cells)[None, :]
-        log = np.log(self.weight)[None, :].repeat(n.shape[0], axis=0)
-        for r in range(self.routines):
-            ra = log_rising(self.alpha[r], top)
-            rb = log_rising(self.beta[r], top)
-            rt = log_rising(self.alpha[r] + self.beta[r], top)
-            log[:, r] += (ra[cells, k] + rb[cells, n - k] - rt[cells, n]).sum(axis=1)
-        return log
+        return RoutineTables(self).log_marginals(sends, responses)
 
     def routine_probabilities(self, sends: Int64Array, responses: Int64Array) -> FloatArray:
         """(N, K): P(routine | a contact's counts) for each row of (N, cells) counts."""
-        if self.routines == 1:
-            return np.ones((np.shape(sends)[0], 1))
-        log = self.log_marginals(sends, responses)
-        log -= log.max(axis=1, keepdims=True)
-        p = np.exp(log)
-        return p / p.sum(axis=1, keepdims=True)
+        return RoutineTables(self).probabilities(sends, responses)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -138,6 +123,52 @@ class SlotPrior:
         if weight.ndim != 1 or not np.isclose(weight.sum(), 1.0) or (weight <= 0).any():
             raise ValueError("prior weights must be positive and sum to 1")
         return cls(alpha, beta, strength, contacts, weight)
+
+
+class RoutineTables:
+    """sum_{i<k} log(x + i) for a prior's alpha, beta and alpha + beta, for k up to the
+    largest count seen so far, kept (a prior only changes when the daily job refits it):
+    P(routine | counts) for a batch is then a gather and a sum. Counts above `cap` are
+    handled without keeping their tables."""
+
+    def __init__(self, prior: SlotPrior, cap: int = 4096) -> None:
+        self.prior = prior
+        self.cap = cap
+        self.top = -1
+        self._tables: tuple[FloatArray, FloatArray, FloatArray] | None = None
+
+    def _for(self, top: int) -> tuple[FloatArray, FloatArray, FloatArray]:
+        if self._tables is not None and top <= self.top:
+            return self._tables
+        grown = max(top, min(2 * self.top, self.cap), 64)
+        p = self.prior
+        tables = (
+            log_rising(p.alpha, grown),
+            log_rising(p.beta, grown),
+            log_rising(p.alpha + p.beta, grown),
+        )
+        if grown <= self.cap:
+            self._tables, self.top = tables, grown
+        return tables
+
+    def log_marginals(self, sends: Int64Array, responses: Int64Array) -> FloatArray:
+        """(N, K): log w_r + log P(a contact's counts | routine r), up to the binomial
+        coefficients (which do not depend on r)."""
+        n = np.asarray(sends, dtype=np.int64)
+        k = np.clip(np.asarray(responses, dtype=np.int64), 0, n)
+        ra, rb, rt = self._for(int(n.max()) if n.size else 0)
+        cells = np.arange(self.prior.cells)[None, :]
+        terms = ra[:, cells, k] + rb[:, cells, n - k] - rt[:, cells, n]  # (K, N, cells)
+        return np.log(self.prior.weight)[None, :] + terms.sum(axis=2).T
+
+    def probabilities(self, sends: Int64Array, responses: Int64Array) -> FloatArray:
+        """(N, K): P(routine | a contact's counts)."""
+        if self.prior.routines == 1:
+            return np.ones((np.shape(sends)[0], 1))
+        log = self.log_marginals(sends, responses)
+        log -= log.max(axis=1, keepdims=True)
+        p = np.exp(log)
+        return p / p.sum(axis=1, keepdims=True)
 
 
 @dataclass(frozen=True, slots=True)

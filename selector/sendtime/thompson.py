@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from numpy.typing import NDArray
 
-from selector.sendtime.prior import SlotPrior
+from selector.sendtime.prior import RoutineTables, SlotPrior
 from selector.sendtime.propensity import win_probability
 
 Int64Array = NDArray[np.int64]
@@ -55,6 +55,7 @@ class PendingPropensities:
 
 def thompson(
     prior: SlotPrior,
+    tables: RoutineTables,
     sends: Int64Array,
     responses: Int64Array,
     available: BoolArray,
@@ -64,7 +65,7 @@ def thompson(
     then one draw per candidate cell from that routine's posterior Betas. Returns the
     winners and the routine probabilities."""
     m = sends.shape[0]
-    chance = prior.routine_probabilities(sends, responses)
+    chance = tables.probabilities(sends, responses)
     routine = np.zeros(m, dtype=np.intp)
     if prior.routines > 1:
         below = chance.cumsum(axis=1) < rng.random((m, 1))
