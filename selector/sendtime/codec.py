@@ -142,6 +142,28 @@ class WindowCounts:
     status: tuple[CodecReason | None, ...]
 
 
+def _framing(data: bytes, slots: int, flags: int) -> tuple[int, int, int] | CodecReason:
+    """(latest day, offset of the entries, entry count), checking everything but the
+    entries themselves (the batch decoder checks those for all rows at once)."""
+    if not data:
+        return "empty"
+    if data[0] != VERSION:
+        return "unknown_version"
+    if len(data) < _HEAD.size:
+        return "truncated"
+    _, stored_slots, stored_flags, latest, n_applied = _HEAD.unpack_from(data, 0)
+    at = _HEAD.size + n_applied * _APPLIED.size
+    if len(data) < at + _COUNT.size:
+        return "truncated"
+    (count,) = _COUNT.unpack_from(data, at)
+    at += _COUNT.size
+    if len(data) != at + count * ENTRY.itemsize:
+        return "truncated"
+    if (stored_slots, stored_flags & 1) != (slots, flags):
+        return "layout_changed"
+    return latest, at, count
+
+
 def window_counts(
     blobs: Sequence[bytes | None],
     today: Int64Array,
@@ -150,31 +172,39 @@ def window_counts(
     history: History,
 ) -> WindowCounts:
     """Decode a batch of stored values into window counts as of each row's local day
-    `today` (see `ContactSlots.window`); unusable values count as no history."""
+    `today` (see `ContactSlots.window`); unusable values count as no history. The
+    entries of all rows are decoded and checked in one pass."""
     cells = slots * (2 if split_weekends else 1)
     n = len(blobs)
     status: list[CodecReason | None] = [None] * n
-    parts: list[NDArray[np.void]] = []
+    chunks: list[bytes] = []
     rows: list[int] = []
+    counts: list[int] = []
     first: list[int] = []
     for i, data in enumerate(blobs):
         if data is None:
             continue
-        parsed = _parse(data, slots, split_weekends)
-        if isinstance(parsed, CodecError):
-            status[i] = parsed.reason
+        framing = _framing(data, slots, int(split_weekends))
+        if isinstance(framing, str):
+            status[i] = framing
             continue
-        entries, latest, _ = parsed
-        parts.append(entries)
-        rows.append(entries.size)
+        latest, at, count = framing
+        chunks.append(data[at:])
+        rows.append(i)
+        counts.append(count)
         first.append(history.first_bucket(max(int(today[i]), latest)))
     sends = np.zeros(n * cells, dtype=np.int64)
     responses = np.zeros(n * cells, dtype=np.int64)
-    if parts:
-        used = [i for i, d in enumerate(blobs) if d is not None and status[i] is None]
-        entries = np.concatenate(parts)
-        row = np.repeat(np.asarray(used, dtype=np.int64), rows)
-        keep = entries["bucket"] >= np.repeat(np.asarray(first, dtype=np.int64), rows)
+    if chunks:
+        entries = np.frombuffer(b"".join(chunks), dtype=ENTRY)
+        row = np.repeat(np.asarray(rows, dtype=np.int64), counts)
+        bad = (entries["cell"] >= cells) | (entries["responses"] > entries["sends"])
+        corrupt = np.unique(row[bad])
+        for i in corrupt.tolist():
+            status[i] = "corrupt"
+        keep = entries["bucket"] >= np.repeat(np.asarray(first, dtype=np.int64), counts)
+        if corrupt.size:
+            keep &= ~np.isin(row, corrupt)
         index = row[keep] * cells + entries["cell"][keep]
         sends += np.bincount(index, weights=entries["sends"][keep], minlength=n * cells).astype(
             np.int64

@@ -196,9 +196,27 @@ def test_the_batch_decoder_equals_the_one_by_one_window() -> None:
         blobs.append(encode_slots(state, 12, True))
     blobs[3] = None  # a new contact
     blobs[4] = b"\x09junk"
+    blobs[5] = encode_slots(states[5], 12, False)  # written before weekends were split
+    bad = bytearray(blobs[6])  # type: ignore[arg-type]
+    bad[-4:] = (10**6).to_bytes(4, "little")  # more responses than sends
+    blobs[6] = bytes(bad)
     today = rng.integers(19_400, 19_600, 30)
     counts = window_counts(blobs, today, 12, True, HISTORY)
-    assert counts.status[3] is None and counts.status[4] == "unknown_version"
+    assert counts.status[:7] == (
+        None,
+        None,
+        None,
+        None,
+        "unknown_version",
+        "layout_changed",
+        "corrupt",
+    )
+    assert set(counts.status[7:]) == {None}
     for j, state in enumerate(states):
-        expected = state.window(24, HISTORY, int(today[j]))[0] if j not in (3, 4) else np.zeros(24)
+        ignored = j in (3, 4, 5, 6)
+        expected = np.zeros(24) if ignored else state.window(24, HISTORY, int(today[j]))[0]
         assert counts.sends[j].tolist() == expected.tolist()
+        assert (
+            ignored
+            or counts.responses[j].tolist() == state.window(24, HISTORY, int(today[j]))[1].tolist()
+        )
