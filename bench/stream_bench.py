@@ -23,7 +23,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from stream.demo.run import CATALOG_METRIC, EVENTS_METRIC
 from tqdm import tqdm
 
 from bench import machine_info
@@ -39,6 +38,7 @@ from bench.stream_measure import (
 )
 from stream.adapters.catalog_files import publish, validate_documents
 from stream.adapters.topic_specs import TopicSpec, ensure_topics
+from stream.demo.run import CATALOG_METRIC, EVENTS_METRIC
 from stream.local.harness import Services, services
 
 DEFAULT_JSON = Path(__file__).parent / "results" / "stream.json"
