@@ -48,6 +48,7 @@ __all__ = [
     "read_plan",
     "records_in",
     "report_topics",
+    "stop_time",
 ]
 LATENESS = 3600.0  # records published up to an hour after the moment they describe
 Plan = dict[Kind, dict[tuple[str, int], Range]]
@@ -67,7 +68,8 @@ class ReadRequest:
     lateness: float = LATENESS
 
 
-def _stop_time(request: ReadRequest, kind: Kind) -> float | None:
+def stop_time(request: ReadRequest, kind: Kind) -> float | None:
+    """The record time to read `kind` up to (None: the current end)."""
     if request.until is None:
         return None
     extra = request.window if kind in _OUTCOMES else 0.0
@@ -82,7 +84,7 @@ def read_plan(settings: Settings, request: ReadRequest) -> Plan:
         for kind in KINDS:
             topic = settings.topic(TOPICS[kind])
             found = await topic_ranges(
-                settings, topic, since=request.since, until=_stop_time(request, kind)
+                settings, topic, since=request.since, until=stop_time(request, kind)
             )
             out[kind] = {(topic, p): r for p, r in found.items()}
         return out
