@@ -50,12 +50,28 @@ def build_parser() -> argparse.ArgumentParser:
     add_stream_arguments(stream)
     stream.set_defaults(func=run_stream)
     add_recompute_parser(kinds)
+    for name, module in DELEGATED.items():
+        kinds.add_parser(name, help=f"see python -m bench {name} --help ({module})")
     return parser
+
+
+# Benchmarks with a command line of their own: `python -m bench NAME ...` runs
+# `python -m MODULE ...` in this interpreter.
+DELEGATED = {
+    "single-decide": "bench.single_decide",
+    "peer-regret": "bench.peer_regret",
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse, then tune the allocator unless `--no-tune-allocator` (this interpreter has
     not tuned it yet, so the untuned measurement is real), then run."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in DELEGATED:
+        import importlib
+
+        module = importlib.import_module(DELEGATED[argv[0]])
+        return int(module.main(argv[1:]) or 0)
     args = build_parser().parse_args(argv)
     if not getattr(args, "no_tune_allocator", False):
         tune_allocator()

@@ -94,8 +94,8 @@ class Decision:
 
     `propensity` is the probability that this request would have received this creative
     under the policy's randomness, given its (deterministic) arm and method: exact for
-    control, learning, uniform and manual picks, a Monte Carlo estimate for Thompson
-    scoring. `stats_version` names the stats value the decision was made from.
+    every method (Thompson scoring draws the creative from its win probabilities,
+    `selector.winprob`). `stats_version` names the stats value the decision was made from.
     """
 
     creative_id: str

@@ -22,13 +22,14 @@ from typing import Any, get_args
 import numpy as np
 from numpy.typing import NDArray
 
+from selector.delays import NO_DELAY, DelayDistribution, delay_from_dict
 from selector.domain import DAY_SECONDS, Account, ConfigError, CreativeStatus, account_from_dict
 
 FloatMatrix = NDArray[np.float64]
 TOP_LEVEL = {
     *("version", "name", "description", "account_id", "settings", "campaign", "offers"),
     *("creatives", "segments", "changes", "contacts", "horizon", "feedback_delay_seconds"),
-    "batch_size",
+    *("feedback_delays", "batch_size"),
 }
 REQUIRED = ("offers", "creatives", "campaign", "contacts", "horizon")
 RATE_FIELDS = {"click_rate", "conversion_rate", "click_multiplier", "conversion_multiplier"}
@@ -141,6 +142,8 @@ class Scenario:
     sends_per_day: float
     feedback_delay_seconds: float
     batch_size: int
+    click_delay: DelayDistribution = NO_DELAY
+    conversion_delay: DelayDistribution = NO_DELAY
 
     def __post_init__(self) -> None:
         _require(
@@ -252,11 +255,33 @@ def scenario_from_dict(data: Mapping[str, Any], name: str = "scenario") -> Scena
         contacts=_count(doc["contacts"], "contacts"),
         sends=sends,
         sends_per_day=per_day,
-        feedback_delay_seconds=_number(
-            doc.get("feedback_delay_seconds", 0), "feedback_delay_seconds", 0.0
-        ),
         batch_size=_count(doc.get("batch_size", 1000), "batch_size"),
+        **_delays(doc),
     )
+
+
+def _delays(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """`feedback_delays` (a distribution per kind), or the older constant delay for both."""
+    constant = _number(doc.get("feedback_delay_seconds", 0), "feedback_delay_seconds", 0.0)
+    if "feedback_delays" not in doc:
+        fixed = DelayDistribution("constant", constant)
+        return {"feedback_delay_seconds": constant, "click_delay": fixed}
+    _require(
+        "feedback_delay_seconds" not in doc,
+        "feedback_delays",
+        "give feedback_delays or feedback_delay_seconds, not both",
+    )
+    laws = _mapping(doc["feedback_delays"], "feedback_delays", {"click", "conversion"})
+    none = {"distribution": "constant", "seconds": 0}
+    click, conversion = (
+        delay_from_dict(laws.get(kind, none), f"feedback_delays.{kind}")
+        for kind in ("click", "conversion")
+    )
+    return {
+        "feedback_delay_seconds": click.median_seconds,
+        "click_delay": click,
+        "conversion_delay": conversion,
+    }
 
 
 def _creative_rates(data: object, i: int) -> tuple[float, float]:

@@ -18,7 +18,6 @@ from numpy.typing import NDArray
 
 from selector.batch import POOL, REASON, Pool
 from selector.domain import Method
-from selector.sampling import BetaSampler
 from selector.view import AccountView, BoolArray, FloatArray, IntArray, Posterior, rows_any
 
 Codes = NDArray[np.uint8]
@@ -33,9 +32,7 @@ class PolicyContext:
     posterior: Posterior
     campaign: IntArray
     cooling: BoolArray | None
-    sampler: BetaSampler
     rotation: dict[str, int]
-    propensity_samples: int
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -5,6 +5,7 @@ local broker and on a real cluster alike."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -148,6 +149,58 @@ async def describe_topics(settings: Settings, names: Iterable[str]) -> dict[str,
         t["topic"]: TopicState(t["topic"], len(t["partitions"]), policies.get(t["topic"], "?"))
         for t in described
     }
+
+
+class ClusterTopics:
+    """Which topics exist, from the cluster's metadata: the worker's check of reply topics
+    (`stream.handlers.reply_to.TopicDirectory`). One request lists every topic, so asking
+    never creates one on a broker with `auto.create.topics.enable`.
+
+    Callers bound the wait (the worker: `CS_REPLY_TOPIC_CHECK_SECONDS`), and a wait cut
+    short does not stop the connection being made: the admin client is started once
+    (`warm_up` starts it early) and kept; after a failure the next call starts a new one.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._admin: asyncio.Task[AIOKafkaAdminClient] | None = None
+
+    def warm_up(self) -> None:
+        """Start connecting now, so that the first check costs one metadata request."""
+        self._connected()
+
+    async def existing(self, names: Iterable[str]) -> set[str]:
+        connecting = self._connected()
+        admin = await asyncio.shield(connecting)
+        try:
+            listed = set(await admin.list_topics())
+        except Exception:
+            if self._admin is connecting:
+                self._admin = None
+            await _close_quietly(admin)
+            raise
+        return {name for name in names if name in listed}
+
+    def _connected(self) -> asyncio.Task[AIOKafkaAdminClient]:
+        task = self._admin
+        if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
+            task = self._admin = asyncio.ensure_future(self._connect())
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())  # seen, not lost
+        return task
+
+    async def _connect(self) -> AIOKafkaAdminClient:
+        admin = AIOKafkaAdminClient(**kafka_config(self._settings))
+        try:
+            await admin.start()
+        except BaseException:
+            await _close_quietly(admin)
+            raise
+        return admin
+
+
+async def _close_quietly(admin: AIOKafkaAdminClient) -> None:
+    with contextlib.suppress(Exception):
+        await admin.close()
 
 
 @dataclass(frozen=True, slots=True)

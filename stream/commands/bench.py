@@ -18,6 +18,8 @@ examples:
   creative-select bench selector --quick     # the selection core vs River and MABWiser
   creative-select bench stream --quick       # through Kafka, one worker
   creative-select bench recompute --quick    # the daily job's recomputation
+  creative-select bench single-decide        # one decide() at a time vs the peers
+  creative-select bench peer-regret          # regret vs MABWiser and River, same stream
   creative-select bench selector --help      # a benchmark's own options
 
 Run from the root of a source checkout (where bench/ is); `python -m bench` is the same."""
@@ -32,7 +34,11 @@ def register(subparsers: Any) -> None:
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("benchmark", metavar="BENCHMARK", help="selector, stream or recompute")
+    parser.add_argument(
+        "benchmark",
+        metavar="BENCHMARK",
+        help="selector, stream, recompute, single-decide or peer-regret",
+    )
     parser.add_argument("options", nargs=argparse.REMAINDER, help="the benchmark's options")
     parser.set_defaults(func=run)
 

@@ -6,13 +6,22 @@ read the cooldowns of every contact in one store round trip, decide each account
 requests with one vectorized `Selector.decide_batch`, record the new cooldowns in one
 round trip, and return the responses to publish. Every request gets exactly one
 response.
+
+A request's `reply_to` is checked against the allow-list (`stream.handlers.reply_to`)
+before anything is decided for it. A reply topic not checked recently is looked up while
+the rest of the batch is decided: `answer_ready` returns the batch's other answers at
+once, with the requests waiting for the check `Held`, and `answer_held` answers those
+once the check is done (within `reply_check_seconds`), so a topic that does not exist
+costs the batch's other requests nothing and the next batch at most that bound.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time as _time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,15 +30,37 @@ from selector import AccountStats, RequestBatch
 from selector.ingest import Ledger
 from stream.handlers.catalog import AccountCatalog
 from stream.handlers.cooldowns import read_cooldowns
+from stream.handlers.reply_to import ReplyPolicy, ReplyRefusal, ReplyRouter, TopicDirectory
 from stream.handlers.stores import CooldownStore
 from stream.ops.exposure import DecisionMetrics
 from stream.ops.metrics import Metrics
 from stream.wire import codec
 from stream.wire.envelope import Incoming, Outgoing
+from stream.wire.messages import SelectionRequest
 from stream.wire.reasons import Rejection
+
+Item = tuple[Incoming, SelectionRequest]
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """Requests waiting for the check of their reply topics (running in `check`)."""
+
+    items: list[Item]
+    check: asyncio.Future[dict[str, bool]]
+
+    @property
+    def messages(self) -> list[Incoming]:
+        return [message for message, _ in self.items]
 
 
 class SelectionService:
+    """Answers batches of selection requests.
+
+    `reply_policy` says which `reply_to` topics are allowed (default: the responses topic
+    only); `reply_topics` tells which exist (None: not checked, for tests without Kafka).
+    """
+
     def __init__(
         self,
         *,
@@ -42,6 +73,10 @@ class SelectionService:
         max_message_bytes: int = 65536,
         seed: int | None = None,
         clock: Callable[[], float] = _time.time,
+        reply_policy: ReplyPolicy | None = None,
+        reply_topics: TopicDirectory | None = None,
+        reply_check_seconds: float = 1.0,
+        reply_cache_seconds: float = 60.0,
     ) -> None:
         self._catalog = catalog
         self._stats = stats
@@ -54,11 +89,27 @@ class SelectionService:
         self._clock = clock
         self._rotation: dict[str, dict[str, int]] = {}
         self.decision_metrics = DecisionMetrics(metrics)
+        self._replies = ReplyRouter(
+            reply_policy or ReplyPolicy(responses_topic, "", reply_prefix=""),
+            reply_topics,
+            metrics,
+            check_seconds=reply_check_seconds,
+            cache_seconds=reply_cache_seconds,
+            clock=clock,
+        )
 
     async def answer(self, batch: Sequence[Incoming]) -> list[Outgoing]:
+        """Every request's answer, those whose reply topic had to be checked last."""
+        out, held = await self.answer_ready(batch)
+        return out + (await self.answer_held(held) if held is not None else [])
+
+    async def answer_ready(self, batch: Sequence[Incoming]) -> tuple[list[Outgoing], Held | None]:
+        """The answers that need nothing more, and the requests whose reply topic is being
+        checked meanwhile (None when there are none); give those to `answer_held`."""
         now = self._clock()
         out: list[Outgoing] = []
-        by_account: dict[str, list[Any]] = defaultdict(list)
+        ready: list[Item] = []
+        waiting: list[Item] = []
         for message in batch:
             decoded = codec.decode(
                 "selection_request",
@@ -70,8 +121,45 @@ class SelectionService:
             if isinstance(decoded, codec.Rejected):
                 rid, acct = codec.salvage_ids(message.value)
                 out += self._reject(message, rid, acct, decoded.reason, decoded.detail, now)
+                continue
+            route = self._replies.route(decoded.reply_to, now)
+            if route == "answer":
+                ready.append((message, decoded))
+            elif route == "check":
+                waiting.append((message, decoded))
             else:
-                by_account[decoded.account_id].append((message, decoded))
+                out += self._refuse(message, decoded, route, now)
+        held = None
+        if waiting:
+            names = {str(request.reply_to) for _, request in waiting}
+            held = Held(waiting, asyncio.ensure_future(self._replies.look_up(names)))
+        return out + await self._decide(ready, now), held
+
+    async def answer_held(self, held: Held) -> list[Outgoing]:
+        """Answers to the held requests, once their reply topics are checked."""
+        exists = await held.check
+        now = self._clock()
+        out: list[Outgoing] = []
+        ready: list[Item] = []
+        for message, request in held.items:
+            if exists[str(request.reply_to)]:
+                ready.append((message, request))
+            else:
+                out += self._refuse(message, request, "missing_topic", now)
+        return out + await self._decide(ready, now)
+
+    def _refuse(
+        self, message: Incoming, request: SelectionRequest, cause: ReplyRefusal, now: float
+    ) -> list[Outgoing]:
+        reason, detail = self._replies.refused(cause, str(request.reply_to))
+        return self._reject(message, request.request_id, request.account_id, reason, detail, now)
+
+    async def _decide(self, decoded: list[Item], now: float) -> list[Outgoing]:
+        """Decisions for decoded requests: one cooldown read and one write for them all."""
+        out: list[Outgoing] = []
+        by_account: dict[str, list[Any]] = defaultdict(list)
+        for message, request in decoded:
+            by_account[request.account_id].append((message, request))
         pairs = [(a, r.contact_id) for a, items in by_account.items() for _, r in items]
         read = await read_cooldowns(self._cooldowns, pairs) if pairs else None
         last_sent = read.last_sent if read is not None else []
@@ -108,22 +196,9 @@ class SelectionService:
                 for out in self._reject(message, req.request_id, account_id, reason, detail, now)
             ]
         selector = built.selector
-        known = [
-            i for i, (_, r) in enumerate(items) if r.campaign_id in selector.view.campaign_index
-        ]
-        out = [
-            o
-            for i, (message, req) in enumerate(items)
-            if req.campaign_id not in selector.view.campaign_index
-            for o in self._reject(
-                message,
-                req.request_id,
-                account_id,
-                "unknown_campaign",
-                f"campaign {req.campaign_id!r} is not in account {account_id!r}",
-                now,
-            )
-        ]
+        campaigns = selector.view.campaign_index
+        known = [i for i, (_, r) in enumerate(items) if r.campaign_id in campaigns]
+        out = self._unknown_campaigns(account_id, items, campaigns, now)
         if not known:
             return out
         reqs = [items[i][1] for i in known]
@@ -149,6 +224,24 @@ class SelectionService:
             body = codec.ok_response(req, d, now, degraded)
             out.append(Outgoing(req.reply_to or self._responses_topic, key, body))
         return out
+
+    def _unknown_campaigns(
+        self, account_id: str, items: list[Any], campaigns: Container[str], now: float
+    ) -> list[Outgoing]:
+        """Error answers to the requests for campaigns the account does not have."""
+        return [
+            o
+            for message, req in items
+            if req.campaign_id not in campaigns
+            for o in self._reject(
+                message,
+                req.request_id,
+                account_id,
+                "unknown_campaign",
+                f"campaign {req.campaign_id!r} is not in account {account_id!r}",
+                now,
+            )
+        ]
 
     def internal_error(self, batch: Sequence[Incoming], exc: Exception) -> list[Outgoing]:
         """Answers for a batch that failed on our side: every request still gets a reply."""

@@ -169,19 +169,11 @@ def services(
             prefix = f"demo{uuid.uuid4().hex[:8]}-"
         if redis_url is None:
             redis_url = _start_redis(root, stoppers, env)
-        name = uuid.uuid4().hex[:8]
-        env |= {
-            "CS_KAFKA_BOOTSTRAP": bootstrap,
-            "CS_REDIS_URL": redis_url or "redis://127.0.0.1:6379/0",
-            "CS_TOPIC_PREFIX": prefix,
-            "CS_APP_ID": f"creative-select-demo-{name}",
-            "CS_STATE_DIR": str(root / "state"),
-            "CS_WEB_PORT": str(free_port()),
-            "CS_PARTITIONS": str(PARTITIONS),
-            "CS_LOG_LEVEL": "info",
-        }
+        env |= worker_env(bootstrap, redis_url, prefix, root)
         settings = Settings.from_env(env)
         asyncio.run(ensure_topics(settings, all_topics(settings)))
+        if prefix:  # on a broker that was given: say where the topics are, for `report`
+            warn(f"topics: CS_TOPIC_PREFIX={prefix} CS_APP_ID={env['CS_APP_ID']}")
         worker = Worker(env, root / "worker.log")
         stoppers.append(worker.stop)
         warn(f"starting the worker (log: {worker.log_path})")
@@ -200,6 +192,20 @@ def services(
             except Exception as exc:  # keep stopping the rest
                 warn(f"while stopping: {type(exc).__name__}: {exc}")
         shutil.rmtree(root, ignore_errors=True)
+
+
+def worker_env(bootstrap: str, redis_url: str | None, prefix: str, root: Path) -> dict[str, str]:
+    """The settings of a local worker: its own app id, state folder and web port."""
+    return {
+        "CS_KAFKA_BOOTSTRAP": bootstrap,
+        "CS_REDIS_URL": redis_url or "redis://127.0.0.1:6379/0",
+        "CS_TOPIC_PREFIX": prefix,
+        "CS_APP_ID": f"creative-select-demo-{uuid.uuid4().hex[:8]}",
+        "CS_STATE_DIR": str(root / "state"),
+        "CS_WEB_PORT": str(free_port()),
+        "CS_PARTITIONS": str(PARTITIONS),
+        "CS_LOG_LEVEL": "info",
+    }
 
 
 def _start_redis(root: Path, stoppers: list[Callable[[], None]], env: dict[str, str]) -> str | None:

@@ -27,6 +27,10 @@ EVENT_KINDS = ("send", "click", "conversion")
 EVENT_OUTCOMES = ("applied", "replayed", "duplicate", "rejected")
 ARM_LABELS = ("automated", "control", "manual", "unattributed")
 DEPENDENCIES = ("broker", "redis")
+# Why a request's reply_to was refused (stream.handlers.reply_to.ReplyRefusal), and what a
+# check of a reply topic found; labels never hold the topic names themselves.
+REPLY_REFUSALS = ("internal_topic", "not_allowed", "missing_topic")
+REPLY_CHECKS = ("found", "missing", "unconfirmed")
 
 
 class Metrics:
@@ -103,6 +107,10 @@ class Metrics:
             self.dedup_refills.labels(outcome)
         for dependency in DEPENDENCIES:
             self.dependency_up.labels(dependency).set(math.nan)
+        for cause in REPLY_REFUSALS:
+            self.reply_to_refused.labels(cause)
+        for outcome in REPLY_CHECKS:
+            self.reply_topic_checks.labels(outcome)
         self.top_creative_share.set(math.nan)
         self.exposure_entropy_ratio.set(math.nan)
         return self
@@ -124,10 +132,21 @@ class Metrics:
         self._consumer_lag(r)
         self._agents(r)
         self._events(r)
+        self._replies(r)
         self._outages(r)
 
     def _outages(self, r: CollectorRegistry) -> None:
         """What the worker does while Redis or the broker cannot be reached."""
+        self._cooldown_outage(r)
+        self._dedup_outage(r)
+        self.dependency_up = Gauge(
+            f"{PREFIX}_dependency_up",
+            "1 when the background probe last reached the dependency (broker, redis).",
+            ["dependency"],
+            registry=r,
+        )
+
+    def _cooldown_outage(self, r: CollectorRegistry) -> None:
         self.cooldown_degraded = Gauge(
             f"{PREFIX}_cooldowns_degraded",
             "1 while the cooldown store does not answer and cooldowns come from this "
@@ -160,6 +179,8 @@ class Metrics:
             "Kept cooldown writes dropped because too many were waiting (oldest first).",
             registry=r,
         )
+
+    def _dedup_outage(self, r: CollectorRegistry) -> None:
         self.dedup_waiting = Gauge(
             f"{PREFIX}_dedup_waiting",
             "1 while the dedup store does not answer and event ingestion waits, else 0.",
@@ -186,10 +207,20 @@ class Metrics:
             "Dedup records written back by refills.",
             registry=r,
         )
-        self.dependency_up = Gauge(
-            f"{PREFIX}_dependency_up",
-            "1 when the background probe last reached the dependency (broker, redis).",
-            ["dependency"],
+
+    def _replies(self, r: CollectorRegistry) -> None:
+        self.reply_to_refused = Counter(
+            f"{PREFIX}_reply_to_refused",
+            "Selection requests whose reply_to was refused and answered with an error on the "
+            "default responses topic, by cause (internal_topic, not_allowed, missing_topic).",
+            ["cause"],
+            registry=r,
+        )
+        self.reply_topic_checks = Counter(
+            f"{PREFIX}_reply_topic_checks",
+            "Reply topics looked up in the cluster's metadata (answers are cached), by what "
+            "the check found (found, missing, unconfirmed: it failed or timed out).",
+            ["outcome"],
             registry=r,
         )
 

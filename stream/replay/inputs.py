@@ -27,6 +27,7 @@ from stream.wire.messages import SCHEMAS
 
 FILE_PART = "line"
 OUTCOME_TOPICS = ("sends", "clicks", "conversions")
+OUTCOME_KINDS = ("send", "click", "conversion")  # the kind of each of OUTCOME_TOPICS
 _DEAD_LETTER = f'"{SCHEMAS["dead_letter"]}"'.encode()
 _HEAD_BYTES = 1 << 20
 

@@ -226,15 +226,15 @@ class Publisher:
         if event is None:
             self.tracker.add(item.part, item.position, key, payload=item)
             return
-        account, event_id = event.account_id, event.event_id
-        if self.index is not None and self.index.seen(account, event_id, item.exempt):
+        account, kind, event_id = event.account_id, event.kind, event.event_id
+        if self.index is not None and self.index.seen(account, kind, event_id, item.exempt):
             self.tracker.add(item.part, item.position, p.tally_key("present", event.kind))
             return
         await self.limiter.wait()
         assert line.topic is not None
         delivery = await send(line.topic, line.value, line.key)
         if self.index is not None:
-            self.index.add(account, event_id)
+            self.index.add(account, kind, event_id)
         self.tracker.add(item.part, item.position, key, delivery)
 
     def _settle(self) -> None:

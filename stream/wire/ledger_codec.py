@@ -12,6 +12,7 @@ import orjson
 
 from selector.ingest import Ledger
 from selector.stats import AccountStats, Counts, Decayed
+from selector.timing import Timing
 
 FORMAT = 1
 
@@ -31,6 +32,8 @@ def ledger_to_dict(ledger: Ledger) -> dict[str, Any]:
             for cid, d in stats.decayed.items()
         },
         "applied": dict(ledger.applied),
+        # written only when it holds anything; a value without it decodes with an empty one
+        **({} if stats.timing.is_empty() else {"timing": stats.timing.to_plain()}),
     }
 
 
@@ -44,6 +47,7 @@ def ledger_from_dict(data: dict[str, Any]) -> Ledger:
         data["half_life_seconds"],
         MappingProxyType(decayed),
         int(data["version"]),
+        Timing.from_plain(data.get("timing")),
     )
     return Ledger(stats, MappingProxyType({k: int(v) for k, v in data["applied"].items()}))
 

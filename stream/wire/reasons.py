@@ -26,6 +26,12 @@ Lookups done by the agents after decoding:
   formed but not in the account's catalog.
 - ``invalid_catalog``: the account's catalog parts are momentarily inconsistent (a
   creative naming an offer not seen yet), so no decision can be made.
+- ``forbidden_reply_to``: the request's ``reply_to`` is not a topic the service answers
+  on (an internal topic, or one outside the allowed reply topics; see
+  ``stream.handlers.reply_to``); answered on the default responses topic instead.
+- ``unknown_reply_to``: the ``reply_to`` topic is allowed but does not exist (or its
+  existence could not be confirmed within the bounded check); answered on the default
+  responses topic instead.
 - ``duplicate``: not an error but a named outcome: the same ``event_id`` was already
   applied from another offset.
 - ``internal_error``: a bug on our side; the message itself may be fine.
@@ -48,6 +54,8 @@ Rejection = Literal[
     "unknown_campaign",
     "unknown_creative",
     "invalid_catalog",
+    "forbidden_reply_to",
+    "unknown_reply_to",
     "duplicate",
     "internal_error",
 ]

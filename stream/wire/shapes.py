@@ -39,6 +39,7 @@ CATALOG_ENUMS = {
     "status": d.CreativeStatus,
     "mode": d.CampaignMode,
     "rotation": d.Rotation,
+    "learning_mode": d.LearningMode,
 }
 catalog = {name: enum(get_args(values)) for name, values in CATALOG_ENUMS.items()}
 PARAMS = "sends clicks conversions revenue ctr_alpha ctr_beta cvr_alpha cvr_beta"
@@ -63,10 +64,12 @@ ERROR = Shape(
     error=Shape("reason message", dict, reason=enum(REJECTIONS)),
 )
 SETTINGS = Shape(
-    "goal? cooldown_seconds? methods? learning_threshold? learning_pct? payout_floor? prior?"
-    " half_life_seconds? exploration_floor_pct? model_training_interval_seconds?",
+    "goal? cooldown_seconds? methods? learning_threshold? learning_pct? learning_mode?"
+    " payout_floor? prior? half_life_seconds? exploration_floor_pct?"
+    " model_training_interval_seconds?",
     d.SelectionSettings,
     goal=catalog["goal"],
+    learning_mode=catalog["learning_mode"],
     methods=array(Shape("method traffic_pct", d.MethodShare, method=enum(d.METHODS)), min_items=1),
     prior=Shape("alpha? beta?", d.BetaPrior),
 )

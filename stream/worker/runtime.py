@@ -22,10 +22,12 @@ from faust.types import TP
 from stream.adapters.dedup_history import TopicHistory
 from stream.adapters.kafka_config import kafka_config
 from stream.adapters.redis_store import RedisCooldowns, RedisDedup, redis_client
+from stream.adapters.topic_specs import ClusterTopics
 from stream.handlers.catalog import Catalogs
 from stream.handlers.cooldowns import GuardedCooldowns
 from stream.handlers.dedup import GuardedDedup
 from stream.handlers.ingestion import IngestionService
+from stream.handlers.reply_to import ReplyPolicy
 from stream.handlers.selection import SelectionService
 from stream.handlers.stores import CooldownStore, DedupStore, MemoryCooldowns, MemoryDedup
 from stream.ops.health import Reachability
@@ -56,6 +58,8 @@ class Runtime:
         self.reachability = Reachability()
         if settings.cooldown_store == "memory":
             self.reachability.not_used("redis")
+        # which reply topics exist (stream.handlers.reply_to), asked of the cluster
+        self.cluster_topics = ClusterTopics(settings)
 
     def stores(self) -> tuple[CooldownStore, DedupStore]:
         if self._stores is None:
@@ -117,6 +121,10 @@ class Runtime:
                 responses_topic=settings.topic("selection-responses"),
                 dead_letters_topic=settings.topic("dead-letters"),
                 max_message_bytes=settings.max_message_bytes,
+                reply_policy=ReplyPolicy.from_settings(settings),
+                reply_topics=self.cluster_topics,
+                reply_check_seconds=settings.reply_topic_check_seconds,
+                reply_cache_seconds=settings.reply_topic_cache_seconds,
             )
         return self._selection
 

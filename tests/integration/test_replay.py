@@ -1,5 +1,6 @@
 """`creative-select replay` on real Kafka and Redis: replaying twice counts nothing twice
-(also once the Redis dedup records are gone), an interrupted replay resumes and
+(also once the Redis dedup records are gone), events of different kinds sharing an
+`event_id` are all published and counted, an interrupted replay resumes and
 publishes the rest exactly once, and topics replay by offset range, time range and
 from the dead letters."""
 
@@ -42,7 +43,7 @@ from tests.integration.worker import WorkerProcess, worker_settings
 
 pytestmark = pytest.mark.integration
 
-ACCOUNTS = ("acme-a", "acme-b")
+ACCOUNTS = ("acme-a", "acme-b", "acme-s")
 CREATIVES = ("c0", "c1", "c2")
 DAY = 86_400.0
 BASE_TIME = time.time() - 30 * DAY  # a month ago, as backfilled events are
@@ -190,6 +191,30 @@ async def test_beyond_the_dedup_ttl_a_replay_still_counts_nothing_twice(
     assert p.outcome_totals(result.tally)["published"] == len(new)
     await applied_after(worker, "applied", before, len(old) + len(new))
     assert await stats_of(settings, "acme-b") == truth(old + new)
+
+
+async def test_a_click_sharing_a_send_s_event_id_is_replayed_and_counted(
+    worker: WorkerProcess, tmp_path: Path
+) -> None:
+    """The stats dedup by (account, kind, event_id), so the replay's index must too: a
+    sender that reuses one id for a send, its click and its conversion has three events."""
+    settings = worker.settings
+    docs = outcome_events("acme-s", 300, seed=7)
+    for d in docs:  # s12, k12, v12 -> e12, e12, e12
+        d["event_id"] = f"e{d['event_id'][1:]}"
+    kinds = Counter(d["schema"].removesuffix(".v1") for d in docs)
+    assert kinds["click"] > 50 and kinds["conversion"] > 10
+    path = write_file(tmp_path / "shared.jsonl", docs)
+    before = events_total(worker, "applied")
+    first = await replay_file(path, settings, tmp_path)
+    assert p.by_outcome(first.tally, "published") == dict(kinds)
+    assert p.outcome_totals(first.tally)["present"] == 0
+    await applied_after(worker, "applied", before, len(docs))
+    assert await stats_of(settings, "acme-s") == truth(docs)
+
+    again = await replay_file(path, settings, tmp_path)
+    assert p.by_outcome(again.tally, "present") == dict(kinds)
+    assert p.outcome_totals(again.tally)["published"] == 0
 
 
 @pytest.fixture

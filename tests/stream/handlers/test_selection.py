@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Collection
+
 import orjson
 import pytest
 
@@ -9,9 +12,11 @@ from selector.ingest import Ledger
 from selector.stats import AccountStats, Counts
 from stream.handlers.catalog import Catalogs
 from stream.handlers.cooldowns import GuardedCooldowns
+from stream.handlers.reply_to import ReplyPolicy
 from stream.handlers.selection import SelectionService
 from stream.handlers.stores import MemoryCooldowns
 from stream.ops.metrics import Metrics
+from stream.settings import Settings
 from tests.stream.handlers.flaky_stores import FlakyCooldowns, Outage
 from tests.stream.handlers.service_fixtures import catalog_table, record, request
 
@@ -127,3 +132,99 @@ async def test_a_cooldown_store_outage_answers_with_creatives_marked_degraded() 
     # worker's own record when it asks again: never the same one twice
     assert all(r["arm"] == "automated" for r in same)
     assert len({r["creative_id"] for r in same}) == 3
+
+
+class Cluster:
+    """Topic metadata that answers once `release` is set, as a slow broker would."""
+
+    def __init__(self, topics: set[str]) -> None:
+        self.topics = topics
+        self.release = asyncio.Event()
+        self.asked = 0
+
+    async def existing(self, names: Collection[str]) -> set[str]:
+        self.asked += 1
+        await self.release.wait()
+        return self.topics & set(names)
+
+
+def replying_service(cluster: Cluster, cooldowns: MemoryCooldowns, metrics: Metrics):  # type: ignore[no-untyped-def]
+    return SelectionService(
+        catalog=Catalogs(catalog_table().get).get,
+        stats={}.get,
+        cooldowns=cooldowns,
+        metrics=metrics,
+        responses_topic="selection-responses",
+        dead_letters_topic="dead-letters",
+        seed=3,
+        clock=lambda: 1000.0,
+        reply_policy=ReplyPolicy.from_settings(Settings(app_id="cs")),
+        reply_topics=cluster,
+        reply_check_seconds=5.0,
+    )
+
+
+async def test_a_forbidden_reply_to_gets_an_error_on_the_default_topic_and_no_decision() -> None:
+    cooldowns, metrics = MemoryCooldowns(), Metrics()
+    svc = replying_service(Cluster(set()), cooldowns, metrics)
+    targets = ["cs-account-to-stats-changelog", "catalog-offers", "sends", "elsewhere"]
+    batch = [record(request(i, reply_to=t), "sr", i) for i, t in enumerate(targets)]
+    out, held = await svc.answer_ready(batch)
+    assert held is None and {o.topic for o in out} == {"selection-responses", "dead-letters"}
+    responses, letters = by_topic(out)
+    assert [r["error"]["reason"] for r in responses] == ["forbidden_reply_to"] * 4
+    assert [r["request_id"] for r in responses] == ["r0", "r1", "r2", "r3"]
+    assert "'sends' is an internal topic" in responses[2]["error"]["message"]
+    assert [letter["reason"] for letter in letters] == ["forbidden_reply_to"] * 4
+    assert await cooldowns.last_sent([("acme", "u0"), ("acme", "u3")]) == [{}, {}]
+    refused = metrics.reply_to_refused
+    assert refused.labels("internal_topic")._value.get() == 3
+    assert refused.labels("not_allowed")._value.get() == 1
+    assert metrics.selection_errors.labels("forbidden_reply_to")._value.get() == 4
+
+
+async def test_a_reply_topic_being_checked_holds_up_no_other_answer() -> None:
+    cluster, metrics = Cluster({"selection-replies.eu"}), Metrics()
+    svc = replying_service(cluster, MemoryCooldowns(), metrics)
+    batch = [
+        record(request(0), "sr", 0),
+        record(request(1, reply_to="selection-replies.eu"), "sr", 1),
+        record(request(2, reply_to="selection-replies.gone"), "sr", 2),
+        record(request(3, reply_to="selection-responses"), "sr", 3),
+    ]
+    out, held = await svc.answer_ready(batch)  # the cluster has not answered yet
+    assert held is not None and [m.offset for m in held.messages] == [1, 2]
+    assert sorted(r["request_id"] for r in by_topic(out)[0]) == ["r0", "r3"]
+    assert all(r["status"] == "ok" for r in by_topic(out)[0])
+    cluster.release.set()
+    late = await svc.answer_held(held)
+    assert [(o.topic, orjson.loads(o.value).get("request_id")) for o in late] == [
+        ("selection-responses", "r2"),
+        ("dead-letters", None),  # a dead letter holds the request in `original`
+        ("selection-replies.eu", "r1"),
+    ]
+    assert orjson.loads(late[0].value)["error"]["reason"] == "unknown_reply_to"
+    assert orjson.loads(late[2].value)["status"] == "ok"
+    # the next batch uses what the check found: no second check, nothing held
+    again = [
+        record(request(4, reply_to="selection-replies.eu"), "sr", 4),
+        record(request(5, reply_to="selection-replies.gone"), "sr", 5),
+    ]
+    out, held = await svc.answer_ready(again)
+    assert held is None and cluster.asked == 1
+    assert [o.topic for o in out] == ["selection-responses", "dead-letters", "selection-replies.eu"]
+    assert metrics.reply_to_refused.labels("missing_topic")._value.get() == 2
+
+
+async def test_answer_gives_every_request_one_response_reply_topics_included() -> None:
+    cluster = Cluster({"selection-replies.eu"})
+    cluster.release.set()
+    svc = replying_service(cluster, MemoryCooldowns(), Metrics())
+    targets = [None, "selection-replies.eu", "selection-replies.gone", "sends", None]
+    batch = [record(request(i, reply_to=t), "sr", i) for i, t in enumerate(targets)]
+    out = await svc.answer(batch)
+    answers = [o for o in out if o.topic != "dead-letters"]
+    assert sorted(orjson.loads(o.value)["request_id"] for o in answers) == [
+        f"r{i}" for i in range(5)
+    ]
+    assert sum(o.topic == "dead-letters" for o in out) == 2

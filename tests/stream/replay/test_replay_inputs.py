@@ -173,21 +173,35 @@ def test_the_index_finds_an_account_s_event_ids_and_exempts_a_named_position() -
     builder.add(1, 3, 9, b'{"event_id": 5, "account_id": "acme"}')
     index = builder.build()
     assert len(index) == 2
-    assert index.seen("acme", "send-1") and index.seen("acme", "click-1")
-    assert not index.seen("acme", "send-2") and not index.seen("other", "send-1")
-    assert not index.seen("acme", "send-1", exempt="t.sends:1:40")  # the dead letter's original
-    assert index.seen("acme", "send-1", exempt="t.sends:1:41")
-    assert index.seen("acme", "send-1", exempt="elsewhere:1:40")
+    assert index.seen("acme", "send", "send-1") and index.seen("acme", "click", "click-1")
+    assert not index.seen("acme", "send", "send-2") and not index.seen("other", "send", "send-1")
+    assert not index.seen("acme", "send", "send-1", exempt="t.sends:1:40")  # the letter's original
+    assert index.seen("acme", "send", "send-1", exempt="t.sends:1:41")
+    assert index.seen("acme", "send", "send-1", exempt="elsewhere:1:40")
 
-    index.add("acme", "send-2")
-    assert index.seen("acme", "send-2") and len(index) == 3
+    index.add("acme", "send", "send-2")
+    assert index.seen("acme", "send", "send-2") and len(index) == 3
+
+
+def test_the_index_keys_by_kind_as_the_stats_do() -> None:
+    """A click and a conversion may carry a send's event_id: each is its own event."""
+    builder = IndexBuilder(["t.sends", "t.clicks", "t.conversions"])
+    builder.add(0, 0, 1, json.dumps({**event("send", 1), "event_id": "shared"}).encode())
+    index = builder.build()
+    assert index.seen("acme", "send", "shared")
+    assert not index.seen("acme", "click", "shared")
+    assert not index.seen("acme", "conversion", "shared")
+    index.add("acme", "click", "shared")
+    assert index.seen("acme", "click", "shared") and not index.seen("acme", "conversion", "shared")
+    with pytest.raises(ValueError, match="one kind per topic"):
+        IndexBuilder(["t.sends"], ["send", "click"])
 
 
 def test_an_id_present_twice_is_skipped_even_from_its_dead_letter() -> None:
-    h = event_hash("acme", "e")
+    h = event_hash("acme", "send", "e")
     index = SeenIndex(["t.sends"], [h, 1, h, 2**64 - 1], [5, 6, 9, 7])
-    assert index.seen("acme", "e", exempt="t.sends:0:5")  # also at offset 9
-    assert not SeenIndex(["t.sends"], [], []).seen("acme", "e")
+    assert index.seen("acme", "send", "e", exempt="t.sends:0:5")  # also at offset 9
+    assert not SeenIndex(["t.sends"], [], []).seen("acme", "send", "e")
 
 
 def test_a_rerun_of_the_same_selection_gets_the_ranges_resolved_then() -> None:
