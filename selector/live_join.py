@@ -47,7 +47,8 @@ CHUNK = 1 << 16
 @dataclass(frozen=True, slots=True, eq=False)
 class Joined:
     """The reported sends as columns (`sends`: account, campaign, creative, contact, time,
-    arm, method, pool, propensity, version, clicks, conversions, revenue), the code
+    arm, method, pool, propensity, version, clicks, conversions, revenue, decided (the
+    response's decision time)), the code
     tables, and what was left out, by kind and reason."""
 
     accounts: tuple[str, ...]

@@ -250,6 +250,8 @@ def _columns(spec: Spec, docs: list[dict[str, Any]]) -> tuple[dict[str, Column],
     ok = np.ones(n, dtype=bool)
     required = spec.required
     columns: dict[str, Column]
+    if not docs:
+        return {name: [] for name in spec.checks}, ok
     try:
         rows = zip(*map(itemgetter(*required), docs), strict=True)
         columns = dict(zip(required, rows, strict=True))
@@ -257,8 +259,6 @@ def _columns(spec: Spec, docs: list[dict[str, Any]]) -> tuple[dict[str, Column],
         columns = {name: list(map(get, docs, repeat(name))) for name in required}
         for name in required:
             ok &= np.fromiter(map(dict.__contains__, docs, repeat(name)), bool, n)
-    if not columns:  # no docs: zip(*) is empty
-        columns = {name: [] for name in required}
     for name in spec.checks:
         if name not in columns:
             columns[name] = list(map(get, docs, repeat(name)))
