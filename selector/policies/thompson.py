@@ -1,10 +1,8 @@
-"""What both Thompson methods share: the learning pool, the exploration floor, and
-propensities estimated from the batch's own posterior draws.
+"""Thompson sampling on the Beta posteriors, the machinery both Beta methods share.
 
-A request first splits between the learning pool (creatives with fewer raw sends than
-the threshold, picked uniformly with probability `learning_pct`) and scoring among the
-graduated ones. Scoring draws one posterior sample per candidate creative per request
-and takes the best; subclasses define the draw and the "best".
+Scoring draws one posterior sample per candidate creative per request and takes the
+best; subclasses define the draw and the "best". The learning pool and the exploration
+floor around it are `scored.ScoredPolicy`'s.
 
 Propensities: every request's draw covers all creatives that any request in the batch
 could be scored on, so the batch's draws are iid samples of the whole posterior. The
@@ -16,20 +14,18 @@ mask share the estimate, so the cost grows with the number of distinct masks, no
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
-from selector.batch import POOL, REASON, Pool
-from selector.policies.base import Choice, Masks, Policy, PolicyContext, pick_uniform
-from selector.view import BoolArray, FloatArray, IntArray, rows_any
+from selector.policies.base import Masks, PolicyContext
+from selector.policies.scored import ScoredPolicy
+from selector.view import BoolArray, FloatArray, IntArray
 
 Draws = Any
 
 
-class ThompsonPolicy(Policy):
-    pool: ClassVar[Pool] = "scored"
-
+class ThompsonPolicy(ScoredPolicy):
     # --- what subclasses provide -------------------------------------------------------
 
     @abstractmethod
@@ -44,51 +40,19 @@ class ThompsonPolicy(Policy):
     ) -> IntArray:
         """Winning creative position per draw when only `allowed` (over `columns`) may win."""
 
-    # --- shared machinery ----------------------------------------------------------------
+    # --- scoring for ScoredPolicy ------------------------------------------------------
 
-    def _learning(self, ctx: PolicyContext) -> BoolArray:
-        threshold = ctx.view.settings.learning_threshold
-        return ctx.posterior.raw_sends < threshold
-
-    def _choose(
-        self, ctx: PolicyContext, rows: IntArray, eligible: Masks, rng: np.random.Generator
-    ) -> Choice:
-        settings = ctx.view.settings
-        learning = self._learning(ctx)
-        learn, graded = eligible.where(learning[None, :]), eligible.where(~learning[None, :])
-        has_learn = rows_any(learn.patterns)[eligible.groups]
-        has_graded = rows_any(graded.patterns)[eligible.groups]
-        share = settings.learning_pct / 100.0
-        to_learning = has_learn & (~has_graded | (rng.random(rows.size) < share))
-        creative = np.empty(rows.size, dtype=np.intp)
-        propensity = np.empty(rows.size)
-        pool = np.where(to_learning, POOL["learning"], POOL["scored"]).astype(np.uint8)
-        lr = np.flatnonzero(to_learning)
-        if lr.size:
-            picked, count = pick_uniform(learn.subset(lr), rng)
-            creative[lr] = picked
-            propensity[lr] = np.where(has_graded[lr], share, 1.0) / count
-        sr = np.flatnonzero(~to_learning) if lr.size else np.arange(rows.size)
-        if sr.size:
-            picked, p = self._score(ctx, graded.subset(sr) if lr.size else graded, rng)
-            creative[sr] = picked
-            propensity[sr] = p * np.where(has_learn[sr], 1.0 - share, 1.0)
-        reason = np.full(rows.size, REASON["none"], dtype=np.uint8)
-        return Choice(creative, pool, propensity, reason)
-
-    def _score(
-        self, ctx: PolicyContext, masks: Masks, rng: np.random.Generator
-    ) -> tuple[IntArray, FloatArray]:
-        """Thompson picks, with the exploration floor mixed in, and their propensities."""
+    def _scored(
+        self, ctx: PolicyContext, rows: IntArray, masks: Masks, rng: np.random.Generator
+    ) -> tuple[IntArray, FloatArray, IntArray]:
         winners, dists = self._thompson(ctx, masks, rng)
-        floor = ctx.view.settings.exploration_floor_pct / 100.0
-        if floor <= 0:
-            return winners, dists[masks.groups, winners]
-        explore = np.flatnonzero(rng.random(len(masks)) < floor)
-        if explore.size:
-            winners[explore] = pick_uniform(masks.subset(explore), rng)[0]
-        count = masks.patterns.sum(axis=1)[masks.groups]
-        return winners, floor / count + (1.0 - floor) * dists[masks.groups, winners]
+        return winners, dists, masks.groups
+
+    def _scored_distribution(
+        self, ctx: PolicyContext, row: int, graded: BoolArray, rng: np.random.Generator
+    ) -> FloatArray:
+        masks = Masks(graded[None, :], np.zeros(1, dtype=np.intp))
+        return self._thompson(ctx, masks, rng)[1][0]
 
     def _thompson(
         self, ctx: PolicyContext, masks: Masks, rng: np.random.Generator
@@ -109,24 +73,6 @@ class ThompsonPolicy(Policy):
             dists[g] = np.bincount(won, minlength=k) / total
             winners[members] = won[:m][members]
         return winners, dists
-
-    def distribution(
-        self, ctx: PolicyContext, row: int, eligible: BoolArray, rng: np.random.Generator
-    ) -> FloatArray:
-        settings = ctx.view.settings
-        learning = self._learning(ctx)
-        learn, graded = eligible & learning, eligible & ~learning
-        share = settings.learning_pct / 100.0
-        dist = np.zeros(eligible.size)
-        if learn.any():
-            dist[learn] += (share if graded.any() else 1.0) / learn.sum()
-        if graded.any():
-            masks = Masks(graded[None, :], np.zeros(1, dtype=np.intp))
-            _, p = self._thompson(ctx, masks, rng)
-            floor = settings.exploration_floor_pct / 100.0
-            scored = floor * graded / graded.sum() + (1.0 - floor) * p[0]
-            dist += (1.0 - share if learn.any() else 1.0) * scored
-        return dist
 
 
 def sample_scores(

@@ -1,0 +1,212 @@
+"""Training one account's click and conversion models on matured sends.
+
+Input: `Examples`, one row per send whose attribution window has closed, with the raw
+contact features the send was decided on (`features.contact_features` at the send's
+time), its pair features for the creative sent, and its outcome. The most recent
+`holdout_fraction` of the sends (by time) is held out; the models are fitted on the rest:
+clicks on every send, conversions on the clicked sends. The held-out sends give the
+metrics and feed the promotion gate (`metrics.gate`), which compares the candidate with
+the current model on the same rows (`evaluate_model`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from selector.domain import Account
+from selector.model.artifact import ContextualModel, FeatureSpec, Priors
+from selector.model.features import PAIR_FEATURES
+from selector.model.fields import CustomField
+from selector.model.logistic import Design, FloatArray, PosteriorKind, fit
+from selector.model.metrics import Evaluation, evaluate, importances, log_loss
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Examples:
+    """Matured sends: `creative` indexes `creative_ids`; `revenue` is what the send
+    earned (the conversions' revenue, or the payout of a clicked per-click offer)."""
+
+    raw: FloatArray
+    pair: FloatArray
+    creative: np.ndarray[Any, np.dtype[np.intp]]
+    creative_ids: tuple[str, ...]
+    time: FloatArray
+    clicked: FloatArray
+    converted: FloatArray
+    revenue: FloatArray
+
+    def __len__(self) -> int:
+        return int(self.time.size)
+
+    def take(self, rows: Any) -> Examples:
+        return Examples(
+            self.raw[rows], self.pair[rows], self.creative[rows], self.creative_ids,
+            self.time[rows], self.clicked[rows], self.converted[rows], self.revenue[rows],
+        )  # fmt: skip
+
+    def split(self, holdout_fraction: float) -> tuple[Examples, Examples]:
+        """(older, most recent `holdout_fraction`) by send time."""
+        order = np.argsort(self.time, kind="stable")
+        cut = round(len(self) * (1.0 - holdout_fraction))
+        return self.take(order[:cut]), self.take(order[cut:])
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingConfig:
+    posterior: PosteriorKind = "diagonal"
+    priors: Priors = field(default_factory=Priors)
+    holdout_fraction: float = 0.2
+    max_examples: int | None = None  # the most recent ones, when set
+    importance_rows: int = 50_000
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class CatalogColumns:
+    """Per creative of the account (catalog order): offer id, payout, per-click flag."""
+
+    creative_ids: tuple[str, ...]
+    offer_ids: tuple[str, ...]
+    payout: FloatArray
+    per_click: np.ndarray[Any, np.dtype[np.bool_]]
+
+    @classmethod
+    def of(cls, account: Account) -> CatalogColumns:
+        offers = {o.offer_id: o for o in account.offers}
+        creatives = account.creatives
+        return cls(
+            tuple(c.creative_id for c in creatives),
+            tuple(c.offer_id for c in creatives),
+            np.array([offers[c.offer_id].payout for c in creatives], dtype=float),
+            np.array([offers[c.offer_id].payout_type == "cto" for c in creatives], dtype=bool),
+        )
+
+
+def _catalog_rows(examples: Examples, catalog: CatalogColumns) -> tuple[Examples, Any]:
+    """Examples of creatives in the catalog, and each one's catalog position."""
+    index = {c: i for i, c in enumerate(catalog.creative_ids)}
+    mapped = np.array([index.get(c, -1) for c in examples.creative_ids], dtype=np.intp)
+    position = mapped[examples.creative] if len(examples) else np.zeros(0, dtype=np.intp)
+    keep = np.flatnonzero(position >= 0)
+    return examples.take(keep), position[keep]
+
+
+def _design(spec: FeatureSpec, catalog: CatalogColumns, ex: Examples, position: Any) -> Any:
+    creative, _ = spec.creative_features(catalog.creative_ids, catalog.offer_ids, catalog.per_click)
+    return Design.of(spec.standardize(ex.raw), position, creative, ex.pair)
+
+
+def train(
+    account: Account,
+    examples: Examples,
+    fields: tuple[CustomField, ...],
+    retention_seconds: float,
+    version: int,
+    now: float,
+    config: TrainingConfig | None = None,
+) -> tuple[ContextualModel, Examples]:
+    """A candidate model, and the held-out examples it was evaluated on."""
+    config = config or TrainingConfig()
+    catalog = CatalogColumns.of(account)
+    if config.max_examples is not None and len(examples) > config.max_examples:
+        recent = np.argsort(examples.time, kind="stable")[-config.max_examples :]
+        examples = examples.take(np.sort(recent))
+    fit_rows, holdout = examples.split(config.holdout_fraction)
+    rows, position = _catalog_rows(fit_rows, catalog)
+    scale = rows.raw.std(axis=0) if len(rows) else np.ones(examples.raw.shape[1])
+    spec = FeatureSpec(
+        fields=fields,
+        creative_ids=catalog.creative_ids,
+        offer_ids=tuple(o.offer_id for o in account.offers),
+        center=rows.raw.mean(axis=0) if len(rows) else np.zeros(examples.raw.shape[1]),
+        scale=np.where(scale > 1e-9, scale, 1.0),
+        retention_seconds=retention_seconds,
+        priors=config.priors,
+    )
+    precision = spec.precision()
+    design, order = _design(spec, catalog, rows, position)
+    click, click_info = fit(design, rows.clicked[order], precision, config.posterior)
+    clicked = np.flatnonzero(rows.clicked > 0)
+    conv_design, conv_order = _design(spec, catalog, rows.take(clicked), position[clicked])
+    conversion, conv_info = fit(
+        conv_design, rows.converted[clicked][conv_order], precision, config.posterior
+    )
+    model = ContextualModel(account.account_id, version, now, spec, click, conversion)
+    held = evaluate_model(model, account, holdout)
+    metrics = {
+        "training_sends": len(rows),
+        "training_clicks": int(rows.clicked.sum()),
+        "training_conversions": int(rows.converted.sum()),
+        "holdout": held.to_dict(),
+        "per_creative_beta_log_loss": _beta_log_loss(rows, position, holdout, catalog),
+        "importances": _importances(model, design, config.importance_rows),
+        "fit": {
+            "click_iterations": click_info.iterations,
+            "click_converged": click_info.converged,
+            "conversion_iterations": conv_info.iterations,
+            "conversion_converged": conv_info.converged,
+            "posterior": config.posterior,
+        },
+    }
+    return replace(model, metrics=metrics), holdout
+
+
+def predicted(
+    model: ContextualModel, account: Account, examples: Examples
+) -> tuple[FloatArray, FloatArray]:
+    """P(click) and expected revenue per send of each example's creative (posterior
+    mean; a creative the model has not seen gets the shared prediction)."""
+    catalog = CatalogColumns.of(account)
+    ex, position = _catalog_rows(examples, catalog)
+    design, order = _design(model.spec, catalog, ex, position)
+    back = np.argsort(order)
+    p_click = _sigmoid(design.logits(model.click.mean))[back]
+    p_conv = _sigmoid(design.logits(model.conversion.mean))[back]
+    per_click = catalog.per_click[position]
+    value = catalog.payout[position] * np.where(per_click, 1.0, p_conv)
+    return p_click, p_click * value
+
+
+def evaluate_model(model: ContextualModel, account: Account, examples: Examples) -> Evaluation:
+    ex, _ = _catalog_rows(examples, CatalogColumns.of(account))
+    p_click, revenue = predicted(model, account, ex)
+    return evaluate(ex.clicked, p_click, ex.revenue, revenue)
+
+
+def _sigmoid(a: FloatArray) -> FloatArray:
+    return 1.0 / (1.0 + np.exp(-a))
+
+
+def _beta_log_loss(
+    rows: Examples, position: Any, holdout: Examples, catalog: CatalogColumns
+) -> float | None:
+    """Held-out log loss of each creative's Beta(1, 1) posterior mean click rate."""
+    k = len(catalog.creative_ids)
+    sends = np.bincount(position, minlength=k)
+    clicks = np.bincount(position, weights=rows.clicked, minlength=k)
+    held, held_position = _catalog_rows(holdout, catalog)
+    if len(held) == 0:
+        return None
+    rate = (1.0 + clicks) / (2.0 + sends)
+    return log_loss(held.clicked, rate[held_position])
+
+
+def _importances(model: ContextualModel, design: Design, rows: int) -> list[list[Any]]:
+    """Top-10 shares of mean |contribution| to the click logit: each contact feature, the
+    creative itself, and each pair feature."""
+    n = min(rows, design.X.shape[0])
+    if n == 0:
+        return []
+    pick = np.linspace(0, design.X.shape[0] - 1, n).astype(np.intp)
+    group = np.searchsorted(design.bounds, pick, side="right") - 1
+    w, beta = model.weights(model.click)
+    m = w @ design.creative.T  # P x K
+    x = design.X[pick]
+    contact = x[:, 1:] * m[1:, group].T
+    own = m[0, group] - m[0].mean()
+    pair = design.pair[pick] * beta[None, :]
+    names = (*model.spec.contact_names[1:], "creative", *PAIR_FEATURES)
+    contributions = np.concatenate([contact, own[:, None], pair], axis=1)
+    return [[name, share] for name, share in importances(names, contributions)]
