@@ -12,7 +12,14 @@ forgetting weighs them correctly. A stats update is built per batch and creative
 public `AccountStats`/`Counts` values and merged, which equals applying each event one by
 one (`tests/selector/test_simulate.py` checks it against `fold`) at a fraction of the cost.
 
-The oracle knows the true rates and the contact's segment: per send it takes the best
+Contacts may carry features that change their rates per creative (`selector.contacts`:
+an engagement hour, repeat clicks); their multipliers apply to the segment's click rates,
+for the outcomes and the oracle alike. When the account routes traffic to `model`, the
+simulator also plays the stream and the trainer (`selector.simulate_model`): it keeps
+contact profiles, passes their records with each batch, and retrains the model every
+`model_training_interval_seconds`, promoting candidates through the gate.
+
+The oracle knows the true rates and the contact's own features: per send it takes the best
 expected value (revenue per send, or click rate for the clicks goal) among the creatives
 that were eligible for that contact at that moment. Regret is the oracle's expected value
 minus that of the creative actually sent; with no eligible creative both are the
@@ -31,9 +38,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from selector.batch import RequestBatch
+from selector.contacts import Contacts, click_multipliers, draw_contacts
 from selector.decide import Selector
 from selector.domain import DAY_SECONDS, Goal
 from selector.scenario import Phase, Scenario
+from selector.simulate_model import ModelLoop, Training, conversion_micros
 from selector.stats import MICROS, AccountStats, Counts, Decayed
 
 Progress = Callable[[int, int], None]
@@ -43,8 +52,10 @@ _NO_COOLDOWNS: Mapping[str, float] = MappingProxyType({})
 
 @dataclass(frozen=True, slots=True, eq=False)
 class SimulationResult:
-    """One run, one row per send (columns). `creative`, `arm`, `method` and `pool` are
-    codes: positions into `creative_ids`, `selector.batch.ARMS`, `DECIDED_BY`, `POOLS`.
+    """One run, one row per send (columns). `creative`, `arm`, `method`, `pool` and
+    `reason` are codes: positions into `creative_ids`, `selector.batch.ARMS`, `DECIDED_BY`,
+    `POOLS`, `REASONS` (`reason` is None where a producer did not record it).
+    `trainings` lists the model's training runs, if it had any.
     `expected` and `oracle` are the true expected values (RPS, or click rate for the
     clicks goal) of the creative sent and of the best eligible one."""
 
@@ -66,6 +77,8 @@ class SimulationResult:
     expected: Array
     oracle: Array
     final_stats: AccountStats
+    reason: Array | None = None
+    trainings: tuple[Training, ...] = ()
 
     def __len__(self) -> int:
         return int(self.time.size)
@@ -113,6 +126,7 @@ class _Columns:
     SPEC = (
         ("time", np.float64), ("contact", np.int32), ("segment", np.uint8),
         ("creative", np.int16), ("arm", np.uint8), ("method", np.uint8), ("pool", np.uint8),
+        ("reason", np.uint8),
         ("propensity", np.float64), ("click", bool), ("conversion", bool),
         ("revenue", np.float64), ("expected", np.float64), ("oracle", np.float64),
     )  # fmt: skip
@@ -137,13 +151,14 @@ def simulate(
     two runs that differ only in settings see the same contacts and the same luck as far
     as their choices allow (common random numbers make comparisons sharper).
     """
-    contact_rng, decision_rng, outcome_rng = (
-        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3)
+    contact_rng, decision_rng, outcome_rng, feature_rng = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4)
     )
     shares = scenario.segment_shares()
     segment_of = contact_rng.choice(shares.size, size=scenario.contacts, p=shares)
     contact_ids = [f"contact-{i}" for i in range(scenario.contacts)]
-    loop = _Loop(scenario, propensity_samples)
+    people = draw_contacts(scenario.contact_model, segment_of, feature_rng)
+    loop = _Loop(scenario, propensity_samples, people)
     columns = _Columns(scenario.sends)
     seconds_per_send = DAY_SECONDS / scenario.sends_per_day
     for start in range(0, scenario.sends, scenario.batch_size):
@@ -161,6 +176,7 @@ def simulate(
         goal=scenario.account.settings.goal,
         creative_ids=tuple(c.creative_id for c in scenario.account.creatives),
         final_stats=loop.stats,
+        trainings=tuple(loop.model.trainings) if loop.model else (),
         **columns.data,
     )
 
@@ -178,8 +194,10 @@ class _Sent:
     """One batch as sent: when, to which segments, what, and the columns to record."""
 
     now: float
+    contacts: Array
     segment: Array
     creative: Array
+    click_rate: Array
     truth: _Truth
     columns: dict[str, Array]
 
@@ -187,8 +205,13 @@ class _Sent:
 class _Loop:
     """The caller's state between batches: stats, pending feedback, cooldowns, phase."""
 
-    def __init__(self, scenario: Scenario, propensity_samples: int) -> None:
+    def __init__(self, scenario: Scenario, propensity_samples: int, people: Contacts) -> None:
         self.scenario = scenario
+        self.people = people
+        methods = {m.method for m in scenario.account.settings.methods}
+        self.model = ModelLoop(scenario, people) if "model" in methods else None
+        self.clicked_before = np.zeros((scenario.contacts, len(scenario.account.creatives)), bool)
+        self.contact_feedback: deque[tuple[float, _Sent, Array, Array]] = deque()
         self.phases = scenario.phases()
         self.propensity_samples = propensity_samples
         self.truth = _truth(self.phases[0], propensity_samples)
@@ -210,17 +233,23 @@ class _Loop:
         self._advance(now)
         truth = self.truth
         cooldowns = [self.last_sent.get(int(c), _NO_COOLDOWNS) for c in contacts]
+        recs = self.model.records(contacts) if self.model else None
         batch = RequestBatch.from_columns(
             [self.campaign_id] * contacts.size,
             [contact_ids[c] for c in contacts],
             np.full(contacts.size, now),
             cooldowns,
+            recs,
         )
-        decision = truth.selector.decide_batch(self.stats, batch, rng, self.rotation)
+        model = self.model.model if self.model else None
+        decision = truth.selector.decide_batch(self.stats, batch, rng, self.rotation, model)
         self.rotation = decision.rotation
         creative = decision.creative
+        if self.model and recs is not None:
+            self.model.sent(recs, contacts, creative, now)
         eligible = truth.candidate & ~self._cooling(cooldowns, now)
-        expected, oracle = _expected_and_oracle(truth.value[segment], creative, eligible)
+        rates, values = self._rates_and_values(truth, contacts, segment, now)
+        expected, oracle = _expected_and_oracle(values, creative, eligible)
         self._record_cooldowns(contacts, creative, now)
         self.stats = self.stats.merge(
             self._delta(now, sends=np.bincount(creative, minlength=len(self.creative_ids)))
@@ -228,18 +257,42 @@ class _Loop:
         cols = {
             "time": np.full(creative.size, now), "segment": segment, "creative": creative,
             "arm": decision.arm, "method": decision.method, "pool": decision.pool,
+            "reason": decision.reason,
             "propensity": decision.propensity, "expected": expected, "oracle": oracle,
         }  # fmt: skip
-        return _Sent(now, segment, creative, truth, cols)
+        click_rate = rates[np.arange(creative.size), creative]
+        return _Sent(now, contacts, segment, creative, click_rate, truth, cols)
+
+    def _rates_and_values(
+        self, truth: _Truth, contacts: Array, segment: Array, now: float
+    ) -> tuple[Array, Array]:
+        """(n x K) true click rates and expected values of this batch's contacts."""
+        click = truth.phase.click_rate[segment]
+        cm = self.scenario.contact_model
+        if not cm.varies_rates:
+            return click, truth.value[segment]
+        factor = click_multipliers(
+            cm, self.people.hour[contacts], now, self.clicked_before[contacts]
+        )
+        rates = np.minimum(click * factor, 1.0)
+        per_click_value = np.divide(
+            truth.value[segment], click, out=np.zeros_like(click), where=click > 0
+        )
+        return rates, rates * per_click_value
 
     def outcomes(self, sent: _Sent, rng: np.random.Generator) -> dict[str, Array]:
         """Clicks and conversions from the true rates; queued until the feedback delay."""
         phase, k = sent.truth.phase, sent.creative
-        click = rng.random(k.size) < phase.click_rate[sent.segment, k]
+        click = rng.random(k.size) < sent.click_rate
         conversion = click & (rng.random(k.size) < phase.conversion_rate[sent.segment, k])
         paid_click = sent.truth.payout_if_clicked[k] * click
         paid_conversion = sent.truth.payout_if_converted[k] * conversion
         due = sent.now + self.scenario.feedback_delay_seconds
+        if self.model:
+            self.model.outcomes(k, click, conversion, paid_click + paid_conversion)
+        if self.model or self.scenario.contact_model.repeat_click_multiplier != 1.0:
+            micros = conversion_micros(conversion, paid_conversion)
+            self.contact_feedback.append((due, sent, click, micros))
         feedback = self._delta(
             due,
             clicks=self._per_creative(k, click),
@@ -253,9 +306,16 @@ class _Loop:
         """Deliver feedback that is due and switch to the phase in force at `now`."""
         while self.pending and self.pending[0][0] <= now:
             self.stats = self.stats.merge(self.pending.popleft()[1])
+        while self.contact_feedback and self.contact_feedback[0][0] <= now:
+            due, sent, click, micros = self.contact_feedback.popleft()
+            self.clicked_before[sent.contacts[click], sent.creative[click]] = True
+            if self.model:
+                self.model.feedback(due, sent.contacts, sent.creative, click, micros)
         current = [p for p in self.phases if p.start_seconds <= now][-1]
         if current is not self.truth.phase:
             self.truth = _truth(current, self.propensity_samples)
+        if self.model:
+            self.model.maybe_train(now, current.account)
 
     def _cooling(self, cooldowns: list[Mapping[str, float]], now: float) -> Array:
         window = self.scenario.account.settings.cooldown_seconds

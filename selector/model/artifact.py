@@ -5,6 +5,12 @@ the round trip is exact) and `to_bytes` is its UTF-8 JSON: the value of a compac
 model topic keyed by account. `from_dict` / `from_bytes` never raise on bad input; they
 return a named reason instead.
 
+Design. The click (and conversion) logit of contact x and creative k is
+x' W c_k + x' B q_k: W (P x C) weighs contact features against creative features, B
+(P x 2) the contact-creative features q_k (clicked this creative, or its offer, before)
+against contact features, so a repeat click can matter more for some contacts (say,
+those whose custom field is missing) than for others.
+
 Creative features. Each creative is described by c = [1, per_click, one-hot of its offer,
 one-hot of its id] over the offers and creatives the model was trained on. A creative
 the model has not seen has a zero id one-hot, so its prediction is the shared part (the
@@ -68,6 +74,8 @@ class FeatureSpec:
 
     @property
     def dims(self) -> tuple[int, int, int]:
+        """(P, C, Q): contact features, creative features, contact-creative features; the
+        weights are a P x (C + Q) matrix, stored row-major."""
         return len(self.contact_names), len(self.creative_names), len(PAIR_FEATURES)
 
     def standardize(self, raw: FloatArray) -> FloatArray:
@@ -96,14 +104,12 @@ class FeatureSpec:
         return out, np.array([c in known for c in creative_ids], dtype=bool)
 
     def precision(self) -> FloatArray:
-        """The prior precision of every weight, W row-major then the pair weights."""
+        """The prior precision of every weight (P x (C + Q), row-major)."""
         p, c, q = self.dims
         f = len(self.offer_ids)
         pr = self.priors
-        column = np.array(
-            [pr.bias, pr.per_click, *[pr.offer] * f, *[pr.creative] * (c - 2 - f)], dtype=float
-        )
-        return np.concatenate([np.tile(column, p), np.full(q, pr.pair)])
+        column = [pr.bias, pr.per_click, *[pr.offer] * f, *[pr.creative] * (c - 2 - f)]
+        return np.tile(np.array([*column, *[pr.pair] * q], dtype=float), p)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -120,9 +126,10 @@ class ContextualModel:
     metrics: Mapping[str, Any] = field(default_factory=dict)
 
     def weights(self, posterior: LaplacePosterior) -> tuple[FloatArray, FloatArray]:
-        """The posterior mean as (W: P x C, beta: Q)."""
-        p, c, _ = self.spec.dims
-        return posterior.mean[: p * c].reshape(p, c), posterior.mean[p * c :]
+        """The posterior mean as (W: P x C, B: P x Q)."""
+        p, c, q = self.spec.dims
+        full = posterior.mean.reshape(p, c + q)
+        return full[:, :c], full[:, c:]
 
     def new_creative_sd(self, posterior: LaplacePosterior) -> FloatArray:
         """Per contact feature, the spread of the known creatives' own weights (the prior
@@ -220,8 +227,8 @@ def from_dict(data: Mapping[str, Any]) -> ContextualModel | ModelReason:
     if spec.center.shape != (p - 1,) or spec.scale.shape != (p - 1,):
         return "bad_shape"
     try:
-        click = _posterior(data["click"], p * c + q)
-        conversion = _posterior(data["conversion"], p * c + q)
+        click = _posterior(data["click"], p * (c + q))
+        conversion = _posterior(data["conversion"], p * (c + q))
     except (KeyError, TypeError, ValueError):
         return "bad_shape"
     return ContextualModel(

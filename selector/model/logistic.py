@@ -1,17 +1,20 @@
 """Bayesian logistic regression with a Laplace posterior (Chapelle and Li 2011, section
 3), fitted by Newton's method (iteratively reweighted least squares) in numpy.
 
-The design row of a (contact, creative) pair is `kron(x, c)` followed by `q`: x the P
-contact features (x[0] = 1), c the C creative features, q the Q contact-creative
-features, so the logit is `x @ W @ c + q @ beta` with W a P x C matrix. The structure is
-what keeps training cheap: grouping the rows by creative, the Hessian's W block is
-sum_k kron(X_k' R_k X_k, c_k c_k'), so one Newton step costs O(N P^2) plus the D x D
-solve (D = P C + Q), never an N x D matrix.
+The design row of a training example is `kron(x, d)`: x the P contact features (x[0] =
+1), d a side vector shared by every row of the example's group (for the model, a group
+is a creative and a pattern of the binary contact-creative features, d = [creative
+features, contact-creative features]), so the logit is `x @ W @ d` with W a P x E
+matrix. The structure is what keeps training cheap: with the rows sorted by group, the
+Hessian is sum_g kron(X_g' R_g X_g, d_g d_g'), so one Newton step costs O(N P^2) plus the
+D x D solve (D = P E), never an N x D matrix.
 
 The prior is Gaussian with mean 0 and a precision per weight; the posterior is
 N(w_map, A^-1) with A the Hessian of the negative log posterior at the mode. `diagonal`
-keeps 1 / diag(A) (Chapelle and Li's choice, cheap to store and sample); `full` keeps the
-Cholesky factor of A^-1, which also keeps the correlations between weights.
+keeps 1 / diag(A) (Chapelle and Li's choice, cheap to store); `full` keeps the Cholesky
+factor of A^-1, and so the correlations between weights (the model's bias, offer and
+creative columns are collinear by construction, and only the full posterior knows that
+their errors cancel in a prediction).
 """
 
 from __future__ import annotations
@@ -29,71 +32,60 @@ POSTERIOR_KINDS: tuple[PosteriorKind, ...] = get_args(PosteriorKind)
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Design:
-    """Training rows sorted by creative: X (N x P), `bounds[k]:bounds[k+1]` the rows of
-    creative k, `creative` the K x C creative features, `pair` the N x Q pair features."""
+    """Training rows sorted by group: X (N x P), `bounds[g]:bounds[g+1]` the rows of
+    group g, `side` the G x E side vectors."""
 
     X: FloatArray
     bounds: NDArray[np.intp]
-    creative: FloatArray
-    pair: FloatArray
+    side: FloatArray
 
     @classmethod
     def of(
-        cls, X: FloatArray, group: NDArray[Any], creative: FloatArray, pair: FloatArray
+        cls, X: FloatArray, group: NDArray[Any], side: FloatArray
     ) -> tuple[Design, NDArray[np.intp]]:
         """The design with rows sorted by `group`, and the order used (to sort labels)."""
         order = np.argsort(group, kind="stable")
-        counts = np.bincount(group, minlength=creative.shape[0])
+        counts = np.bincount(group, minlength=side.shape[0])
         bounds = np.concatenate([[0], np.cumsum(counts)]).astype(np.intp)
-        return cls(X[order], bounds, creative, pair[order]), order
+        return cls(X[order], bounds, side), order
 
     @property
-    def dims(self) -> tuple[int, int, int]:
-        return self.X.shape[1], self.creative.shape[1], self.pair.shape[1]
+    def dims(self) -> tuple[int, int]:
+        return self.X.shape[1], self.side.shape[1]
+
+    def _groups(self) -> list[tuple[int, int, int]]:
+        b = self.bounds
+        return [(g, int(b[g]), int(b[g + 1])) for g in range(self.side.shape[0]) if b[g + 1] > b[g]]
 
     def logits(self, w: FloatArray) -> FloatArray:
-        p, c, _ = self.dims
-        M = w[: p * c].reshape(p, c) @ self.creative.T
-        out = self.pair @ w[p * c :]
-        for k in range(self.creative.shape[0]):
-            lo, hi = self.bounds[k], self.bounds[k + 1]
-            if hi > lo:
-                out[lo:hi] += self.X[lo:hi] @ M[:, k]
+        p, e = self.dims
+        M = w.reshape(p, e) @ self.side.T
+        out = np.empty(self.X.shape[0])
+        for g, lo, hi in self._groups():
+            out[lo:hi] = self.X[lo:hi] @ M[:, g]
         return out
 
     def gradient_and_hessian(
         self, residual: FloatArray, weight: FloatArray, work: FloatArray | None = None
     ) -> tuple[FloatArray, FloatArray]:
         """X' residual and X' diag(weight) X for the implicit design matrix. `work`, an
-        N x (P + Q) scratch array reused across Newton steps, saves a large allocation
-        (and its page faults) per step."""
-        p, c, q = self.dims
-        k_count = self.creative.shape[0]
-        u = np.zeros((k_count, p))
-        gram = np.zeros((k_count, p, p))
-        cross = np.zeros((k_count, p, q))
+        N x P scratch array reused across Newton steps, saves a large allocation (and
+        its page faults) per step."""
+        p, e = self.dims
+        count = self.side.shape[0]
+        u = np.zeros((count, p))
+        gram = np.zeros((count, p, p))
         if work is None:
-            work = np.empty((self.X.shape[0], p + q))
-        root = np.sqrt(weight)[:, None]
-        np.multiply(self.X, root, out=work[:, :p])
-        np.multiply(self.pair, root, out=work[:, p:])
-        for k in range(k_count):
-            lo, hi = self.bounds[k], self.bounds[k + 1]
-            if hi == lo:
-                continue
-            u[k] = residual[lo:hi] @ self.X[lo:hi]
-            wk = work[lo:hi, :p]
-            gram[k] = wk.T @ wk
-            cross[k] = wk.T @ work[lo:hi, p:]
-        cm = self.creative
-        grad = np.concatenate([(u.T @ cm).reshape(-1), self.pair.T @ residual])
-        d = p * c
-        hess = np.empty((d + q, d + q))
-        hess[:d, :d] = np.einsum("kab,kc,kd->acbd", gram, cm, cm).reshape(d, d)
-        hess[:d, d:] = np.einsum("kaq,kc->acq", cross, cm).reshape(d, q)
-        hess[d:, :d] = hess[:d, d:].T
-        hess[d:, d:] = work[:, p:].T @ work[:, p:]
-        return grad, hess
+            work = np.empty_like(self.X)
+        np.multiply(self.X, np.sqrt(weight)[:, None], out=work)
+        for g, lo, hi in self._groups():
+            u[g] = residual[lo:hi] @ self.X[lo:hi]
+            wg = work[lo:hi]
+            gram[g] = wg.T @ wg
+        grad = (u.T @ self.side).reshape(-1)
+        d = p * e
+        hess = np.einsum("gab,gc,gd->acbd", gram, self.side, self.side, optimize=True)
+        return grad, hess.reshape(d, d)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -148,8 +140,7 @@ def fit(
     eta = design.logits(w)
     current = _log_posterior(eta, y, w, precision)
     converged, iterations = False, 0
-    p, _, q = design.dims
-    work = np.empty((design.X.shape[0], p + q))
+    work = np.empty_like(design.X)
     for iterations in range(1, max_iterations + 1):  # noqa: B007
         prob = 1.0 / (1.0 + np.exp(-eta))
         grad, hess = design.gradient_and_hessian(y - prob, prob * (1.0 - prob), work)

@@ -60,25 +60,25 @@ _PACK = struct.Struct(
 assert _PACK.size == SIZE
 
 
-def _pad(values: Sequence[Any], size: int, fill: Any = 0) -> list[Any]:
-    return [*values, *[fill] * (size - len(values))]
+_ZEROS = (0,) * max(MAX_RECENT, MAX_CLICKED, MAX_SOURCES)
+_NANS = (math.nan,) * MAX_CUSTOM
 
 
 def to_bytes(p: ContactProfile) -> bytes:
     """The full record of the profile (`SIZE` bytes)."""
-    recent = p.recent
+    recent, clicked, sources, custom = p.recent, p.clicked, p.sources, p.custom
+    nr, ns = len(recent), len(sources)
+    kinds, creatives, times, revenues = zip(*recent, strict=True) if nr else ((), (), (), ())
+    keys, offsets = zip(*sources, strict=True) if ns else ((), ())
+    tail_r, tail_s = _ZEROS[: MAX_RECENT - nr], _ZEROS[: MAX_SOURCES - ns]
     return _PACK.pack(
-        VERSION, len(recent), len(p.clicked), len(p.sources),
+        VERSION, nr, len(clicked), ns,
         p.sends, p.clicks, p.conversions, p.revenue_micros,
         p.last_click, p.hour_cos, p.hour_sin, p.settled_until,
-        *_pad([math.nan if c is None else c for c in p.custom], MAX_CUSTOM, math.nan),
-        *_pad([k for k, _ in p.sources], MAX_SOURCES),
-        *_pad([o for _, o in p.sources], MAX_SOURCES),
-        *_pad(p.clicked, MAX_CLICKED),
-        *_pad([e.kind for e in recent], MAX_RECENT),
-        *_pad([e.creative for e in recent], MAX_RECENT),
-        *_pad([e.time for e in recent], MAX_RECENT, 0.0),
-        *_pad([e.revenue_micros for e in recent], MAX_RECENT),
+        *[math.nan if c is None else c for c in custom], *_NANS[len(custom) :],
+        *keys, *tail_s, *offsets, *tail_s,
+        *clicked, *_ZEROS[: MAX_CLICKED - len(clicked)],
+        *kinds, *tail_r, *creatives, *tail_r, *times, *tail_r, *revenues, *tail_r,
     )  # fmt: skip
 
 

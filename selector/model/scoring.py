@@ -1,24 +1,27 @@
 """Scoring with a model: contextual Thompson sampling for a batch, and predictions.
 
-Thompson sampling (Chapelle and Li 2011, algorithm 3, in batch). Per batch, S weight
-vectors are drawn from each posterior (click, and conversion for the revenue goal) and
-collapsed to S effective P x K matrices, M_s = W_s C' (creatives the model has not seen
-get their own deviation drawn per sample, `ContextualModel.new_creative_sd`). Every
-request is scored under every sample in one matrix product, X (n x P) @ [M_1 .. M_S],
-plus the pair features' term; the score is the logit (goal `clicks`) or
-sigmoid(click) x sigmoid(conversion) x value, with value max(payout, floor), the
-conversion factor left out for per-click offers (goal `revenue`). Each request takes the
-best eligible creative under one sample picked uniformly at random.
+Thompson sampling (Chapelle and Li 2011, algorithm 3, in batch). When a model meets a
+catalog, `POOL` weight vectors are drawn from each posterior (click, and conversion for
+the revenue goal), with a generator seeded by the model's account and version, and
+collapsed to effective P x K matrices, M = W C' (a creative the model has not seen gets
+its own deviation drawn per sample, `ContextualModel.new_creative_sd`). Per batch, S of
+them are picked at random, and every request is scored under each in one matrix product,
+X (n x P) @ [M_1 .. M_S], plus the pair features' term. The score is the logit (goal
+`clicks`) or sigmoid(click) x sigmoid(conversion) x value, value = max(payout, floor),
+the conversion factor left out for per-click offers (goal `revenue`). Each request takes
+the best eligible creative under one of the S samples, picked uniformly at random. The
+pool makes a full-covariance posterior as cheap per decision as a diagonal one.
 
 Propensity: the share of the S samples under which the chosen creative wins for that
 request. Given the batch's S draws this is the exact probability of the choice (the pick
-is uniform over the draws), so inverse-propensity estimates from the log are unbiased;
-as an estimate of the probability under the posterior itself it is a Monte Carlo
-estimate with standard error at most 0.5 / sqrt(S).
+is uniform over them), so inverse-propensity estimates from the log are unbiased; as an
+estimate of the probability under the posterior itself it is a Monte Carlo estimate
+with standard error at most 0.5 / sqrt(S).
 """
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +36,20 @@ from selector.model.record import Records
 
 FloatArray = NDArray[Any]
 DEFAULT_SAMPLES = 64
+POOL = 1024
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class DrawPool:
+    """Posterior draws collapsed to the catalog: (POOL x P x K) creative weights and
+    (POOL x P x Q) pair weights, float32."""
+
+    m: FloatArray
+    beta: FloatArray
+
+    def pick(self, samples: int, rng: np.random.Generator) -> tuple[FloatArray, FloatArray]:
+        idx = rng.integers(0, self.m.shape[0], samples)
+        return self.m[idx], self.beta[idx]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -47,6 +64,8 @@ class Catalog:
     value: FloatArray
     payout: FloatArray
     per_click: NDArray[np.bool_]
+    click_pool: DrawPool
+    conversion_pool: DrawPool
 
     @classmethod
     def of(
@@ -61,6 +80,8 @@ class Catalog:
         """`offer_ids`, `payout` and `per_click` are per creative."""
         creative, known = model.spec.creative_features(creative_ids, offer_ids, per_click)
         codes = {o: i for i, o in enumerate(dict.fromkeys(offer_ids))}
+        seed = zlib.crc32(f"{model.account_id}:{model.version}".encode())
+        rng = np.random.default_rng(seed)
         return cls(
             model=model,
             creative=creative,
@@ -70,6 +91,8 @@ class Catalog:
             value=np.maximum(np.asarray(payout, dtype=float), payout_floor),
             payout=np.asarray(payout, dtype=float),
             per_click=np.asarray(per_click, dtype=bool),
+            click_pool=_pool(model, model.click, creative, known, POOL, rng),
+            conversion_pool=_pool(model, model.conversion, creative, known, POOL, rng),
         )
 
     def inputs(self, recs: Records, times: FloatArray) -> tuple[FloatArray, FloatArray]:
@@ -83,32 +106,40 @@ class Catalog:
             batch, self.keys, self.offer_of
         )
 
-    def effective(
-        self, posterior: LaplacePosterior, samples: int, rng: np.random.Generator
-    ) -> tuple[FloatArray, FloatArray]:
-        """S draws as (S x P x K) creative-collapsed weights and (S x Q) pair weights."""
-        p, c, _ = self.model.spec.dims
-        w = posterior.sample(samples, rng)
-        m = w[:, : p * c].reshape(samples, p, c) @ self.creative.T
-        unknown = np.flatnonzero(~self.known)
-        if unknown.size:
-            sd = self.model.new_creative_sd(posterior)
-            noise = rng.standard_normal((samples, p, unknown.size)) * sd[None, :, None]
-            m[:, :, unknown] += noise
-        return m, w[:, p * c :]
-
     def mean_logits(self, posterior: LaplacePosterior, x: FloatArray, pair: FloatArray) -> Any:
         """(n x K) logits at the posterior mean."""
-        w, beta = self.model.weights(posterior)
-        return x @ (w @ self.creative.T) + pair @ beta
+        w, b = self.model.weights(posterior)
+        return x @ (w @ self.creative.T) + np.einsum("nkq,nq->nk", pair, x @ b)
 
 
-def _logits(x32: FloatArray, pair32: FloatArray, m: FloatArray, beta: FloatArray) -> FloatArray:
-    """(n x K x S) logits for S effective weight draws."""
+def _pool(
+    model: ContextualModel,
+    posterior: LaplacePosterior,
+    creative: FloatArray,
+    known: NDArray[np.bool_],
+    size: int,
+    rng: np.random.Generator,
+) -> DrawPool:
+    """`size` posterior draws collapsed to the catalog's creatives."""
+    p, c, q = model.spec.dims
+    w = posterior.sample(size, rng).reshape(size, p, c + q)
+    m = w[:, :, :c] @ creative.T
+    unknown = np.flatnonzero(~known)
+    if unknown.size:
+        sd = model.new_creative_sd(posterior)
+        m[:, :, unknown] += rng.standard_normal((size, p, unknown.size)) * sd[None, :, None]
+    b = w[:, :, c:]
+    return DrawPool(m.astype(np.float32), b.astype(np.float32))
+
+
+def _logits(x32: FloatArray, pair32: FloatArray, m: FloatArray, b: FloatArray) -> FloatArray:
+    """(n x K x S) logits for S effective weight draws: m (S x P x K), b (S x P x Q)."""
     s, p, k = m.shape
-    stacked = np.ascontiguousarray(m.transpose(1, 2, 0), dtype=np.float32).reshape(p, k * s)
-    out = (x32 @ stacked).reshape(x32.shape[0], k, s)
-    out += pair32 @ beta.T.astype(np.float32)
+    n, q = x32.shape[0], b.shape[2]
+    stacked = np.ascontiguousarray(m.transpose(1, 2, 0)).reshape(p, k * s)
+    out = (x32 @ stacked).reshape(n, k, s)
+    per_pair = (x32 @ np.ascontiguousarray(b.transpose(1, 0, 2)).reshape(p, s * q)).reshape(n, s, q)
+    out += pair32 @ per_pair.transpose(0, 2, 1)
     return out
 
 
@@ -129,15 +160,12 @@ def sampled_scores(
     rng: np.random.Generator,
 ) -> FloatArray:
     """(n x K x S) Thompson scores: logits for `clicks`, revenue per send for `revenue`."""
-    model = catalog.model
     x32, pair32 = x.astype(np.float32), pair.astype(np.float32)
-    m, beta = catalog.effective(model.click, samples, rng)
-    scores = _logits(x32, pair32, m, beta)
+    scores = _logits(x32, pair32, *catalog.click_pool.pick(samples, rng))
     if goal == "clicks":
         return scores
     _sigmoid(scores)
-    m, beta = catalog.effective(model.conversion, samples, rng)
-    conversion = _sigmoid(_logits(x32, pair32, m, beta))
+    conversion = _sigmoid(_logits(x32, pair32, *catalog.conversion_pool.pick(samples, rng)))
     conversion[:, catalog.per_click, :] = 1.0
     scores *= conversion
     scores *= catalog.value.astype(np.float32)[None, :, None]
@@ -191,11 +219,13 @@ def predict(
     level: float = 0.8,
 ) -> list[list[Prediction]]:
     """Per contact, per creative: P(click) and expected revenue per send (true payout,
-    conversion probability left out for per-click offers), from `samples` draws."""
+    conversion probability left out for per-click offers), from `samples` fresh draws."""
     model = catalog.model
     x32, pair32 = x.astype(np.float32), pair.astype(np.float32)
-    click = _sigmoid(_logits(x32, pair32, *catalog.effective(model.click, samples, rng)))
-    conv = _sigmoid(_logits(x32, pair32, *catalog.effective(model.conversion, samples, rng)))
+    clicks = _pool(model, model.click, catalog.creative, catalog.known, samples, rng)
+    convs = _pool(model, model.conversion, catalog.creative, catalog.known, samples, rng)
+    click = _sigmoid(_logits(x32, pair32, clicks.m, clicks.beta))
+    conv = _sigmoid(_logits(x32, pair32, convs.m, convs.beta))
     conv[:, catalog.per_click, :] = 1.0
     revenue = click * conv * catalog.payout.astype(np.float32)[None, :, None]
     q = np.array([(1.0 - level) / 2.0, 0.5, (1.0 + level) / 2.0])

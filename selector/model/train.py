@@ -23,6 +23,11 @@ from selector.model.fields import CustomField
 from selector.model.logistic import Design, FloatArray, PosteriorKind, fit
 from selector.model.metrics import Evaluation, evaluate, importances, log_loss
 
+# Features are centred, and divided by their spread only where it exceeds 1: a young
+# account's history features have a small spread (most contacts have no sends yet), and
+# dividing by it would turn the next day's ordinary values into extreme ones.
+SCALE_FLOOR = 1.0
+
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Examples:
@@ -56,7 +61,7 @@ class Examples:
 
 @dataclass(frozen=True, slots=True)
 class TrainingConfig:
-    posterior: PosteriorKind = "diagonal"
+    posterior: PosteriorKind = "full"
     priors: Priors = field(default_factory=Priors)
     holdout_fraction: float = 0.2
     max_examples: int | None = None  # the most recent ones, when set
@@ -94,8 +99,16 @@ def _catalog_rows(examples: Examples, catalog: CatalogColumns) -> tuple[Examples
 
 
 def _design(spec: FeatureSpec, catalog: CatalogColumns, ex: Examples, position: Any) -> Any:
+    """Rows grouped by (creative, pattern of the binary pair features); a group's side
+    vector is [the creative's features, the pattern]."""
     creative, _ = spec.creative_features(catalog.creative_ids, catalog.offer_ids, catalog.per_click)
-    return Design.of(spec.standardize(ex.raw), position, creative, ex.pair)
+    q = len(PAIR_FEATURES)
+    patterns = ((np.arange(2**q)[:, None] >> np.arange(q)[None, :]) & 1).astype(float)
+    side = np.concatenate(
+        [np.repeat(creative, 2**q, axis=0), np.tile(patterns, (creative.shape[0], 1))], axis=1
+    )
+    code = (ex.pair > 0.5).astype(np.intp) @ (1 << np.arange(q))
+    return Design.of(spec.standardize(ex.raw), position * 2**q + code, side)
 
 
 def train(
@@ -115,13 +128,13 @@ def train(
         examples = examples.take(np.sort(recent))
     fit_rows, holdout = examples.split(config.holdout_fraction)
     rows, position = _catalog_rows(fit_rows, catalog)
-    scale = rows.raw.std(axis=0) if len(rows) else np.ones(examples.raw.shape[1])
+    spread = rows.raw.std(axis=0) if len(rows) else np.ones(examples.raw.shape[1])
     spec = FeatureSpec(
         fields=fields,
         creative_ids=catalog.creative_ids,
         offer_ids=tuple(o.offer_id for o in account.offers),
         center=rows.raw.mean(axis=0) if len(rows) else np.zeros(examples.raw.shape[1]),
-        scale=np.where(scale > 1e-9, scale, 1.0),
+        scale=np.maximum(spread, SCALE_FLOOR),
         retention_seconds=retention_seconds,
         priors=config.priors,
     )
@@ -194,19 +207,20 @@ def _beta_log_loss(
 
 
 def _importances(model: ContextualModel, design: Design, rows: int) -> list[list[Any]]:
-    """Top-10 shares of mean |contribution| to the click logit: each contact feature, the
-    creative itself, and each pair feature."""
+    """Top-10 shares of mean |contribution| to the click logit: each contact feature
+    (through the creative features), the creative itself, and each pair feature."""
     n = min(rows, design.X.shape[0])
     if n == 0:
         return []
     pick = np.linspace(0, design.X.shape[0] - 1, n).astype(np.intp)
     group = np.searchsorted(design.bounds, pick, side="right") - 1
-    w, beta = model.weights(model.click)
-    m = w @ design.creative.T  # P x K
+    w, b = model.weights(model.click)
+    c = w.shape[1]
+    m = w @ design.side[:, :c].T  # P x groups
     x = design.X[pick]
     contact = x[:, 1:] * m[1:, group].T
-    own = m[0, group] - m[0].mean()
-    pair = design.pair[pick] * beta[None, :]
+    own = m[0, group] - m[0, group].mean()
+    pair = (x @ b) * design.side[group, c:]
     names = (*model.spec.contact_names[1:], "creative", *PAIR_FEATURES)
     contributions = np.concatenate([contact, own[:, None], pair], axis=1)
     return [[name, share] for name, share in importances(names, contributions)]
