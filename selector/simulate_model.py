@@ -6,8 +6,8 @@
 - The example log: per send, the raw contact features and pair features it was decided
   on (point in time by construction) and its outcome.
 - Training: every `model_training_interval_seconds` of simulated time, a candidate is
-  trained on the matured sends (feedback delivered), the most recent `holdout_fraction`
-  held out, and replaces the current model only through the promotion gate.
+  trained on the matured sends (feedback delivered), with the trainer's holdout
+  (`selector.model.train`), and replaces the current model only through the gate.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from selector.model.profile import (
     creative_key,
 )
 from selector.model.record import Records, records_of
-from selector.model.train import Examples, TrainingConfig, evaluate_model, train
+from selector.model.train import Examples, TrainingConfig, contact_key, evaluate_model, train
 from selector.scenario import Scenario
 from selector.stats import MICROS
 
@@ -80,12 +80,15 @@ class ModelLoop:
         )
         self.interval = scenario.account.settings.model_training_interval_seconds
         self.delay = scenario.feedback_delay_seconds
-        self.config = config or TrainingConfig(max_examples=250_000)
+        self.config = config or TrainingConfig()
         self.next_training = self.interval
         self.model: ContextualModel | None = None
         self.trainings: list[Training] = []
         self.log = _Log()
-        self.pending: list[tuple[Array, Array, Array]] = []
+        self.pending: list[tuple[Array, Array, Array, Array]] = []
+        self.contact_keys = np.array(
+            [contact_key(f"contact-{i}") for i in range(scenario.contacts)], dtype=np.uint32
+        )
 
     def profile(self, contact: int) -> ContactProfile:
         p = self.profiles.get(contact)
@@ -103,17 +106,18 @@ class ModelLoop:
         times = np.full(contacts.size, now)
         batch = contact_features(recs, times, self.fields, self.retention)
         pair = pair_features(batch, self.keys, self.offer_of)[np.arange(contacts.size), creative]
-        self.pending.append((batch.raw, pair, times))
+        self.pending.append((batch.raw, pair, times, contacts))
         for c, k in zip(contacts.tolist(), creative.tolist(), strict=True):
             self.profiles[c] = add_event(
                 self.profile(c), "send", self.creative_ids[k], now, 0, self.retention
             )
 
     def outcomes(self, creative: Array, click: Array, conversion: Array, revenue: Array) -> None:
-        raw, pair, times = self.pending.pop()
+        raw, pair, times, contacts = self.pending.pop()
         self.log.add(
             raw=raw, pair=pair, creative=creative.astype(np.intp), time=times,
             clicked=click.astype(float), converted=conversion.astype(float), revenue=revenue,
+            contact=self.contact_keys[contacts],
         )  # fmt: skip
 
     def feedback(
@@ -143,7 +147,7 @@ class ModelLoop:
             self.log.column("raw")[matured], self.log.column("pair")[matured],
             self.log.column("creative")[matured], self.creative_ids, times[matured],
             self.log.column("clicked")[matured], self.log.column("converted")[matured],
-            self.log.column("revenue")[matured],
+            self.log.column("revenue")[matured], self.log.column("contact")[matured],
         )  # fmt: skip
         version = len(self.trainings) + 1
         candidate, holdout = train(

@@ -31,7 +31,7 @@ from selector.model.features import (
 from selector.model.fields import CustomField
 from selector.model.profile import EMPTY, ContactProfile, add_event, creative_key
 from selector.model.record import RECORD, to_bytes
-from selector.model.train import CatalogColumns, Examples
+from selector.model.train import CatalogColumns, Examples, contact_key
 from selector.stats import MICROS, EventKind
 
 _ORDER: dict[EventKind, int] = {"send": 0, "click": 1, "conversion": 2}
@@ -60,6 +60,7 @@ class _Replay:
         self.profiles: dict[str, ContactProfile] = {}
         self.snapshots: list[bytes] = []
         self.rows: list[tuple[str, float]] = []  # (creative id, time) per send
+        self.contacts: list[str] = []
         self.by_id: dict[str, int] = {}
         self.latest: dict[tuple[str, str], int] = {}
         self.clicked: list[bool] = []
@@ -79,6 +80,7 @@ class _Replay:
             self.snapshots.append(to_bytes(profile))
             row = len(self.rows)
             self.rows.append((e.creative_id, e.time))
+            self.contacts.append(e.contact_id)
             self.by_id[e.event_id] = row
             self.latest[e.contact_id, e.creative_id] = row
             self.clicked.append(False)
@@ -135,9 +137,10 @@ def examples_from_events(
     cto = {c: (p if f else 0.0) for c, p, f in zip(catalog.creative_ids, catalog.payout,
                                                    catalog.per_click, strict=True)}  # fmt: skip
     click_pay = np.array([cto.get(c, 0.0) for c in creative_ids])[creative[matured]]
+    contact = np.array([contact_key(c) for c in replay.contacts], dtype=np.uint32)[matured]
     return Examples(
         raw, pair, creative[matured], creative_ids, times[matured], clicked, converted,
-        revenue + clicked * click_pay,
+        revenue + clicked * click_pay, contact,
     )  # fmt: skip
 
 

@@ -41,15 +41,21 @@ POOL = 1024
 
 @dataclass(frozen=True, slots=True, eq=False)
 class DrawPool:
-    """Posterior draws collapsed to the catalog: (POOL x P x K) creative weights and
-    (POOL x P x Q) pair weights, float32."""
+    """Posterior draws collapsed to the catalog, float32, draws on the middle axis:
+    (P x POOL x K) creative and (P x POOL x Q) pair weights."""
 
     m: FloatArray
     beta: FloatArray
 
     def pick(self, samples: int, rng: np.random.Generator) -> tuple[FloatArray, FloatArray]:
-        idx = rng.integers(0, self.m.shape[0], samples)
-        return self.m[idx], self.beta[idx]
+        """`samples` draws: a block at a random offset (the draws are iid, so any block is
+        an iid sample, and a block is a view), or with replacement beyond the pool."""
+        size = self.m.shape[1]
+        if samples > size:
+            idx = rng.integers(0, size, samples)
+            return self.m[:, idx, :], self.beta[:, idx, :]
+        at = int(rng.integers(0, size - samples + 1))
+        return self.m[:, at : at + samples, :], self.beta[:, at : at + samples, :]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -62,6 +68,7 @@ class Catalog:
     keys: NDArray[np.uint32]
     offer_of: NDArray[np.intp]
     value: FloatArray
+    value32: FloatArray
     payout: FloatArray
     per_click: NDArray[np.bool_]
     click_pool: DrawPool
@@ -89,6 +96,7 @@ class Catalog:
             keys=np.array([creative_key(c) for c in creative_ids], dtype=np.uint32),
             offer_of=np.array([codes[o] for o in offer_ids], dtype=np.intp),
             value=np.maximum(np.asarray(payout, dtype=float), payout_floor),
+            value32=np.maximum(np.asarray(payout, dtype=np.float32), np.float32(payout_floor)),
             payout=np.asarray(payout, dtype=float),
             per_click=np.asarray(per_click, dtype=bool),
             click_pool=_pool(model, model.click, creative, known, POOL, rng),
@@ -129,18 +137,32 @@ def _pool(
         sd = model.new_creative_sd(posterior)
         m[:, :, unknown] += rng.standard_normal((size, p, unknown.size)) * sd[None, :, None]
     b = w[:, :, c:]
-    return DrawPool(m.astype(np.float32), b.astype(np.float32))
+    return DrawPool(
+        np.ascontiguousarray(m.transpose(1, 0, 2), dtype=np.float32),
+        np.ascontiguousarray(b.transpose(1, 0, 2), dtype=np.float32),
+    )
 
 
-def _logits(x32: FloatArray, pair32: FloatArray, m: FloatArray, b: FloatArray) -> FloatArray:
-    """(n x K x S) logits for S effective weight draws: m (S x P x K), b (S x P x Q)."""
-    s, p, k = m.shape
+def _logits(x32: FloatArray, pair_t: FloatArray, m: FloatArray, b: FloatArray) -> FloatArray:
+    """(n x S x K) logits under S draws: m (P x S x K), b (P x S x Q), pair_t (n x Q x K)."""
+    p, s, k = m.shape
     n, q = x32.shape[0], b.shape[2]
-    stacked = np.ascontiguousarray(m.transpose(1, 2, 0)).reshape(p, k * s)
-    out = (x32 @ stacked).reshape(n, k, s)
-    per_pair = (x32 @ np.ascontiguousarray(b.transpose(1, 0, 2)).reshape(p, s * q)).reshape(n, s, q)
-    out += pair32 @ per_pair.transpose(0, 2, 1)
+    out = (x32 @ m.reshape(p, s * k)).reshape(n, s, k)
+    out += (x32 @ b.reshape(p, s * q)).reshape(n, s, q) @ pair_t
     return out
+
+
+def _float32(x: FloatArray, pair: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """x as float32 and the pair features as (n x Q x K) float32."""
+    return x.astype(np.float32), np.ascontiguousarray(pair.transpose(0, 2, 1), np.float32)
+
+
+def _one_plus_exp(a: FloatArray) -> FloatArray:
+    """1 + e^a, in place (float32 overflows to inf, which the division turns into 0)."""
+    with np.errstate(over="ignore"):
+        np.exp(a, out=a)
+    a += 1.0
+    return a
 
 
 def _sigmoid(a: FloatArray) -> FloatArray:
@@ -159,17 +181,21 @@ def sampled_scores(
     samples: int,
     rng: np.random.Generator,
 ) -> FloatArray:
-    """(n x K x S) Thompson scores: logits for `clicks`, revenue per send for `revenue`."""
-    x32, pair32 = x.astype(np.float32), pair.astype(np.float32)
-    scores = _logits(x32, pair32, *catalog.click_pool.pick(samples, rng))
+    """(n x S x K) Thompson scores: logits for `clicks`, revenue per send for `revenue`."""
+    x32, pair_t = _float32(x, pair)
+    click = catalog.click_pool.pick(samples, rng)
     if goal == "clicks":
-        return scores
-    _sigmoid(scores)
-    conversion = _sigmoid(_logits(x32, pair32, *catalog.conversion_pool.pick(samples, rng)))
-    conversion[:, catalog.per_click, :] = 1.0
-    scores *= conversion
-    scores *= catalog.value.astype(np.float32)[None, :, None]
-    return scores
+        return _logits(x32, pair_t, *click)
+    # value * sigmoid(a) * sigmoid(b) = value / ((1 + e^-a) (1 + e^-b)); the negated
+    # logits come straight from the products with -x, which saves passes over n x S x K.
+    minus_x = np.negative(x32)
+    denominator = _one_plus_exp(_logits(minus_x, pair_t, *click))
+    conversion = _one_plus_exp(
+        _logits(minus_x, pair_t, *catalog.conversion_pool.pick(samples, rng))
+    )
+    conversion[:, :, catalog.per_click] = 1.0
+    denominator *= conversion
+    return np.divide(catalog.value32, denominator, out=denominator)
 
 
 def thompson(
@@ -184,8 +210,9 @@ def thompson(
     """The chosen creative per request and the (n x K) choice probabilities given the
     batch's draws (each row sums to 1 over its eligible creatives)."""
     scores = sampled_scores(catalog, x, pair, goal, samples, rng)
-    scores[~eligible] = -np.inf
-    wins = np.argmax(scores, axis=1)  # (n x S)
+    if not eligible.all():
+        scores += np.where(eligible, np.float32(0.0), np.float32(-np.inf))[:, None, :]
+    wins = np.argmax(scores, axis=2)  # (n x S)
     n, k = eligible.shape
     pick = rng.integers(0, samples, n)
     chosen = wins[np.arange(n), pick]
@@ -221,15 +248,15 @@ def predict(
     """Per contact, per creative: P(click) and expected revenue per send (true payout,
     conversion probability left out for per-click offers), from `samples` fresh draws."""
     model = catalog.model
-    x32, pair32 = x.astype(np.float32), pair.astype(np.float32)
+    x32, pair_t = _float32(x, pair)
     clicks = _pool(model, model.click, catalog.creative, catalog.known, samples, rng)
     convs = _pool(model, model.conversion, catalog.creative, catalog.known, samples, rng)
-    click = _sigmoid(_logits(x32, pair32, clicks.m, clicks.beta))
-    conv = _sigmoid(_logits(x32, pair32, convs.m, convs.beta))
-    conv[:, catalog.per_click, :] = 1.0
-    revenue = click * conv * catalog.payout.astype(np.float32)[None, :, None]
+    click = _sigmoid(_logits(x32, pair_t, clicks.m, clicks.beta))
+    conv = _sigmoid(_logits(x32, pair_t, convs.m, convs.beta))
+    conv[:, :, catalog.per_click] = 1.0
+    revenue = click * conv * catalog.payout.astype(np.float32)
     q = np.array([(1.0 - level) / 2.0, 0.5, (1.0 + level) / 2.0])
-    cq, rq = np.quantile(click, q, axis=2), np.quantile(revenue, q, axis=2)
+    cq, rq = np.quantile(click, q, axis=1), np.quantile(revenue, q, axis=1)
     return [
         [
             Prediction(cid, *_triple(cq, i, j), *_triple(rq, i, j), level)
