@@ -116,8 +116,10 @@ class World:
 
     def describe(self) -> dict[str, Any]:
         p, c, q = self.model_full.spec.dims
-        return {"creatives": CREATIVES, "offers": len(OFFERS), "events": self.event_count,
-                "contacts_with_profiles": len(self.contact_ids), "weights": p * (c + q)}  # fmt: skip
+        return {
+            "creatives": CREATIVES, "offers": len(OFFERS), "events": self.event_count,
+            "contacts_with_profiles": len(self.contact_ids), "weights": p * (c + q),
+        }  # fmt: skip
 
 
 def build_world(events: int, seed: int) -> World:
@@ -151,7 +153,9 @@ def build_world(events: int, seed: int) -> World:
         if convert[i]:
             micros = round(payout[creative[i]] * 1e6)
             out.append(OutcomeEvent("conversion", f"v{i}", c, k, t + 120.0, micros, f"s{i}"))
-    custom = {f"u{j}": (float(interest[j]), float(age[j])) for j in range(contacts)}
+    custom: dict[str, tuple[float | None, ...]] = {
+        f"u{j}": (float(interest[j]), float(age[j])) for j in range(contacts)
+    }
     now = float(time[-1]) + 2 * 3600.0
     return World(account("model"), account("thompson_single_step"), out, custom,
                  [f"u{j}" for j in range(DECISION_CONTACTS)], now)  # fmt: skip
