@@ -179,7 +179,8 @@ def _unarray(d: Any) -> FloatArray:
 
 def _posterior_dict(p: LaplacePosterior) -> dict[str, Any]:
     if p.chol is not None:
-        return {"kind": "full", "mean": _array(p.mean), "chol": _array(p.chol)}
+        lower = p.chol[np.tril_indices(p.chol.shape[0])]  # the factor is lower triangular
+        return {"kind": "full", "mean": _array(p.mean), "chol_lower": _array(lower)}
     assert p.sd is not None
     return {"kind": "diagonal", "mean": _array(p.mean), "sd": _array(p.sd)}
 
@@ -187,8 +188,13 @@ def _posterior_dict(p: LaplacePosterior) -> dict[str, Any]:
 def _posterior(d: Any, size: int) -> LaplacePosterior:
     mean = _unarray(d["mean"])
     if d["kind"] == "full":
-        post = LaplacePosterior(mean, chol=_unarray(d["chol"]))
-        ok = post.chol is not None and post.chol.shape == (size, size)
+        lower = _unarray(d["chol_lower"])
+        if lower.shape != (size * (size + 1) // 2,):
+            raise ValueError("shape")
+        chol = np.zeros((size, size))
+        chol[np.tril_indices(size)] = lower
+        post = LaplacePosterior(mean, chol=chol)
+        ok = True
     else:
         post = LaplacePosterior(mean, sd=_unarray(d["sd"]))
         ok = post.sd is not None and post.sd.shape == (size,)

@@ -14,8 +14,9 @@ Contact features (`BASE_FEATURES`), before standardization:
   click_recency                exp(-days since the last click / 30), 0 if never
   log_days_since_click         log(1 + min(days, 365)), 0 if never
   log_revenue, has_converted   revenue history
-  engage_cos, engage_sin       the clicks' hour-of-day unit vectors summed, / (clicks + 1):
-                               the usual engagement hour, shrunk to 0 for few clicks
+  engage_cos, engage_sin       the clicks' hour-of-day unit vectors (at the centre of each
+                               click's UTC hour) summed, / (clicks + 1): the usual
+                               engagement hour, shrunk to 0 for few clicks
   hour_match                   that vector . the decision's hour vector
   now_cos, now_sin             the decision's hour of day
   log_distinct_clicked         log(1 + distinct creatives clicked)
@@ -35,8 +36,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from selector.model.fields import CategoricalField, CustomField, NumericField
-from selector.model.profile import DAY, KIND_CODE, MAX_RECENT
-from selector.model.record import Records
+from selector.model.profile import DAY, HOURS, KIND_CODE, MAX_RECENT
+from selector.model.record import Records, custom_slots
 
 FloatArray = NDArray[Any]
 BASE_FEATURES = (
@@ -46,6 +47,9 @@ BASE_FEATURES = (
 )
 PAIR_FEATURES = ("clicked_this_creative", "clicked_this_offer")
 RECENCY_DAYS = 30.0
+_HOUR_BINS = np.arange(HOURS)[None, None, :]
+_HOUR_COS = np.cos(2.0 * np.pi * (np.arange(HOURS) + 0.5) / HOURS)
+_HOUR_SIN = np.sin(2.0 * np.pi * (np.arange(HOURS) + 0.5) / HOURS)
 
 
 def custom_names(fields: Sequence[CustomField]) -> tuple[str, ...]:
@@ -84,22 +88,24 @@ def contact_features(
     times = np.asarray(times, dtype=np.float64)
     t = times[:, None]
     slot = np.arange(MAX_RECENT)[None, :] < recs["n_recent"][:, None].astype(np.intp)
-    rtime = recs["recent_time"]
+    recent = recs["recent"]
+    rtime = recent["time"]
     visible = slot & (rtime < t)
-    kind = recs["recent_kind"]
+    kind = recent["kind"]
     sends = recs["sends"] + (visible & (kind == KIND_CODE["send"])).sum(axis=1)
     click_now = visible & (kind == KIND_CODE["click"])
     conv_now = visible & (kind == KIND_CODE["conversion"])
     clicks = recs["clicks"] + click_now.sum(axis=1)
     conversions = recs["conversions"] + conv_now.sum(axis=1)
-    revenue = (recs["revenue_micros"] + (recs["recent_revenue"] * conv_now).sum(axis=1)) / 1e6
-    angle = 2.0 * np.pi * (np.mod(rtime, DAY) / DAY)
-    hour_cos = recs["hour_cos"] + (np.cos(angle) * click_now).sum(axis=1)
-    hour_sin = recs["hour_sin"] + (np.sin(angle) * click_now).sum(axis=1)
+    revenue = (recs["revenue_micros"] + (recent["revenue"] * conv_now).sum(axis=1)) / 1e6
+    hour = (np.mod(rtime, DAY) // 3600.0).astype(np.intp)
+    counts = recs["click_hours"].astype(np.float64)
+    counts += ((hour[:, :, None] == _HOUR_BINS) & click_now[:, :, None]).sum(axis=1)
+    hour_cos, hour_sin = counts @ _HOUR_COS, counts @ _HOUR_SIN
     last_click = np.maximum(recs["last_click"], np.where(click_now, rtime, -np.inf).max(axis=1))
     last_event = np.maximum(recs["settled_until"], np.where(visible, rtime, -np.inf).max(axis=1))
     live = (times - last_event) <= retention_seconds
-    clicked = np.concatenate([recs["clicked"], recs["recent_creative"]], axis=1)
+    clicked = np.concatenate([recs["clicked"]["key"], recent["creative"]], axis=1)
     settled_slot = np.arange(recs["clicked"].shape[1])[None, :] < recs["n_clicked"][:, None]
     valid = np.concatenate([settled_slot, click_now], axis=1) & live[:, None]
     history = _history(
@@ -107,7 +113,7 @@ def contact_features(
     )
     distinct = _distinct(clicked, valid)
     raw = np.concatenate(
-        [history, np.log1p(distinct)[:, None], _custom(recs["custom"], fields)], axis=1
+        [history, np.log1p(distinct)[:, None], _custom(custom_slots(recs), fields)], axis=1
     )
     exact = np.asarray(recs["settled_until"] < times)
     return ContactBatch(raw, clicked, valid, exact)

@@ -4,8 +4,12 @@ contact), folded from its sends, clicks and conversions.
 Exact under replay. The fold remembers, per source topic-partition, the highest offset it
 applied to this profile (as `selector.ingest.apply_events` does for the stats), so a
 re-delivery after a crash changes nothing; upstream duplicates arrive flagged by the
-stream's `event_id` dedup and only advance the offset. The same events in the same order
-always give the same value, float sums included.
+stream's `event_id` dedup and only advance the offset. And the value depends on which
+events were applied, not on the order they arrived in (as long as no gap longer than the
+retention opens between them): every total is an integer sum, the recent events are the
+latest ones by event time, the clicked creatives are ranked by their latest click time,
+and click hours are counted per hour of the day. A crash that replays the sends, clicks
+and conversions topics interleaved differently therefore gives the same bytes.
 
 Point in time. The last `MAX_RECENT` events are kept individually, sorted by event time;
 older ones are *settled* into running totals. The view of the profile at time t
@@ -13,10 +17,10 @@ older ones are *settled* into running totals. The view of the profile at time t
 before t, so a decision never sees a click that happened after it, as long as t is not
 older than the settled events (`settled_until`), which after 8 newer events it is not.
 
-Bounded. Totals, the last click, the clicks' hour of day as a sum of unit vectors (their
-circular mean is the usual engagement hour), up to `MAX_CLICKED` creatives clicked before
-(most recent last), `MAX_RECENT` events, `MAX_SOURCES` offsets, one slot per custom field.
-Creatives are kept as CRC-32 keys of their ids (`creative_key`).
+Bounded. Totals, the last click, the clicks per hour of the day (UTC; their circular mean
+is the usual engagement hour), up to `MAX_CLICKED` creatives clicked before with the
+second of their latest click, `MAX_RECENT` events, `MAX_SOURCES` offsets, one slot per
+custom field. Creatives are kept as CRC-32 keys of their ids (`creative_key`).
 
 Retention. A contact silent for longer than `retention_seconds` starts again from an
 empty history (offsets are kept): the next event after such a gap resets the totals, and
@@ -53,9 +57,19 @@ def source_key(topic: str, partition: int) -> int:
     return zlib.crc32(partition_key(topic, partition).encode())
 
 
-def hour_angle(time: float) -> float:
-    """Time of day (UTC) as an angle in radians."""
-    return 2.0 * math.pi * ((time % DAY) / DAY)
+HOURS = 24
+MAX_HOUR_COUNT = 65_535
+NO_CLICK_HOURS = (0,) * HOURS
+
+
+def hour_of_day(time: float) -> int:
+    """The UTC hour (0-23) of an epoch time."""
+    return int((time % DAY) // 3600.0)
+
+
+def whole_second(time: float) -> int:
+    """An event time as the unsigned 32-bit second the record keeps for ranking clicks."""
+    return int(min(max(time, 0.0), 2**32 - 1))
 
 
 class Recent(NamedTuple):
@@ -74,12 +88,11 @@ class ContactProfile:
     conversions: int = 0
     revenue_micros: int = 0
     last_click: float = -math.inf
-    hour_cos: float = 0.0
-    hour_sin: float = 0.0
     settled_until: float = -math.inf
-    clicked: tuple[int, ...] = ()
+    clicked: tuple[tuple[int, int], ...] = ()  # (creative key, second), ascending
+    click_hours: tuple[int, ...] = NO_CLICK_HOURS
     recent: tuple[Recent, ...] = ()
-    sources: tuple[tuple[int, int], ...] = ()
+    sources: tuple[tuple[int, int, float], ...] = ()  # (source key, offset, time), by key
     custom: tuple[float | None, ...] = ()
 
     @property
@@ -88,7 +101,7 @@ class ContactProfile:
 
     def applied_offset(self, topic: str, partition: int) -> int:
         key = source_key(topic, partition)
-        return next((offset for k, offset in self.sources if k == key), -1)
+        return next((offset for k, offset, _ in self.sources if k == key), -1)
 
     def with_custom(self, slots: tuple[float | None, ...]) -> ContactProfile:
         """The same history with new custom-field slots (`fields.to_slots`; None: missing);
@@ -106,31 +119,46 @@ def _settle(p: ContactProfile, e: Recent, recent: tuple[Recent, ...]) -> Contact
     """Move one event into the totals; `recent` is what stays recent. (Positional
     construction: this runs for every event the stream ingests.)"""
     sends, clicks, conversions, revenue = p.sends, p.clicks, p.conversions, p.revenue_micros
-    last_click, hour_cos, hour_sin, clicked = p.last_click, p.hour_cos, p.hour_sin, p.clicked
+    last_click, clicked, hours = p.last_click, p.clicked, p.click_hours
     if e.kind == KIND_CODE["send"]:
         sends += 1
     elif e.kind == KIND_CODE["conversion"]:
         conversions += 1
         revenue += e.revenue_micros
     else:
-        angle = hour_angle(e.time)
         clicks += 1
         last_click = max(last_click, e.time)
-        hour_cos += math.cos(angle)
-        hour_sin += math.sin(angle)
-        clicked = (*(c for c in clicked if c != e.creative), e.creative)[-MAX_CLICKED:]
+        clicked = _clicked_with(clicked, e.creative, whole_second(e.time))
+        h = hour_of_day(e.time)
+        hours = (*hours[:h], min(hours[h] + 1, MAX_HOUR_COUNT), *hours[h + 1 :])
     return ContactProfile(
-        sends, clicks, conversions, revenue, last_click, hour_cos, hour_sin,
-        max(p.settled_until, e.time), clicked, recent, p.sources, p.custom,
+        sends, clicks, conversions, revenue, last_click, max(p.settled_until, e.time),
+        clicked, hours, recent, p.sources, p.custom,
     )  # fmt: skip
 
 
-def _remember_offset(p: ContactProfile, key: int, offset: int) -> ContactProfile:
-    others = tuple(s for s in p.sources if s[0] != key)
-    # The least recently advanced source is forgotten first; with events keyed by account
-    # a contact has one source per event topic, so four slots are only full after a
-    # repartitioning, whose old partitions no longer deliver.
-    return replace(p, sources=(*others, (key, offset))[-MAX_SOURCES:])
+def _clicked_with(
+    clicked: tuple[tuple[int, int], ...], key: int, second: int
+) -> tuple[tuple[int, int], ...]:
+    """The `MAX_CLICKED` creatives with the latest click seconds (ties by key), ascending:
+    the same set whatever order the clicks arrived in."""
+    latest = dict(clicked)
+    latest[key] = max(latest.get(key, second), second)
+    ranked = sorted(((s, k) for k, s in latest.items()))[-MAX_CLICKED:]
+    return tuple((k, s) for s, k in ranked)
+
+
+def _remember_offset(p: ContactProfile, key: int, offset: int, time: float) -> ContactProfile:
+    """The highest offset applied from each source, with its latest event time, sorted by
+    source key. Events are keyed by account, so a contact has one source per event topic;
+    more than `MAX_SOURCES` only after a repartitioning, and then the source whose latest
+    event is oldest (an old partition that no longer delivers) is forgotten."""
+    entries = {k: (o, t) for k, o, t in p.sources}
+    previous = entries.get(key, (offset, time))
+    entries[key] = (max(previous[0], offset), max(previous[1], time))
+    if len(entries) > MAX_SOURCES:
+        del entries[min(entries, key=lambda k: (entries[k][1], k))]
+    return replace(p, sources=tuple((k, o, t) for k, (o, t) in sorted(entries.items())))
 
 
 def add_event(
@@ -154,8 +182,8 @@ def add_event(
 
 def _with_recent(p: ContactProfile, recent: tuple[Recent, ...]) -> ContactProfile:
     return ContactProfile(
-        p.sends, p.clicks, p.conversions, p.revenue_micros, p.last_click, p.hour_cos,
-        p.hour_sin, p.settled_until, p.clicked, recent, p.sources, p.custom,
+        p.sends, p.clicks, p.conversions, p.revenue_micros, p.last_click, p.settled_until,
+        p.clicked, p.click_hours, recent, p.sources, p.custom,
     )  # fmt: skip
 
 
@@ -181,10 +209,10 @@ def apply_profile_events(
     outcome: Counter[Outcome] = Counter()
     for e in events:
         key = source_key(e.topic, e.partition)
-        if e.offset <= next((o for k, o in profile.sources if k == key), -1):
+        if e.offset <= next((o for k, o, _ in profile.sources if k == key), -1):
             outcome["replayed"] += 1
             continue
-        profile = _remember_offset(profile, key, e.offset)
+        profile = _remember_offset(profile, key, e.offset, e.time)
         if e.duplicate:
             outcome["duplicate"] += 1
             continue

@@ -20,6 +20,7 @@ import numpy as np
 
 from selector.batch import REASON
 from selector.domain import Method
+from selector.model.predict import catalog_for
 from selector.model.record import records
 from selector.model.scoring import Catalog, thompson
 from selector.policies.base import Choice, Masks, PolicyContext
@@ -72,17 +73,7 @@ class ModelPolicy(ScoredPolicy):
         model = ctx.model
         assert model is not None
         if self._catalog is None or self._catalog.model is not model:
-            view = ctx.view
-            payout = {o.offer_id: o.payout for o in view.account.offers}
-            offers = tuple(view.offer_ids[int(i)] for i in view.offer_of)
-            self._catalog = Catalog.of(
-                model,
-                view.creative_ids,
-                offers,
-                np.array([payout[o] for o in offers], dtype=float),
-                view.per_click,
-                view.settings.payout_floor,
-            )
+            self._catalog = catalog_for(ctx.view.account, model)
         return self._catalog
 
     def _inputs(self, ctx: PolicyContext, rows: IntArray) -> tuple[FloatArray, FloatArray]:

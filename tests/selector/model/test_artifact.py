@@ -40,6 +40,9 @@ def test_bytes_round_trip_exactly(kind: str) -> None:
     assert isinstance(back, ContextualModel)
     assert back.to_dict() == m.to_dict()
     np.testing.assert_array_equal(back.click.mean, m.click.mean)
+    if kind == "full":
+        assert back.click.chol is not None and m.click.chol is not None
+        np.testing.assert_array_equal(back.click.chol, m.click.chol)
     assert back.click.kind == kind and back.spec.fields == m.spec.fields
 
 

@@ -53,10 +53,11 @@ def test_a_decision_sees_only_events_before_it() -> None:
 
 
 def test_the_engagement_hour_points_at_the_clicks_hour() -> None:
-    raw = features_at([2 * DAY + 6 * 3600.0, 2 * DAY + 18 * 3600.0]).raw
-    # one click at 06:00: angle pi/2, shrunk by (clicks + 1) = 2
-    np.testing.assert_allclose(column(raw, "engage_cos"), [0.0, 0.0], atol=1e-12)
-    np.testing.assert_allclose(column(raw, "engage_sin"), [0.5, 0.5])
+    raw = features_at([2 * DAY + 6.5 * 3600.0, 2 * DAY + 18.5 * 3600.0]).raw
+    # one click at 06:00: the 06:00-07:00 hour, centred at 06:30; shrunk by clicks + 1 = 2
+    angle = 2 * math.pi * 6.5 / 24
+    np.testing.assert_allclose(column(raw, "engage_cos"), [math.cos(angle) / 2] * 2)
+    np.testing.assert_allclose(column(raw, "engage_sin"), [math.sin(angle) / 2] * 2)
     np.testing.assert_allclose(column(raw, "hour_match"), [0.5, -0.5], atol=1e-12)
 
 
@@ -94,3 +95,22 @@ def test_pair_features_mark_the_creative_and_its_offer_clicked_before() -> None:
 def test_shapes(n: int) -> None:
     batch = contact_features(records_of([profile()] * n), np.zeros(n), FIELDS, 1e9)
     assert batch.raw.shape == (n, len(NAMES)) and len(batch) == n
+
+
+def test_training_pair_features_equal_the_serving_columns() -> None:
+    from selector import account_from_dict
+    from selector.model.examples import _OfferLookup, sent_pair_features
+
+    ids, offers = ("a", "a2", "b"), ("o1", "o1", "o2")
+    account = account_from_dict({
+        "account_id": "x",
+        "offers": [{"offer_id": "o1", "payout": 1}, {"offer_id": "o2", "payout": 1}],
+        "creatives": [{"creative_id": c, "offer_id": o} for c, o in zip(ids, offers, strict=True)],
+    })  # fmt: skip
+    profiles = [profile(), add_event(EMPTY, "click", "b", 5.0, 0), EMPTY] * 3
+    batch = contact_features(records_of(profiles), np.full(9, 3 * DAY), FIELDS, 1e9)
+    keys = np.array([creative_key(c) for c in ids], dtype=np.uint32)
+    serving = pair_features(batch, keys, np.array([0, 0, 1]))
+    sent = np.arange(9) % 3
+    training = sent_pair_features(batch, keys[sent], _OfferLookup(account))
+    np.testing.assert_array_equal(training, serving[np.arange(9), sent])

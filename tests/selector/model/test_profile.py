@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from hypothesis import given, settings
@@ -19,6 +20,7 @@ from selector.model.profile import (
     apply_profile_events,
     creative_key,
 )
+from selector.model.record import encode
 
 TOPIC = {"send": "sends", "click": "clicks", "conversion": "conversions"}
 
@@ -91,9 +93,13 @@ def test_sizes_are_bounded() -> None:
     for i in range(100):
         p = add_event(p, "click", f"creative-{i}", float(i), 0)
     assert len(p.clicked) == MAX_CLICKED and len(p.recent) == MAX_RECENT
-    assert p.clicked[-1] == creative_key("creative-91")  # most recent settled click last
+    assert p.clicked[-1] == (creative_key("creative-91"), 91)  # latest settled click last
     events = [SourcedEvent("send", "a", float(i), 0, f"topic-{i}", 0, 1) for i in range(9)]
-    assert len(fold(events).sources) == MAX_SOURCES
+    kept = fold(events)
+    assert len(kept.sources) == MAX_SOURCES
+    # the sources whose latest events are newest survive (old partitions are forgotten)
+    assert {t for _, _, t in kept.sources} == {5.0, 6.0, 7.0, 8.0}
+    assert kept.applied_offset("topic-8", 0) == 1 and kept.applied_offset("topic-0", 0) == -1
 
 
 def test_a_silence_longer_than_the_retention_starts_a_new_history() -> None:
@@ -119,3 +125,30 @@ def test_the_fold_is_pure() -> None:
     fold(events[6:], before)
     assert (before.sends, before.recent, before.sources) == snapshot
     assert np.isfinite(before.last_event)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.randoms(use_true_random=False))
+def test_the_profile_does_not_depend_on_how_the_topics_interleave(rnd: Any) -> None:
+    # each topic's events stay in offset order; only the interleaving changes, as it can
+    # between a first run and a crash replay
+    events = history(48)
+    queues = {t: [e for e in events if e.topic == t] for t in TOPIC.values()}
+    mixed: list[SourcedEvent] = []
+    while any(queues.values()):
+        topic = rnd.choice([t for t, q in queues.items() if q])
+        mixed.append(queues[topic].pop(0))
+    assert encode(fold(mixed)) == encode(fold(events))
+
+
+def test_clicked_creatives_are_ranked_by_their_latest_click() -> None:
+    p = EMPTY
+    for i in range(12):  # clicks on c0..c9 arrive newest first (c0, c1 twice)
+        p = add_event(p, "click", f"c{i % 10}", 1000.0 - i, 0)
+    for i in range(8):  # push every click out of the recent window
+        p = add_event(p, "send", "x", 2000.0 + i, 0)
+    assert [s for _, s in p.clicked] == sorted(s for _, s in p.clicked)
+    kept = {k for k, _ in p.clicked}
+    assert kept == {creative_key(f"c{i}") for i in range(8)}  # the 8 latest-clicked
+    assert dict(p.clicked)[creative_key("c0")] == 1000
+    assert sum(p.click_hours) == 12 and p.click_hours[0] == 12  # all in 00:00-01:00
