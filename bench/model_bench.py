@@ -234,7 +234,9 @@ def format_table(result: dict[str, Any]) -> str:
     m, w = result["machine"], result["world"]
     lines = [
         f"Model benchmark: {w['creatives']} creatives, {w['offers']} offers, {w['weights']} "
-        f"weights per model; {m['cpu_model']}, pinned to CPU {m['pinned_to_cpu']}, "
+        f"weights per model (JSON {w['model_bytes']['diagonal']:,} bytes diagonal, "
+        f"{w['model_bytes']['full']:,} full); stored profiles {w['profile_bytes']['mean']:.0f} "
+        f"bytes on average; {m['cpu_model']}, pinned to CPU {m['pinned_to_cpu']}, "
         f"OPENBLAS_NUM_THREADS={m['openblas_threads']}; load average at start "
         f"{' '.join(f'{x:.2f}' for x in m['load_average'])}",
         "",

@@ -119,6 +119,10 @@ class World:
         return {
             "creatives": CREATIVES, "offers": len(OFFERS), "events": self.event_count,
             "contacts_with_profiles": len(self.contact_ids), "weights": p * (c + q),
+            "model_bytes": {"diagonal": len(self.model_diagonal.to_bytes()),
+                            "full": len(self.model_full.to_bytes())},
+            "profile_bytes": {"mean": float(np.mean([len(b) for b in self.blobs])),
+                              "max": max(len(b) for b in self.blobs)},
         }  # fmt: skip
 
 

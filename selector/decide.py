@@ -91,9 +91,8 @@ class Selector:
         model: ContextualModel | None = None,
     ) -> BatchDecision:
         """Decide every request of `batch`; `rotation` holds round-robin positions and the
-        updated positions come back in the result. `model` is the account's promoted
-        contextual model, if any (the `model` method falls back to Thompson sampling
-        without one). Raises `UnknownCampaign`."""
+        updated positions come back in the result; `model` is the account's promoted
+        contextual model, if any. Raises `UnknownCampaign`."""
         view = self.view
         n = len(batch)
         ctx = self.context(stats, batch, rotation, model)

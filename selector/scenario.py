@@ -248,13 +248,6 @@ def scenario_from_dict(data: Mapping[str, Any], name: str = "scenario") -> Scena
     known = {c.creative_id for c in account.creatives}
     sends, per_day = _horizon(doc["horizon"])
     segments = _segments(doc.get("segments", []), known)
-    rest = not math.isclose(sum(s.share for s in segments), 1.0)
-    contact_model = contact_model_from_dict(
-        doc.get("custom_fields", []),
-        doc.get("contact_effects", {}),
-        doc.get("segments", []),
-        len(segments) + rest,
-    )
     return Scenario(
         name=str(doc.get("name", name)),
         description=str(doc.get("description", "")),
@@ -270,7 +263,17 @@ def scenario_from_dict(data: Mapping[str, Any], name: str = "scenario") -> Scena
             doc.get("feedback_delay_seconds", 0), "feedback_delay_seconds", 0.0
         ),
         batch_size=_count(doc.get("batch_size", 1000), "batch_size"),
-        contact_model=contact_model,
+        contact_model=_contact_model(doc, segments),
+    )
+
+
+def _contact_model(doc: Mapping[str, Any], segments: tuple[Segment, ...]) -> ContactModel:
+    rest = not math.isclose(sum(s.share for s in segments), 1.0)
+    return contact_model_from_dict(
+        doc.get("custom_fields", []),
+        doc.get("contact_effects", {}),
+        doc.get("segments", []),
+        len(segments) + rest,
     )
 
 

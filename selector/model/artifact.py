@@ -41,13 +41,18 @@ MODEL_REASONS: tuple[ModelReason, ...] = get_args(ModelReason)
 @dataclass(frozen=True, slots=True)
 class Priors:
     """Prior precisions (1 / variance) of the weights, by creative-feature column; weights
-    are on standardized contact features. `creative` > `offer` shrinks a creative's own
-    effects toward its offer's, which is what a new creative starts from."""
+    are on standardized contact features. `creative` (> `offer`) shrinks a creative's own
+    level toward its offer's, which is what a new creative starts from; `creative_cross`
+    shrinks harder how a creative's response to each contact feature departs from its
+    offer's: P - 1 weights per creative that only a truly creative-specific context
+    effect should pull away from 0, and whose noise would otherwise make Thompson
+    sampling explore creatives a context-free account cannot tell apart."""
 
     bias: float = 0.1
     per_click: float = 1.0
     offer: float = 1.0
     creative: float = 4.0
+    creative_cross: float = 16.0
     pair: float = 1.0
 
 
@@ -103,13 +108,28 @@ class FeatureSpec:
                 out[row, 2 + f + known[cid]] = 1.0
         return out, np.array([c in known for c in creative_ids], dtype=bool)
 
-    def precision(self) -> FloatArray:
-        """The prior precision of every weight (P x (C + Q), row-major)."""
+    def groups(self) -> dict[str, np.ndarray[Any, np.dtype[np.intp]]]:
+        """Weight groups whose shared prior precision training sets from the data (see
+        `logistic.fit_evidence`): how each creative, and each offer, responds to each
+        contact feature beyond the shared response."""
         p, c, q = self.dims
         f = len(self.offer_ids)
+        index = np.arange(p * (c + q)).reshape(p, c + q)
+        return {
+            "creative_cross": index[1:, 2 + f : c].reshape(-1),
+            "offer_cross": index[1:, 2 : 2 + f].reshape(-1),
+        }
+
+    def precision(self) -> FloatArray:
+        """The prior precision of every weight (P x (C + Q), row-major): the intercept's
+        row, then one row per contact feature."""
+        p, c, q = self.dims
+        k = c - 2 - len(self.offer_ids)
         pr = self.priors
-        column = [pr.bias, pr.per_click, *[pr.offer] * f, *[pr.creative] * (c - 2 - f)]
-        return np.tile(np.array([*column, *[pr.pair] * q], dtype=float), p)
+        shared = [pr.bias, pr.per_click, *[pr.offer] * len(self.offer_ids)]
+        first = [*shared, *[pr.creative] * k, *[pr.pair] * q]
+        rest = [*shared, *[pr.creative_cross] * k, *[pr.pair] * q]
+        return np.array(first + rest * (p - 1), dtype=float)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -136,9 +156,11 @@ class ContextualModel:
         sd when there are fewer than two), for creatives the model has not seen."""
         w, _ = self.weights(posterior)
         own = w[:, 2 + len(self.spec.offer_ids) :]
-        prior_sd = 1.0 / math.sqrt(self.spec.priors.creative)
+        pr = self.spec.priors
+        prior_sd = np.full(w.shape[0], 1.0 / math.sqrt(pr.creative_cross))
+        prior_sd[0] = 1.0 / math.sqrt(pr.creative)
         if own.shape[1] < 2:
-            return np.full(w.shape[0], prior_sd)
+            return prior_sd
         return np.minimum(np.sqrt((own**2).mean(axis=1)), prior_sd)
 
     def to_dict(self) -> dict[str, Any]:

@@ -31,7 +31,15 @@ from selector.domain import Account
 from selector.model.artifact import ContextualModel, FeatureSpec, Priors
 from selector.model.features import PAIR_FEATURES
 from selector.model.fields import CustomField
-from selector.model.logistic import Design, FloatArray, PosteriorKind, fit
+from selector.model.logistic import (
+    Design,
+    FitInfo,
+    FloatArray,
+    LaplacePosterior,
+    PosteriorKind,
+    fit,
+    fit_evidence,
+)
 from selector.model.metrics import Evaluation, evaluate, importances, log_loss
 
 # Features are centred, and divided by their spread only where it exceeds 1: a young
@@ -98,6 +106,7 @@ class TrainingConfig:
     holdout_fraction: float = 0.1
     max_examples: int | None = None  # the most recent ones, when set
     importance_rows: int = 50_000
+    evidence_rounds: int = 5  # 0: keep the configured priors
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -173,22 +182,18 @@ def train(
         retention_seconds=retention_seconds,
         priors=config.priors,
     )
-    precision = spec.precision()
     design, order = _design(spec, catalog, rows, position)
-    click, click_info = fit(design, rows.clicked[order], precision, config.posterior)
+    click, click_info, click_prior = _fit(spec, design, rows.clicked[order], config)
     clicked = np.flatnonzero(rows.clicked > 0)
     conv_design, conv_order = _design(spec, catalog, rows.take(clicked), position[clicked])
-    conversion, conv_info = fit(
-        conv_design, rows.converted[clicked][conv_order], precision, config.posterior
-    )
+    conv_y = rows.converted[clicked][conv_order]
+    conversion, conv_info, conv_prior = _fit(spec, conv_design, conv_y, config)
     model = ContextualModel(account.account_id, version, now, spec, click, conversion)
-    held = evaluate_model(model, account, holdout)
     metrics = {
         "training_sends": len(rows),
         "training_clicks": int(rows.clicked.sum()),
         "training_conversions": int(rows.converted.sum()),
-        "holdout": held.to_dict() | {"by": config.holdout, "fraction": config.holdout_fraction},
-        "per_creative_beta_log_loss": _beta_log_loss(rows, position, holdout, catalog),
+        **_held_out_metrics(model, account, holdout, rows, position, config),
         "importances": _importances(model, design, config.importance_rows),
         "fit": {
             "click_iterations": click_info.iterations,
@@ -196,9 +201,40 @@ def train(
             "conversion_iterations": conv_info.iterations,
             "conversion_converged": conv_info.converged,
             "posterior": config.posterior,
+            "prior_precision": {"click": click_prior, "conversion": conv_prior},
         },
     }
     return replace(model, metrics=metrics), holdout
+
+
+def _fit(
+    spec: FeatureSpec, design: Design, y: FloatArray, config: TrainingConfig
+) -> tuple[LaplacePosterior, FitInfo, dict[str, float]]:
+    """One model's posterior, and the prior precision of each weight group it used."""
+    groups = spec.groups()
+    if config.evidence_rounds <= 0:
+        post, info = fit(design, y, spec.precision(), config.posterior)
+        used = spec.precision()
+    else:
+        post, info, used = fit_evidence(
+            design, y, spec.precision(), list(groups.values()), config.posterior,
+            config.evidence_rounds,
+        )  # fmt: skip
+    return post, info, {name: float(used[g[0]]) for name, g in groups.items() if g.size}
+
+
+def _held_out_metrics(
+    model: ContextualModel,
+    account: Account,
+    holdout: Examples,
+    rows: Examples,
+    position: Any,
+    config: TrainingConfig,
+) -> dict[str, Any]:
+    held = evaluate_model(model, account, holdout)
+    split = {"by": config.holdout, "fraction": config.holdout_fraction}
+    beta = _beta_log_loss(rows, position, holdout, CatalogColumns.of(account))
+    return {"holdout": held.to_dict() | split, "per_creative_beta_log_loss": beta}
 
 
 def predicted(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from selector.model.logistic import Design, LaplacePosterior, fit
+from selector.model.logistic import Design, LaplacePosterior, fit, fit_evidence
 
 
 def problem(seed: int = 0):  # type: ignore[no-untyped-def]
@@ -64,3 +64,22 @@ def test_an_empty_design_returns_the_prior() -> None:
     np.testing.assert_allclose(post.mean, 0.0)
     np.testing.assert_allclose(post.marginal_sd(), 0.5)
     assert isinstance(post, LaplacePosterior)
+
+
+def test_the_evidence_shrinks_a_group_the_data_do_not_support() -> None:
+    rng = np.random.default_rng(5)
+    n, groups = 20_000, 4
+    x = np.c_[np.ones(n), rng.normal(size=(n, 2))]
+    group = rng.integers(0, groups, n)
+    side = np.c_[np.ones(groups), np.eye(groups)]  # shared column, then one per group
+    w = np.zeros((3, 1 + groups))
+    w[:, 0] = [-1.5, 0.3, -0.2]
+    w[1, 1:] = [0.8, -0.8, 0.4, -0.4]  # feature 1 matters per group; feature 2 does not
+    logit = np.einsum("np,pe,ne->n", x, w, side[group])
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(float)
+    design, order = Design.of(x, group, side)
+    index = np.arange(3 * (1 + groups)).reshape(3, 1 + groups)
+    feature_1, feature_2 = index[1, 1:], index[2, 1:]
+    _, _, used = fit_evidence(design, y[order], np.ones(index.size), [feature_1, feature_2])
+    assert used[feature_2[0]] > 50 * used[feature_1[0]]
+    assert used[feature_1[0]] < 10  # its weights (|w| ~ 0.6) stay free
