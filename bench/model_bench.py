@@ -10,7 +10,8 @@ the repeat-click habit, so the features carry signal. From that history:
   decision is a model decision, propensity included (`decide`); the same with the
   profiles' stored bytes decoded inside the timed call (`decode+decide`); and Thompson
   single-step on the same batches (`thompson`). CPU microseconds per decision
-  (`time.process_time`), median over repetitions, on one pinned core, one BLAS thread.
+  (`time.process_time`), median over repetitions run round-robin across the workloads,
+  on one pinned core, one BLAS thread.
 - training: the point-in-time replay of the events (`examples_from_events`) and the fit
   of both models (`train`), in CPU seconds per million events.
 - quality: held-out (the most recent 20% of sends) click log loss and AUC of our click
@@ -33,7 +34,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -63,29 +64,44 @@ class ModelBenchConfig:
 QUICK = {"events": 150_000, "repeats": 3, "min_seconds": 0.05}
 
 
-def cpu_per_unit(
-    call: Callable[[], object], units: int, repeats: int, min_seconds: float
-) -> dict[str, Any]:
-    """CPU and wall microseconds per unit over `repeats` timed runs of >= min_seconds."""
-    for _ in range(3):
-        call()
-    calls = 1
-    while True:
-        start = time.perf_counter()
-        for _ in range(calls):
-            call()
-        if time.perf_counter() - start >= min_seconds:
-            break
-        calls *= 2
-    cpu, wall = [], []
-    for _ in range(repeats):
+@dataclass(slots=True)
+class Timed:
+    """A call timed in CPU (`time.process_time`) and wall time per unit."""
+
+    name: tuple[str, int, str]
+    call: Callable[[], object]
+    units: int
+    calls: int = 1
+    cpu: list[float] = field(default_factory=list)
+    wall: list[float] = field(default_factory=list)
+
+    def calibrate(self, min_seconds: float) -> None:
+        for _ in range(3):
+            self.call()
+        while True:
+            start = time.perf_counter()
+            for _ in range(self.calls):
+                self.call()
+            if time.perf_counter() - start >= min_seconds:
+                return
+            self.calls *= 2
+
+    def repeat(self) -> None:
         c0, w0 = time.process_time(), time.perf_counter()
-        for _ in range(calls):
-            call()
-        cpu.append((time.process_time() - c0) / (calls * units) * 1e6)
-        wall.append((time.perf_counter() - w0) / (calls * units) * 1e6)
-    return {"cpu_us": statistics.median(cpu), "wall_us": statistics.median(wall),
-            "cpu_samples": cpu}  # fmt: skip
+        for _ in range(self.calls):
+            self.call()
+        self.cpu.append((time.process_time() - c0) / (self.calls * self.units) * 1e6)
+        self.wall.append((time.perf_counter() - w0) / (self.calls * self.units) * 1e6)
+
+
+def measure(timed: list[Timed], repeats: int, min_seconds: float) -> None:
+    """Calibrate each, then run the repetitions round-robin across all of them, so a
+    change in machine load during the run affects every workload alike."""
+    for t in timed:
+        t.calibrate(min_seconds)
+    for _ in range(repeats):
+        for t in timed:
+            t.repeat()
 
 
 def workloads(
@@ -111,16 +127,26 @@ def workloads(
 
 
 def decision_rows(world: World, config: ModelBenchConfig) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
+    timed: list[Timed] = []
     for kind, model in (("diagonal", world.model_diagonal), ("full", world.model_full)):
         selector, plain = Selector(world.account), Selector(world.thompson_account)
         for n in config.batch_sizes:
             for mode, call in workloads(world, selector, plain, model, n, config.seed):
                 if mode == "thompson" and kind == "full":
                     continue  # the same Thompson workload as for the diagonal model
-                timing = cpu_per_unit(call, n, config.repeats, config.min_seconds)
-                rows.append({"posterior": kind, "batch": n, "mode": mode, **timing})
-    return rows
+                timed.append(Timed((kind, n, mode), call, n))
+    measure(timed, config.repeats, config.min_seconds)
+    return [
+        {
+            "posterior": t.name[0],
+            "batch": t.name[1],
+            "mode": t.name[2],
+            "cpu_us": statistics.median(t.cpu),
+            "wall_us": statistics.median(t.wall),
+            "cpu_samples": t.cpu,
+        }
+        for t in timed
+    ]
 
 
 def training_row(world: World) -> dict[str, Any]:
