@@ -3,17 +3,21 @@
 contextual.yaml routes half of the automated traffic to `model` and half to Thompson
 single-step, so the lift between them is an A/B comparison on the same days and the
 same kind of contacts; the model retrains daily inside the simulator and is promoted
-through the gate. The model's share of the contextual oracle is taken over the sends it
-decided with a promoted model; before the first promotion (a day or two: a model needs a
-full day of matured sends and a held-out set good enough for the gate), `model` traffic
-is answered by Thompson single-step with reason `model_unavailable`, and those sends
-count for the lift but not for the share. Both shares are checked: realized revenue and
-the true expected revenue of the creatives sent, each over the oracle's expected revenue
-on the same sends.
+through the gate. Until the first promotion (a model needs a day of matured sends, and a
+held-out set good enough for the gate), `model` traffic is answered by Thompson
+single-step with reason `model_unavailable`. The share of the contextual oracle is
+checked over all of `model`'s sends and over those it decided with a promoted model,
+each as realized revenue and as the true expected revenue of the creatives sent, over
+the oracle's expected revenue on the same sends.
+
+Measured over seeds 0-3: all of `model`'s sends 91.5-93.7% realized,
+92.0-92.8% expected; decided with a model 93.7-95.2%; Thompson single-step 64-65%; the
+lift's 95% interval starts at +26.7% to +33.4%.
 
 product.yaml has no useful context (its low-engagement segment ranks the creatives
 alike); with its Thompson traffic split between `model` and Thompson single-step, the
-model's expected revenue per send must stay within 3% of Thompson's.
+model's expected revenue per send must stay within 3% of Thompson's: 0.975-0.984 of it
+over seeds 0-3 (0.983 at seed 0).
 """
 
 from __future__ import annotations
@@ -61,11 +65,13 @@ def test_the_model_reaches_90_percent_of_the_contextual_oracle(
 ) -> None:
     r = contextual
     assert r.reason is not None
-    decided = rows(r, "model") & (r.reason != REASONS.index("model_unavailable"))
-    assert decided.sum() > 0.9 * rows(r, "model").sum()
-    oracle = r.oracle[decided].sum()
-    assert r.revenue[decided].sum() / oracle >= 0.90
-    assert r.expected[decided].sum() / oracle >= 0.90
+    every = rows(r, "model")
+    decided = every & (r.reason != REASONS.index("model_unavailable"))
+    assert decided.sum() > 0.9 * every.sum()
+    for sends in (every, decided):
+        oracle = r.oracle[sends].sum()
+        assert r.revenue[sends].sum() / oracle >= 0.90
+        assert r.expected[sends].sum() / oracle >= 0.90
 
 
 def test_the_contextual_oracle_beats_every_single_creative(contextual: SimulationResult) -> None:
