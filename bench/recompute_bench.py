@@ -5,9 +5,9 @@ It starts a local Kafka (or uses `--bootstrap`), produces N events (70% sends, 2
 clicks, 7% conversions, 1% re-published duplicates; 1,000 accounts of 10 creatives over
 4 partitions) in batches, then reads them back:
 
-- `confluent raw`: the job's consumer (`stream.kafka_reader`), touching each record;
+- `confluent raw`: the job's consumer (`stream.adapters.kafka_reader`), touching each record;
 - `aiokafka raw`: aiokafka's consumer on the same partitions, for the choice of client;
-- `recompute, P process(es)`: `stream.recompute_io.recompute` with the cut at the end of
+- `recompute, P process(es)`: `stream.job.readers.recompute` with the cut at the end of
   every partition: decoding and validation as the stats agent's, catalog check, dedup,
   fold; P = 1 and P = `--processes`.
 
@@ -33,12 +33,14 @@ from tqdm import tqdm
 
 from bench import machine_info
 from selector.ingest import partition_key
-from stream import codec
-from stream.kafka_reader import client_config, open_consumer, read_ranges, watermarks
-from stream.local.kafka import KafkaBroker, TopicSpec, create_topics
-from stream.recompute import Scope
-from stream.recompute_io import Task, recompute
+from stream.adapters.kafka_config import client_config
+from stream.adapters.kafka_reader import open_consumer, read_ranges, watermarks
+from stream.adapters.topic_specs import TopicSpec
+from stream.job.readers import Task, recompute
+from stream.job.recompute import Scope
+from stream.local.kafka import KafkaBroker, create_topics
 from stream.settings import Settings
+from stream.wire import codec
 
 ACCOUNTS = 1000
 CREATIVES = 10

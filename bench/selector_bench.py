@@ -303,21 +303,3 @@ def report(config: BenchConfig, json_path: Path | None = None) -> dict[str, Any]
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {path}", file=sys.stderr)
     return result
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m bench.selector_bench`: the CLI's arguments, without the CLI's start-up
-    (which tunes the allocator), so `--no-tune-allocator` really measures without it."""
-    import argparse
-
-    from stream.commands.bench import add_selector_arguments, config_from_args
-
-    parser = argparse.ArgumentParser(prog="python -m bench.selector_bench")
-    add_selector_arguments(parser)
-    args = parser.parse_args(argv)
-    report(config_from_args(args), args.json)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -3,7 +3,7 @@ request->response latency at a fixed rate, stats events/s with dedup on; each ne
 plain aiokafka's produce and consume rates on the same messages, in the same run.
 
 Kafka (KRaft), Redis and one `creative-select worker` process (Redis cooldowns, Redis
-dedup) are started as the demo starts them (`stream.demo.services`). The load
+dedup) are started as the demo starts them (`stream.local.harness.services`). The load
 generator and the raw-client probe are processes of their own (`bench.stream_load`).
 With pinning (the default) the worker and Redis share one core (the worker waits for
 every Redis round trip, so they take turns) and the broker, the load generator and this
@@ -36,10 +36,10 @@ from bench.stream_measure import (
     steady_rate,
     wait_counted,
 )
-from stream.commands.publish_catalog import publish, validate_documents
-from stream.demo import CATALOG_METRIC, EVENTS_METRIC, Services, services
-from stream.local.kafka import TopicSpec
-from stream.producer import ensure_topics
+from stream.adapters.catalog_files import publish, validate_documents
+from stream.adapters.topic_specs import TopicSpec, ensure_topics
+from stream.demo.run import CATALOG_METRIC, EVENTS_METRIC
+from stream.local.harness import Services, services
 
 DEFAULT_JSON = Path(__file__).parent / "results" / "stream.json"
 TARGETS = {"selections": 20_000.0, "p99_ms": 20.0, "events": 50_000.0}

@@ -26,7 +26,9 @@ import numpy as np
 from aiokafka import AIOKafkaProducer
 
 from bench.selector_bench import OFFERS
-from stream.messages import (
+from stream.adapters.kafka_config import kafka_config
+from stream.settings import Settings
+from stream.wire.messages import (
     ClickEvent,
     ConversionEvent,
     SelectionRequest,
@@ -34,8 +36,6 @@ from stream.messages import (
     SendEvent,
     encode,
 )
-from stream.producer import kafka_config
-from stream.settings import Settings
 
 CREATIVES = 10
 CAMPAIGNS = ("welcome-series", "winback")

@@ -18,8 +18,8 @@ import numpy as np
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from stream.demo import Worker
-from stream.producer import kafka_config
+from stream.adapters.kafka_config import kafka_config
+from stream.local.harness import Worker
 from stream.settings import Settings
 
 STEADY = (0.1, 0.9)  # the window: from 10% to 90% of the work done

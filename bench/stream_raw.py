@@ -19,7 +19,7 @@ from bench.stream_load import (
     request_messages,
     response_sample,
 )
-from stream.producer import kafka_config
+from stream.adapters.kafka_config import kafka_config
 from stream.settings import Settings
 
 KINDS = ("request", "response", "event", "echo-requests", "echo-responses")

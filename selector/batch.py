@@ -100,9 +100,11 @@ class Decision:
 
     `propensity` is the probability that this request would have received this creative
     under the policy's randomness, given its (deterministic) arm and method: exact for
-    control, learning, uniform and manual picks, a Monte Carlo estimate for Thompson
-    scoring. `stats_version` names the stats value the decision was made from, and
-    `model_version` the contextual model, for decisions of the `model` method that had one.
+    every method (Thompson scoring draws the creative from its win probabilities,
+    `selector.winprob`; the `model` method from its win shares over the batch's posterior
+    draws, `selector.model.scoring`). `stats_version` names the stats value the decision
+    was made from, and `model_version` the contextual model, for decisions of the `model`
+    method that had one.
     """
 
     creative_id: str

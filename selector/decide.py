@@ -28,15 +28,20 @@ from selector.hashing import route_units, split_units
 from selector.model.artifact import ContextualModel
 from selector.model.scoring import DEFAULT_SAMPLES
 from selector.policies import POLICIES, Policy, PolicyContext
-from selector.sampling import BetaSampler, TableBetaSampler
+from selector.sampling import BetaSampler
+from selector.single import SingleDecider
 from selector.stats import AccountStats
 from selector.view import AccountView, BoolArray, IntArray, compile_account, posterior
 
 
 class Selector:
     """Decides for one account's requests. Holds the account's compiled arrays and the
-    sampler's table cache; the stats, the random generator and the cooldown state are
-    passed in with each call, so the same inputs always give the same decisions.
+    policies' caches (score tables and distributions per posterior and eligibility mask);
+    the stats, the random generator and the cooldown state are passed in with each call,
+    so the same inputs always give the same decisions.
+
+    `sampler` and `propensity_samples` are accepted for existing callers and unused:
+    Thompson propensities are computed exactly (`selector.winprob`), not from draws.
 
     Examples
     --------
@@ -66,10 +71,10 @@ class Selector:
     ) -> None:
         self.account = account
         self.view: AccountView = compile_account(account)
-        self.sampler: BetaSampler = sampler if sampler is not None else TableBetaSampler()
-        self.propensity_samples = propensity_samples
+        del sampler, propensity_samples
         self.model_samples = model_samples
         self._policies: dict[DecidedBy, Policy] = {name: cls() for name, cls in POLICIES.items()}
+        self._single = SingleDecider(self.view, self._policies)
 
     def decide(
         self,
@@ -79,6 +84,11 @@ class Selector:
         rotation: Mapping[str, int] | None = None,
         model: ContextualModel | None = None,
     ) -> Decision:
+        """Decide one request: the batch path's decision without building a batch, when
+        it can (see `selector.single`; never for the `model` method), else a batch of one."""
+        decision = self._single.decide(stats, request, rng)
+        if decision is not None:
+            return decision
         batch = RequestBatch.from_requests([request])
         return self.decide_batch(stats, batch, rng, rotation, model)[0]
 
@@ -141,9 +151,7 @@ class Selector:
             posterior=posterior(self.view, stats, now),
             campaign=self.view.campaign_rows(batch.campaign_ids),
             cooling=self._cooling(batch),
-            sampler=self.sampler,
             rotation=dict(rotation or {}),
-            propensity_samples=self.propensity_samples,
             times=batch.times,
             profiles=batch.profiles,
             model=model,
@@ -159,7 +167,7 @@ class Selector:
         model: ContextualModel | None = None,
     ) -> dict[str, float]:
         """P(creative) for one request under the policy it is routed to: the full vector
-        behind a decision's propensity (Monte Carlo for Thompson sampling)."""
+        behind a decision's propensity (exact for Thompson sampling too)."""
         batch = RequestBatch.from_requests([request])
         ctx = self.context(stats, batch, rotation, model)
         _, _, routes = self._arms_and_routes(batch, ctx.campaign)

@@ -19,6 +19,7 @@ CampaignMode = Literal["automated", "manual"]
 Rotation = Literal["random", "round_robin"]
 Goal = Literal["clicks", "revenue"]
 Method = Literal["thompson_single_step", "thompson_two_step", "random", "manual", "model"]
+LearningMode = Literal["compete", "floor", "cap", "pool"]
 
 METHODS: tuple[Method, ...] = get_args(Method)
 DAY_SECONDS = 86_400.0
@@ -170,6 +171,7 @@ class SelectionSettings:
     methods: tuple[MethodShare, ...] = field(default_factory=_default_methods)
     learning_threshold: int = 3000
     learning_pct: float = 10.0
+    learning_mode: LearningMode = "compete"
     payout_floor: float = 20.0
     prior: BetaPrior = field(default_factory=BetaPrior)
     half_life_seconds: float | None = None
@@ -186,6 +188,7 @@ class SelectionSettings:
             "settings.learning_threshold",
             f"must be a whole number of sends >= 0; got {self.learning_threshold!r}",
         )
+        _one_of(self.learning_mode, get_args(LearningMode), "settings.learning_mode")
         for name in ("learning_pct", "exploration_floor_pct"):
             value = getattr(self, name)
             _finite(value, f"settings.{name}")

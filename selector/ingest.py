@@ -39,6 +39,7 @@ class SourcedEvent:
     partition: int
     offset: int
     duplicate: bool = False
+    origin_time: float | None = None  # a click's send time, a conversion's click time
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +71,7 @@ def apply_events(
         if e.duplicate:
             outcome[e.kind, "duplicate"] += 1
             continue
-        stats = stats.apply(e.kind, e.creative_id, e.time, e.revenue_micros)
+        stats = stats.apply(e.kind, e.creative_id, e.time, e.revenue_micros, e.origin_time)
         outcome[e.kind, "applied"] += 1
     if not changed:
         return ledger, outcome

@@ -18,21 +18,32 @@ from types import MappingProxyType
 
 from selector.domain import BetaPrior
 from selector.stats import EVENT_KINDS, MICROS, AccountStats, Counts, Decayed, EventKind
+from selector.timing import Timing
 
 _INDEX: dict[str, int] = {"send": 0, "click": 1, "conversion": 2}
 
 
 class Tally:
-    """One account's counts, added up event by event (in place, for speed)."""
+    """One account's counts, added up event by event (in place, for speed). The feedback
+    timing is gathered in `TimingTally` and folded into a `Timing` by `stats()`."""
 
-    __slots__ = ("counts", "decayed", "half_life_seconds")
+    __slots__ = ("counts", "decayed", "half_life_seconds", "timing")
 
     def __init__(self, half_life_seconds: float | None = None) -> None:
         self.half_life_seconds = half_life_seconds
         self.counts: dict[str, list[int]] = {}
         self.decayed: dict[str, list[float]] = {}
+        self.timing = TimingTally()
 
-    def add(self, kind: EventKind, creative_id: str, time: float, revenue_micros: int = 0) -> None:
+    def add(
+        self,
+        kind: EventKind,
+        creative_id: str,
+        time: float,
+        revenue_micros: int = 0,
+        origin_time: float | None = None,
+    ) -> None:
+        self.timing.add(kind, creative_id, time, origin_time)
         row = self.counts.get(creative_id)
         if row is None:
             row = self.counts[creative_id] = [0, 0, 0, 0]
@@ -62,6 +73,7 @@ class Tally:
 
     def absorb(self, other: Tally) -> None:
         """Add another tally of the same account (events read elsewhere)."""
+        self.timing.absorb(other.timing)
         for cid, row in other.counts.items():
             mine = self.counts.setdefault(cid, [0, 0, 0, 0])
             for i in range(4):
@@ -91,7 +103,35 @@ class Tally:
             self.half_life_seconds,
             MappingProxyType(decayed),
             version,
+            self.timing.value(),
         )
+
+
+class TimingTally:
+    """`selector.timing.Timing` folded in place: events are gathered in chunks and
+    folded (and pruned) a chunk at a time, so memory stays bounded by the windows."""
+
+    __slots__ = ("chunk", "value_so_far")
+
+    CHUNK = 65_536
+
+    def __init__(self) -> None:
+        self.chunk: list[tuple[str, str, float, float | None]] = []
+        self.value_so_far = Timing()
+
+    def add(self, kind: str, creative_id: str, time: float, origin: float | None) -> None:
+        self.chunk.append((kind, creative_id, time, origin))
+        if len(self.chunk) >= self.CHUNK:
+            self.value()
+
+    def absorb(self, other: TimingTally) -> None:
+        self.value_so_far = self.value().merge(other.value())
+
+    def value(self) -> Timing:
+        if self.chunk:
+            self.value_so_far = self.value_so_far.merge(Timing.of_events(self.chunk))
+            self.chunk = []
+        return self.value_so_far
 
 
 def beta_means(counts: Counts, prior: BetaPrior) -> tuple[float, float]:

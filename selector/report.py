@@ -1,13 +1,8 @@
 """Reports over a simulation: arms, methods, creatives, lift with intervals, the oracle.
 
 Lift is the ratio of means minus one, automated over control, for click rate and revenue
-per send (RPS). Its 95% interval comes from the delta method on the log of the ratio:
-se(log r)^2 = var(mean_t) / mean_t^2 + var(mean_c) / mean_c^2, and the interval
-exp(log r +- z se) - 1 is asymmetric like the ratio itself. The variance of each mean is
-the linearized (cluster-robust) variance of a ratio estimator over contacts,
-J / (J - 1) * sum_j (y_j - m n_j)^2 / (sum n)^2 with y_j and n_j a contact's outcome
-total and sends: a contact keeps its arm, so its sends are not independent draws. With
-one send per cluster it is the usual var / n.
+per send (RPS), with a delta-method interval on the log ratio and contacts as clusters
+(`selector.intervals`).
 """
 
 from __future__ import annotations
@@ -15,15 +10,24 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from statistics import NormalDist
 from typing import Any
 
 import numpy as np
 
 from selector.batch import ARMS, DECIDED_BY
+from selector.intervals import CONFIDENCE, Lift, ratio_lift
 from selector.simulate import Array, SimulationResult
 
-CONFIDENCE = 0.95
+__all__ = [
+    "CONFIDENCE",
+    "Lift",
+    "Report",
+    "Summary",
+    "Timeline",
+    "build_report",
+    "json_safe",
+    "ratio_lift",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,70 +54,6 @@ class Summary:
     @property
     def revenue_per_send(self) -> float:
         return self.revenue / self.sends if self.sends else math.nan
-
-
-@dataclass(frozen=True, slots=True)
-class Lift:
-    """treatment / control - 1 with a delta-method interval on the log ratio."""
-
-    metric: str
-    treatment: float
-    control: float
-    lift: float
-    low: float
-    high: float
-    confidence: float = CONFIDENCE
-
-    @property
-    def excludes_zero(self) -> bool:
-        return self.low > 0 or self.high < 0
-
-
-def _mean_and_variance(values: Array, clusters: Array | None) -> tuple[float, float]:
-    """Mean per send and its cluster-robust variance (see the module docstring)."""
-    totals: Array
-    sends: Array
-    if clusters is None:
-        totals, sends = values.astype(np.float64), np.ones(values.size)
-    else:
-        _, which = np.unique(clusters, return_inverse=True)
-        totals = np.bincount(which, weights=values.astype(np.float64))
-        sends = np.bincount(which).astype(np.float64)
-    n, j = sends.sum(), totals.size
-    mean = totals.sum() / n
-    if j < 2:
-        return float(mean), math.nan
-    variance = j / (j - 1) * np.sum((totals - mean * sends) ** 2) / n**2
-    return float(mean), float(variance)
-
-
-def ratio_lift(
-    metric: str,
-    treatment: Array,
-    control: Array,
-    treatment_clusters: Array | None = None,
-    control_clusters: Array | None = None,
-    confidence: float = CONFIDENCE,
-) -> Lift:
-    """Lift of mean(treatment) over mean(control) per send, with its interval."""
-    if treatment.size == 0 or control.size == 0:
-        return Lift(metric, math.nan, math.nan, math.nan, math.nan, math.nan, confidence)
-    m_t, v_t = _mean_and_variance(treatment, treatment_clusters)
-    m_c, v_c = _mean_and_variance(control, control_clusters)
-    if m_t <= 0 or m_c <= 0:
-        return Lift(metric, m_t, m_c, math.nan, math.nan, math.nan, confidence)
-    log_ratio = math.log(m_t / m_c)
-    se = math.sqrt(v_t / m_t**2 + v_c / m_c**2)
-    z = NormalDist().inv_cdf(0.5 + confidence / 2)
-    return Lift(
-        metric,
-        m_t,
-        m_c,
-        m_t / m_c - 1.0,
-        math.exp(log_ratio - z * se) - 1.0,
-        math.exp(log_ratio + z * se) - 1.0,
-        confidence,
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +95,7 @@ class Report:
             data[key] = [_summary_dict(s) for s in getattr(self, key)]
         for key in ("click_lift", "rps_lift"):
             data[key]["excludes_zero"] = getattr(self, key).excludes_zero
-        result = _json_safe(data)
+        result = json_safe(data)
         assert isinstance(result, dict)
         return result
 
@@ -180,7 +120,7 @@ class Report:
             f"Oracle over the automated sends: {_value(self.goal, self.oracle_value)}/send; "
             f"automated {_value(self.goal, self.automated_value)} = {self.share_of_oracle:.1%} "
             f"of it (expected {self.expected_share_of_oracle:.1%}); "
-            f"regret {_value(self.goal, self.regret, 2)}",
+            f"regret {_regret(self.goal, self.regret)}",
         ])  # fmt: skip
 
     def headline(self) -> str:
@@ -202,6 +142,13 @@ def _usd(x: float, digits: int = 3) -> str:
 
 def _value(goal: str, x: float, digits: int = 3) -> str:
     return _pct(x) if goal == "clicks" else _usd(x, digits)
+
+
+def _regret(goal: str, x: float) -> str:
+    """Regret is a total, not a rate: expected clicks lost, or money for revenue."""
+    if math.isnan(x):
+        return "n/a"
+    return f"{x:,.1f} expected clicks" if goal == "clicks" else _usd(x, 2)
 
 
 def _lift(lift: Lift, digits: int = 1) -> str:
@@ -226,13 +173,14 @@ def _summary_dict(s: Summary) -> dict[str, Any]:
     return {**asdict(s), **extra, "revenue_per_send": s.revenue_per_send}
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
+    """Plain JSON types with NaN and infinities as None (null)."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 

@@ -25,15 +25,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from selector.contacts import SEGMENT_FIELDS, ContactModel, contact_model_from_dict
+from selector.delays import NO_DELAY, DelayDistribution, delay_from_dict
 from selector.domain import DAY_SECONDS, Account, ConfigError, CreativeStatus, account_from_dict
 
 FloatMatrix = NDArray[np.float64]
 TOP_LEVEL = {
     *("version", "name", "description", "account_id", "settings", "campaign", "offers"),
     *("creatives", "segments", "changes", "contacts", "horizon", "feedback_delay_seconds"),
-    "batch_size",
-    "custom_fields",
-    "contact_effects",
+    *("feedback_delays", "batch_size", "custom_fields", "contact_effects"),
 }
 REQUIRED = ("offers", "creatives", "campaign", "contacts", "horizon")
 RATE_FIELDS = {"click_rate", "conversion_rate", "click_multiplier", "conversion_multiplier"}
@@ -146,6 +145,8 @@ class Scenario:
     sends_per_day: float
     feedback_delay_seconds: float
     batch_size: int
+    click_delay: DelayDistribution = NO_DELAY
+    conversion_delay: DelayDistribution = NO_DELAY
     contact_model: ContactModel = field(default_factory=ContactModel)
 
     def __post_init__(self) -> None:
@@ -259,10 +260,8 @@ def scenario_from_dict(data: Mapping[str, Any], name: str = "scenario") -> Scena
         contacts=_count(doc["contacts"], "contacts"),
         sends=sends,
         sends_per_day=per_day,
-        feedback_delay_seconds=_number(
-            doc.get("feedback_delay_seconds", 0), "feedback_delay_seconds", 0.0
-        ),
         batch_size=_count(doc.get("batch_size", 1000), "batch_size"),
+        **_delays(doc),
         contact_model=_contact_model(doc, segments),
     )
 
@@ -275,6 +274,30 @@ def _contact_model(doc: Mapping[str, Any], segments: tuple[Segment, ...]) -> Con
         doc.get("segments", []),
         len(segments) + rest,
     )
+
+
+def _delays(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """`feedback_delays` (a distribution per kind), or the older constant delay for both."""
+    constant = _number(doc.get("feedback_delay_seconds", 0), "feedback_delay_seconds", 0.0)
+    if "feedback_delays" not in doc:
+        fixed = DelayDistribution("constant", constant)
+        return {"feedback_delay_seconds": constant, "click_delay": fixed}
+    _require(
+        "feedback_delay_seconds" not in doc,
+        "feedback_delays",
+        "give feedback_delays or feedback_delay_seconds, not both",
+    )
+    laws = _mapping(doc["feedback_delays"], "feedback_delays", {"click", "conversion"})
+    none = {"distribution": "constant", "seconds": 0}
+    click, conversion = (
+        delay_from_dict(laws.get(kind, none), f"feedback_delays.{kind}")
+        for kind in ("click", "conversion")
+    )
+    return {
+        "feedback_delay_seconds": click.median_seconds,
+        "click_delay": click,
+        "conversion_delay": conversion,
+    }
 
 
 def _creative_rates(data: object, i: int) -> tuple[float, float]:

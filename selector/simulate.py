@@ -6,18 +6,20 @@ The simulator plays the caller of the service: it keeps each contact's cooldown 
 dict, as the sender would keep it in Redis), asks `Selector.decide_batch`, draws clicks
 and conversions from the true rates of the contact's segment, and feeds the outcomes back.
 
-Feedback: a send reaches the stats at once (the sender reports it), clicks and
-conversions only `feedback_delay_seconds` later, stamped with that later event time so
-forgetting weighs them correctly. A stats update is built per batch and creative from the
-public `AccountStats`/`Counts` values and merged, which equals applying each event one by
-one (`tests/selector/test_simulate.py` checks it against `fold`) at a fraction of the cost.
+Feedback: a send reaches the stats at once (the sender reports it). Each click arrives
+after its own delay, drawn from the scenario's click delay distribution, and each
+conversion after a further delay drawn from the conversion delay distribution (time
+from click to conversion); an event is stamped with its arrival time, so forgetting
+weighs it correctly, and it is in the stats of every batch decided at or after that
+time. Delays are not rounded to batches: a delay of a third of a batch interval and one
+of two thirds leave different feedback pending at the next decision. Stats updates are
+built per batch and creative from the public `AccountStats`/`Counts` values and merged,
+which equals applying each event one by one (`tests/selector/test_simulate.py` checks it
+against `fold`) at a fraction of the cost.
 
-Contacts may carry features that change their rates per creative (`selector.contacts`:
-an engagement hour, repeat clicks); their multipliers apply to the segment's click rates,
-for the outcomes and the oracle alike. When the account routes traffic to `model`, the
-simulator also plays the stream and the trainer (`selector.simulate_model`): it keeps
-contact profiles, passes their records with each batch, and retrains the model every
-`model_training_interval_seconds`, promoting candidates through the gate.
+Contacts' own features (`selector.contacts`) scale their click rates, for outcomes and
+oracle alike; with `model` traffic the simulator also plays the stream and the trainer
+(`selector.simulate_context`).
 
 The oracle knows the true rates and the contact's own features: per send it takes the best
 expected value (revenue per send, or click rate for the clicks goal) among the creatives
@@ -28,9 +30,8 @@ fallback's, so a fallback adds no regret.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -38,12 +39,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from selector.batch import RequestBatch
-from selector.contacts import Contacts, click_multipliers, draw_contacts
+from selector.contacts import draw_contacts
 from selector.decide import Selector
 from selector.domain import DAY_SECONDS, Goal
 from selector.scenario import Phase, Scenario
-from selector.simulate_model import ModelLoop, Training, conversion_micros
+from selector.simulate_context import ContactSide, Pending
+from selector.simulate_model import Training
 from selector.stats import MICROS, AccountStats, Counts, Decayed
+from selector.timing import Timing
 
 Progress = Callable[[int, int], None]
 Array = NDArray[Any]
@@ -54,8 +57,7 @@ _NO_COOLDOWNS: Mapping[str, float] = MappingProxyType({})
 class SimulationResult:
     """One run, one row per send (columns). `creative`, `arm`, `method`, `pool` and
     `reason` are codes: positions into `creative_ids`, `selector.batch.ARMS`, `DECIDED_BY`,
-    `POOLS`, `REASONS` (`reason` is None where a producer did not record it).
-    `trainings` lists the model's training runs, if it had any.
+    `POOLS`, `REASONS` (`reason` None: not recorded); `trainings`: the model's.
     `expected` and `oracle` are the true expected values (RPS, or click rate for the
     clicks goal) of the creative sent and of the best eligible one."""
 
@@ -77,6 +79,8 @@ class SimulationResult:
     expected: Array
     oracle: Array
     final_stats: AccountStats
+    click_at: Array | None = None  # when each click reached the stats (NaN: no click)
+    conversion_at: Array | None = None
     reason: Array | None = None
     trainings: tuple[Training, ...] = ()
 
@@ -129,6 +133,7 @@ class _Columns:
         ("reason", np.uint8),
         ("propensity", np.float64), ("click", bool), ("conversion", bool),
         ("revenue", np.float64), ("expected", np.float64), ("oracle", np.float64),
+        ("click_at", np.float64), ("conversion_at", np.float64),
     )  # fmt: skip
 
     def __init__(self, n: int) -> None:
@@ -143,22 +148,26 @@ def simulate(
     scenario: Scenario,
     seed: int,
     progress: Progress | None = None,
-    propensity_samples: int = 1024,
+    propensity_samples: int = 1024,  # accepted for callers; propensities are exact now
+    observe_delays: bool = True,
 ) -> SimulationResult:
     """Run `scenario` with `seed`; `progress(sends_done, total)` is called after each batch.
 
-    Contacts, decisions and outcomes draw from three generators spawned from the seed, so
-    two runs that differ only in settings see the same contacts and the same luck as far
-    as their choices allow (common random numbers make comparisons sharper).
+    Contacts, decisions, outcomes and delays draw from four generators spawned from the
+    seed, so two runs that differ only in settings (or delays) see the same contacts and
+    the same luck as far as their choices allow (common random numbers make comparisons
+    sharper). With `observe_delays` False, clicks and conversions reach the stats without
+    the time of their send or click, as from a sender that does not report it: no delay
+    is observed and the posterior counts pending sends as sends (`selector.timing`).
     """
-    contact_rng, decision_rng, outcome_rng, feature_rng = (
-        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4)
+    contact_rng, decision_rng, outcome_rng, delay_rng, feature_rng = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(5)
     )
     shares = scenario.segment_shares()
     segment_of = contact_rng.choice(shares.size, size=scenario.contacts, p=shares)
     contact_ids = [f"contact-{i}" for i in range(scenario.contacts)]
     people = draw_contacts(scenario.contact_model, segment_of, feature_rng)
-    loop = _Loop(scenario, propensity_samples, people)
+    loop = _Loop(scenario, propensity_samples, observe_delays, ContactSide(scenario, people))
     columns = _Columns(scenario.sends)
     seconds_per_send = DAY_SECONDS / scenario.sends_per_day
     for start in range(0, scenario.sends, scenario.batch_size):
@@ -166,7 +175,7 @@ def simulate(
         now = start * seconds_per_send
         contacts = contact_rng.choice(scenario.contacts, size=size, replace=False)
         batch = loop.send(now, contacts, contact_ids, segment_of[contacts], decision_rng)
-        outcomes = loop.outcomes(batch, outcome_rng)
+        outcomes = loop.outcomes(batch, outcome_rng, delay_rng)
         columns.put(start, contact=contacts, **batch.columns, **outcomes)
         if progress is not None:
             progress(start + size, scenario.sends)
@@ -176,7 +185,7 @@ def simulate(
         goal=scenario.account.settings.goal,
         creative_ids=tuple(c.creative_id for c in scenario.account.creatives),
         final_stats=loop.stats,
-        trainings=tuple(loop.model.trainings) if loop.model else (),
+        trainings=loop.side.trainings,
         **columns.data,
     )
 
@@ -205,18 +214,17 @@ class _Sent:
 class _Loop:
     """The caller's state between batches: stats, pending feedback, cooldowns, phase."""
 
-    def __init__(self, scenario: Scenario, propensity_samples: int, people: Contacts) -> None:
+    def __init__(
+        self, scenario: Scenario, propensity_samples: int, observe_delays: bool, side: ContactSide
+    ) -> None:
         self.scenario = scenario
-        self.people = people
-        methods = {m.method for m in scenario.account.settings.methods}
-        self.model = ModelLoop(scenario, people) if "model" in methods else None
-        self.clicked_before = np.zeros((scenario.contacts, len(scenario.account.creatives)), bool)
-        self.contact_feedback: deque[tuple[float, _Sent, Array, Array]] = deque()
+        self.side = side
+        self.observe_delays = observe_delays
         self.phases = scenario.phases()
         self.propensity_samples = propensity_samples
         self.truth = _truth(self.phases[0], propensity_samples)
         self.stats = AccountStats(half_life_seconds=scenario.account.settings.half_life_seconds)
-        self.pending: deque[tuple[float, AccountStats]] = deque()
+        self.pending = Pending()
         self.last_sent: dict[int, dict[str, float]] = {}
         self.rotation: Mapping[str, int] = {}
         self.campaign_id = scenario.account.campaigns[0].campaign_id
@@ -233,7 +241,7 @@ class _Loop:
         self._advance(now)
         truth = self.truth
         cooldowns = [self.last_sent.get(int(c), _NO_COOLDOWNS) for c in contacts]
-        recs = self.model.records(contacts) if self.model else None
+        recs = self.side.records(contacts)
         batch = RequestBatch.from_columns(
             [self.campaign_id] * contacts.size,
             [contact_ids[c] for c in contacts],
@@ -241,81 +249,66 @@ class _Loop:
             cooldowns,
             recs,
         )
-        model = self.model.model if self.model else None
+        model = self.side.model
         decision = truth.selector.decide_batch(self.stats, batch, rng, self.rotation, model)
         self.rotation = decision.rotation
         creative = decision.creative
-        if self.model and recs is not None:
-            self.model.sent(recs, contacts, creative, now)
+        self.side.sent(recs, contacts, creative, now)
         eligible = truth.candidate & ~self._cooling(cooldowns, now)
-        rates, values = self._rates_and_values(truth, contacts, segment, now)
+        rates, values = self.side.rates_and_values(truth, segment, contacts, now)
         expected, oracle = _expected_and_oracle(values, creative, eligible)
         self._record_cooldowns(contacts, creative, now)
-        self.stats = self.stats.merge(
-            self._delta(now, sends=np.bincount(creative, minlength=len(self.creative_ids)))
-        )
+        sends = self._delta(now, sends=np.bincount(creative, minlength=len(self.creative_ids)))
+        timing = Timing.of_columns("send", self.creative_ids, creative, np.full(creative.size, now))
+        self.stats = self.stats.merge(replace(sends, timing=timing))
         cols = {
             "time": np.full(creative.size, now), "segment": segment, "creative": creative,
             "arm": decision.arm, "method": decision.method, "pool": decision.pool,
-            "reason": decision.reason,
-            "propensity": decision.propensity, "expected": expected, "oracle": oracle,
+            "reason": decision.reason, "propensity": decision.propensity,
+            "expected": expected, "oracle": oracle,
         }  # fmt: skip
         click_rate = rates[np.arange(creative.size), creative]
         return _Sent(now, contacts, segment, creative, click_rate, truth, cols)
 
-    def _rates_and_values(
-        self, truth: _Truth, contacts: Array, segment: Array, now: float
-    ) -> tuple[Array, Array]:
-        """(n x K) true click rates and expected values of this batch's contacts."""
-        click = truth.phase.click_rate[segment]
-        cm = self.scenario.contact_model
-        if not cm.varies_rates:
-            return click, truth.value[segment]
-        factor = click_multipliers(
-            cm, self.people.hour[contacts], now, self.clicked_before[contacts]
-        )
-        rates = np.minimum(click * factor, 1.0)
-        per_click_value = np.divide(
-            truth.value[segment], click, out=np.zeros_like(click), where=click > 0
-        )
-        return rates, rates * per_click_value
-
-    def outcomes(self, sent: _Sent, rng: np.random.Generator) -> dict[str, Array]:
-        """Clicks and conversions from the true rates; queued until the feedback delay."""
+    def outcomes(
+        self, sent: _Sent, rng: np.random.Generator, delay_rng: np.random.Generator
+    ) -> dict[str, Array]:
+        """Clicks and conversions from the true rates, queued until each one's arrival."""
         phase, k = sent.truth.phase, sent.creative
         click = rng.random(k.size) < sent.click_rate
         conversion = click & (rng.random(k.size) < phase.conversion_rate[sent.segment, k])
         paid_click = sent.truth.payout_if_clicked[k] * click
         paid_conversion = sent.truth.payout_if_converted[k] * conversion
-        due = sent.now + self.scenario.feedback_delay_seconds
-        if self.model:
-            self.model.outcomes(k, click, conversion, paid_click + paid_conversion)
-        if self.model or self.scenario.contact_model.repeat_click_multiplier != 1.0:
-            micros = conversion_micros(conversion, paid_conversion)
-            self.contact_feedback.append((due, sent, click, micros))
-        feedback = self._delta(
-            due,
-            clicks=self._per_creative(k, click),
-            conversions=self._per_creative(k, conversion),
-            revenue_micros=self._per_creative(k, np.round(paid_conversion * MICROS)),
+        click_at = np.full(k.size, np.nan)
+        click_at[click] = sent.now + self.scenario.click_delay.sample(int(click.sum()), delay_rng)
+        conversion_at = np.full(k.size, np.nan)
+        delays = self.scenario.conversion_delay.sample(int(conversion.sum()), delay_rng)
+        conversion_at[conversion] = click_at[conversion] + delays
+        micros = np.round(paid_conversion * MICROS).astype(np.int64)
+        sent_at = np.full(k.size, sent.now)
+        none = np.zeros(int(click.sum()), np.int64)
+        self.pending.add(k[click], click_at[click], none, 0, sent_at[click])
+        self.pending.add(
+            k[conversion], conversion_at[conversion], micros[conversion], 1, click_at[conversion]
         )
-        self.pending.append((due, feedback))
-        return {"click": click, "conversion": conversion, "revenue": paid_click + paid_conversion}
+        self.side.outcomes(sent, (click_at, conversion_at), micros, (paid_click, paid_conversion))
+        return {
+            "click": click,
+            "conversion": conversion,
+            "revenue": paid_click + paid_conversion,
+            "click_at": click_at,
+            "conversion_at": conversion_at,
+        }
 
     def _advance(self, now: float) -> None:
-        """Deliver feedback that is due and switch to the phase in force at `now`."""
-        while self.pending and self.pending[0][0] <= now:
-            self.stats = self.stats.merge(self.pending.popleft()[1])
-        while self.contact_feedback and self.contact_feedback[0][0] <= now:
-            due, sent, click, micros = self.contact_feedback.popleft()
-            self.clicked_before[sent.contacts[click], sent.creative[click]] = True
-            if self.model:
-                self.model.feedback(due, sent.contacts, sent.creative, click, micros)
+        """Deliver feedback that has arrived and switch to the phase in force at `now`."""
+        arrived = self.pending.take(now)
+        if arrived is not None:
+            self.stats = self.stats.merge(self._arrivals(*arrived))
         current = [p for p in self.phases if p.start_seconds <= now][-1]
         if current is not self.truth.phase:
             self.truth = _truth(current, self.propensity_samples)
-        if self.model:
-            self.model.maybe_train(now, current.account)
+        self.side.advance(now, current.account)
 
     def _cooling(self, cooldowns: list[Mapping[str, float]], now: float) -> Array:
         window = self.scenario.account.settings.cooldown_seconds
@@ -349,6 +342,41 @@ class _Loop:
                 continue
             counts[cid] = row
             decayed[cid] = Decayed(row.sends, row.clicks, row.conversions, row.revenue, time)
+        return self._value(counts, decayed)
+
+    def _arrivals(
+        self, creative: Array, time: Array, micros: Array, kind: Array, origin: Array
+    ) -> AccountStats:
+        """The stats value of clicks (kind 0) and conversions (kind 1) arriving at `time`,
+        caused at `origin` (the send, the click)."""
+        counts: dict[str, Counts] = {}
+        decayed: dict[str, Decayed] = {}
+        half_life = self.stats.half_life_seconds
+        for k in np.unique(creative).tolist():
+            mine = creative == k
+            conv = kind[mine] == 1
+            revenue = int(micros[mine].sum())
+            row = Counts(0, int((~conv).sum()), int(conv.sum()), revenue)
+            cid = self.creative_ids[k]
+            counts[cid] = row
+            if half_life is not None:
+                t = time[mine]
+                ref = float(t.max())
+                w = 2.0 ** ((t - ref) / half_life)
+                decayed[cid] = Decayed(
+                    0.0, float(w[~conv].sum()), float(w[conv].sum()),
+                    float((w * micros[mine]).sum()) / MICROS, ref,
+                )  # fmt: skip
+        seen = origin if self.observe_delays else None
+        timing = Timing()
+        for code, name in ((0, "click"), (1, "conversion")):
+            rows = kind == code
+            cause = None if seen is None else seen[rows]
+            part = Timing.of_columns(name, self.creative_ids, creative[rows], time[rows], cause)
+            timing = timing.merge(part)
+        return replace(self._value(counts, decayed), timing=timing)
+
+    def _value(self, counts: dict[str, Counts], decayed: dict[str, Decayed]) -> AccountStats:
         half_life = self.stats.half_life_seconds
         return AccountStats(
             MappingProxyType(counts),

@@ -1,13 +1,15 @@
 """The simulator's side of the contextual model: what the stream and the trainer do live.
 
 - Profiles: one `ContactProfile` per simulated contact, folded from its sends (at send
-  time) and its clicks and conversions (when their feedback arrives), with its custom
-  fields set from the start; each batch's requests carry their records.
+  time) and its clicks and conversions (at their arrival times), with its custom fields
+  set from the start; each batch's requests carry their records.
 - The example log: per send, the raw contact features and pair features it was decided
-  on (point in time by construction) and its outcome.
+  on (point in time by construction) and its outcome within the attribution window.
 - Training: every `model_training_interval_seconds` of simulated time, a candidate is
-  trained on the matured sends (feedback delivered), with the trainer's holdout
-  (`selector.model.train`), and replaces the current model only through the gate.
+  trained on the matured sends (older than the attribution window: the 99.9% quantile of
+  the click delay plus that of the conversion delay, so every outcome a label counts has
+  arrived), with the trainer's holdout (`selector.model.train`), and replaces the
+  current model only through the gate.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from selector.contacts import Contacts
+from selector.delays import DelayDistribution
 from selector.domain import Account
 from selector.model.artifact import ContextualModel
 from selector.model.features import contact_features, pair_features
@@ -33,7 +36,7 @@ from selector.model.profile import (
 from selector.model.record import Records, records_of
 from selector.model.train import Examples, TrainingConfig, contact_key, evaluate_model, train
 from selector.scenario import Scenario
-from selector.stats import MICROS
+from selector.stats import EventKind
 
 Array = NDArray[Any]
 
@@ -79,7 +82,7 @@ class ModelLoop:
             [offers[c.offer_id] for c in scenario.account.creatives], dtype=np.intp
         )
         self.interval = scenario.account.settings.model_training_interval_seconds
-        self.delay = scenario.feedback_delay_seconds
+        self.window = quantile(scenario.click_delay) + quantile(scenario.conversion_delay)
         self.config = config or TrainingConfig()
         self.next_training = self.interval
         self.model: ContextualModel | None = None
@@ -112,24 +115,31 @@ class ModelLoop:
                 self.profile(c), "send", self.creative_ids[k], now, 0, self.retention
             )
 
-    def outcomes(self, creative: Array, click: Array, conversion: Array, revenue: Array) -> None:
+    def outcomes(
+        self, creative: Array, click_at: Array, conversion_at: Array, paid: tuple[Array, Array]
+    ) -> None:
+        """The batch's labels: a click or conversion counts if it arrived within the
+        attribution window of its send (NaN: none); `paid` is (per click, per conversion)."""
         raw, pair, times, contacts = self.pending.pop()
+        with np.errstate(invalid="ignore"):
+            clicked = click_at <= times + self.window
+            converted = clicked & (conversion_at <= times + self.window)
         self.log.add(
             raw=raw, pair=pair, creative=creative.astype(np.intp), time=times,
-            clicked=click.astype(float), converted=conversion.astype(float), revenue=revenue,
-            contact=self.contact_keys[contacts],
+            clicked=clicked.astype(float), converted=converted.astype(float),
+            revenue=paid[0] * clicked + paid[1] * converted, contact=self.contact_keys[contacts],
         )  # fmt: skip
 
     def feedback(
-        self, due: float, contacts: Array, creative: Array, click: Array, micros: Array
+        self, time: Array, contacts: Array, creative: Array, conversion: Array, micros: Array
     ) -> None:
-        """Clicks (and the conversions of clicked sends) reach the profiles at `due`."""
-        for i in np.flatnonzero(click).tolist():
+        """Clicks and conversions reach the profiles, in arrival order."""
+        for i in np.argsort(time, kind="stable").tolist():
             c, cid = int(contacts[i]), self.creative_ids[int(creative[i])]
-            p = add_event(self.profile(c), "click", cid, due, 0, self.retention)
-            if micros[i] >= 0:
-                p = add_event(p, "conversion", cid, due, int(micros[i]), self.retention)
-            self.profiles[c] = p
+            kind: EventKind = "conversion" if conversion[i] else "click"
+            self.profiles[c] = add_event(
+                self.profile(c), kind, cid, float(time[i]), int(micros[i]), self.retention
+            )
 
     def maybe_train(self, now: float, account: Account) -> None:
         while self.interval > 0 and now >= self.next_training:
@@ -140,7 +150,7 @@ class ModelLoop:
         if not self.log.chunks:
             return
         times = self.log.column("time")
-        matured = np.flatnonzero(times <= at - self.delay)
+        matured = np.flatnonzero(times <= at - self.window)
         if matured.size == 0:
             return
         examples = Examples(
@@ -162,6 +172,13 @@ class ModelLoop:
         self.trainings.append(Training(at, len(examples), version, verdict, ne))
 
 
-def conversion_micros(conversion: Array, paid_conversion: Array) -> Array:
-    """Per send: the conversion's revenue in micros, or -1 without a conversion."""
-    return np.where(conversion, np.round(paid_conversion * MICROS), -1).astype(np.int64)
+def quantile(delay: DelayDistribution, q: float = 0.999) -> float:
+    """The q quantile of a delay distribution, by bisection on its CDF (to 1 s)."""
+    high = max(delay.median_seconds, 1.0)
+    while float(delay.cdf(np.array([high]))[0]) < q and high < 1e9:
+        high *= 2.0
+    low = 0.0
+    while high - low > 1.0:
+        mid = 0.5 * (low + high)
+        low, high = (low, mid) if float(delay.cdf(np.array([mid]))[0]) >= q else (mid, high)
+    return high if delay.kind != "constant" else delay.seconds

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
 
+from selector.timing import Timing
+
 EventKind = Literal["send", "click", "conversion"]
 EVENT_KINDS: tuple[EventKind, ...] = ("send", "click", "conversion")
 MICROS = 1_000_000
@@ -108,21 +110,31 @@ class AccountStats:
     """All creatives' statistics for one account: the value of the streamed stats table.
 
     `version` increases by one with every applied change, so a decision can name the
-    state it was made from.
+    state it was made from. `timing` holds the recent sends and clicks by event time and
+    the observed feedback delays (`selector.timing`), from which the posterior discounts
+    the sends whose clicks may still arrive.
     """
 
     counts: Mapping[str, Counts] = field(default_factory=lambda: MappingProxyType({}))
     half_life_seconds: float | None = None
     decayed: Mapping[str, Decayed] = field(default_factory=lambda: MappingProxyType({}))
     version: int = 0
+    timing: Timing = field(default_factory=Timing)
 
     def creative(self, creative_id: str) -> Counts:
         return self.counts.get(creative_id, ZERO)
 
     def apply(
-        self, kind: EventKind, creative_id: str, time: float, revenue_micros: int = 0
+        self,
+        kind: EventKind,
+        creative_id: str,
+        time: float,
+        revenue_micros: int = 0,
+        origin_time: float | None = None,
     ) -> AccountStats:
-        """A new value with one event added."""
+        """A new value with one event added. `origin_time` is the time of the event's
+        cause when the event carries it (a click's send, a conversion's click): it makes
+        the delay observable."""
         delta = _event_counts(kind, revenue_micros)
         counts = dict(self.counts)
         counts[creative_id] = counts.get(creative_id, ZERO) + delta
@@ -144,6 +156,7 @@ class AccountStats:
             self.half_life_seconds,
             MappingProxyType(dict(decayed)),
             self.version + 1,
+            self.timing.add(kind, creative_id, time, origin_time),
         )
 
     def merge(self, other: AccountStats, sign: int = 1) -> AccountStats:
@@ -163,6 +176,7 @@ class AccountStats:
             self.half_life_seconds,
             MappingProxyType(decayed),
             self.version + 1,
+            self.timing.merge(other.timing, sign),
         )
 
     def difference(self, other: AccountStats) -> AccountStats:
@@ -182,11 +196,12 @@ class Event:
     creative_id: str
     time: float
     revenue_micros: int = 0
+    origin_time: float | None = None
 
 
 def fold(events: Iterable[Event], initial: AccountStats | None = None) -> AccountStats:
     """Apply events in order; the same function the stats agent and the daily job use."""
     stats = initial if initial is not None else AccountStats()
     for e in events:
-        stats = stats.apply(e.kind, e.creative_id, e.time, e.revenue_micros)
+        stats = stats.apply(e.kind, e.creative_id, e.time, e.revenue_micros, e.origin_time)
     return stats

@@ -15,6 +15,7 @@ from numpy.typing import NDArray
 
 from selector.domain import Account, Method, SelectionSettings
 from selector.stats import AccountStats, Counts, Decayed
+from selector.timing import CLICK_BUCKET, CONVERSION_BUCKET, pending
 
 # numpy's stubs type most results loosely, so the aliases name the intended dtype for
 # readers and leave dtype checking to the tests.
@@ -125,7 +126,9 @@ def compile_account(account: Account) -> AccountView:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Posterior:
-    """Beta parameters per creative and per offer at one point in time."""
+    """Beta parameters per creative and per offer at one point in time. `key` is the
+    bytes of every array: equal keys mean equal posteriors, so caches of anything derived
+    from a posterior (score tables, win probabilities) are keyed by it."""
 
     raw_sends: FloatArray
     ctr_alpha: FloatArray
@@ -137,6 +140,7 @@ class Posterior:
     offer_cvr_alpha: FloatArray
     offer_cvr_beta: FloatArray
     version: int
+    key: bytes = b""
 
 
 def posterior(view: AccountView, stats: AccountStats, now: float) -> Posterior:
@@ -161,23 +165,49 @@ def posterior(view: AccountView, stats: AccountStats, now: float) -> Posterior:
             .T
         )
     sends, clicks, conversions = counts[0], counts[1], counts[2]
+    clicks_seen = clicks
+    if not stats.timing.is_empty():
+        sends, clicks_seen = _matured(view, stats, now, sends, clicks)
     f = len(view.offer_ids)
     offer_sends = np.bincount(view.offer_of, weights=sends, minlength=f)
     offer_clicks = np.bincount(view.offer_of, weights=clicks, minlength=f)
+    offer_seen = np.bincount(view.offer_of, weights=clicks_seen, minlength=f)
     offer_conv = np.bincount(view.offer_of, weights=conversions, minlength=f)
     a0, b0 = settings.prior.alpha, settings.prior.beta
-    return Posterior(
-        raw_sends=raw,
-        ctr_alpha=a0 + clicks,
-        ctr_beta=b0 + np.maximum(sends - clicks, 0.0),
-        cvr_alpha=a0 + conversions,
-        cvr_beta=b0 + np.maximum(clicks - conversions, 0.0),
-        offer_ctr_alpha=a0 + offer_clicks,
-        offer_ctr_beta=b0 + np.maximum(offer_sends - offer_clicks, 0.0),
-        offer_cvr_alpha=a0 + offer_conv,
-        offer_cvr_beta=b0 + np.maximum(offer_clicks - offer_conv, 0.0),
-        version=stats.version,
+    arrays = (
+        raw,
+        a0 + clicks,
+        b0 + np.maximum(sends - clicks, 0.0),
+        a0 + conversions,
+        b0 + np.maximum(clicks_seen - conversions, 0.0),
+        a0 + offer_clicks,
+        b0 + np.maximum(offer_sends - offer_clicks, 0.0),
+        a0 + offer_conv,
+        b0 + np.maximum(offer_seen - offer_conv, 0.0),
     )
+    key = b"".join(np.ascontiguousarray(a, dtype=np.float64).tobytes() for a in arrays)
+    return Posterior(*arrays, version=stats.version, key=key)
+
+
+def _matured(
+    view: AccountView, stats: AccountStats, now: float, sends: FloatArray, clicks: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """Sends and clicks less the expected number whose click (conversion) has not arrived
+    yet, by the account's estimated delay distributions (`selector.timing`)."""
+    timing, ids, half_life = stats.timing, view.creative_ids, view.settings.half_life_seconds
+    total = [0, 0]
+    for c in stats.counts.values():
+        total[0] += c.sends
+        total[1] += c.clicks
+    click_cdf = timing.delay_cdf("click", total[0])
+    if click_cdf is not None:
+        late = pending(timing.sends, ids, now, CLICK_BUCKET, click_cdf, half_life)
+        sends = np.maximum(sends - late, clicks)
+    conversion_cdf = timing.delay_cdf("conversion", total[1])
+    if conversion_cdf is not None:
+        late = pending(timing.clicks, ids, now, CONVERSION_BUCKET, conversion_cdf, half_life)
+        clicks = np.maximum(clicks - late, 0.0)
+    return sends, clicks
 
 
 def _raw(c: Counts | None, field: int | None = None) -> Any:

@@ -24,8 +24,11 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from stream import codec
-from stream.messages import (
+from stream.adapters.kafka_config import kafka_config
+from stream.adapters.producer import as_settings, open_producer, send_messages
+from stream.settings import Settings
+from stream.wire import codec
+from stream.wire.messages import (
     ClickEvent,
     ConversionEvent,
     SelectionError,
@@ -34,8 +37,6 @@ from stream.messages import (
     SendEvent,
     encode,
 )
-from stream.producer import as_settings, kafka_config, open_producer, send_messages
-from stream.settings import Settings
 
 Answer = SelectionResponse | SelectionError
 # (account_id, campaign_id, contact_id) or with a fourth item, the decision time.

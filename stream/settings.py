@@ -7,6 +7,7 @@ secrets masked.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -81,6 +82,12 @@ class Settings:
     group_instance_id: str = ""
     session_timeout_seconds: float = 60.0
     pushgateway_url: str = ""  # the daily job pushes its metrics here when set
+    # Where a request's reply_to may point besides the responses topic (after topic_prefix;
+    # stream/handlers/reply_to.py); internal topics never, whatever these say.
+    reply_topic_prefix: str = "selection-replies."
+    reply_topic_pattern: str = ""  # a regex a reply topic may match in full; "" none
+    reply_topic_check_seconds: float = 1.0  # bound on the check that a reply topic exists
+    reply_topic_cache_seconds: float = 60.0  # how long that check's answer is kept
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -109,6 +116,26 @@ class Settings:
             raise SettingsError("CS_SELECT_BATCH and CS_STATS_BATCH must be >= 1")
         if not 6.0 <= self.session_timeout_seconds <= 300.0:
             raise SettingsError("CS_SESSION_TIMEOUT_SECONDS must be between 6 and 300")
+        self._validate_reply_topics()
+
+    def _validate_reply_topics(self) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9._-]{0,200}", self.reply_topic_prefix):
+            raise SettingsError(
+                "CS_REPLY_TOPIC_PREFIX may hold only letters, digits, '.', '_' and '-'"
+            )
+        if self.reply_topic_prefix and self.topic(self.reply_topic_prefix).startswith(self.app_id):
+            raise SettingsError(
+                "CS_TOPIC_PREFIX + CS_REPLY_TOPIC_PREFIX must not start with CS_APP_ID: "
+                "topics named after the app id are Faust's internal topics"
+            )
+        try:
+            re.compile(self.reply_topic_pattern)
+        except re.error as exc:
+            raise SettingsError(f"CS_REPLY_TOPIC_PATTERN is not a regex: {exc}") from None
+        if not 0.0 < self.reply_topic_check_seconds <= 30.0:
+            raise SettingsError("CS_REPLY_TOPIC_CHECK_SECONDS must be above 0 and at most 30")
+        if self.reply_topic_cache_seconds < 0.0:
+            raise SettingsError("CS_REPLY_TOPIC_CACHE_SECONDS must be >= 0")
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"

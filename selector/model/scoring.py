@@ -9,13 +9,14 @@ them are picked at random, and every request is scored under each in one matrix 
 X (n x P) @ [M_1 .. M_S], plus the pair features' term. The score is the logit (goal
 `clicks`) or sigmoid(click) x sigmoid(conversion) x value, value = max(payout, floor),
 the conversion factor left out for per-click offers (goal `revenue`). Each request takes
-the best eligible creative under one of the S samples, picked uniformly at random. The
-pool makes a full-covariance posterior as cheap per decision as a diagonal one.
+the best eligible creative under one of the S samples picked uniformly at random, that is,
+the creative is drawn from its win shares over the S samples (`win_shares`). The pool
+makes a full-covariance posterior as cheap per decision as a diagonal one.
 
-Propensity: the share of the S samples under which the chosen creative wins for that
-request. Given the batch's S draws this is the exact probability of the choice (the pick
-is uniform over them), so inverse-propensity estimates from the log are unbiased; as an
-estimate of the probability under the posterior itself it is a Monte Carlo estimate
+Propensity: the chosen creative's win share (after the learning mode and the exploration
+floor, `selector.policies.thompson.mix`). Given the batch's S draws it is the exact
+probability of the choice, so inverse-propensity estimates from the log are unbiased; as
+an estimate of the probability under the posterior itself it is a Monte Carlo estimate
 with standard error at most 0.5 / sqrt(S).
 """
 
@@ -198,7 +199,7 @@ def sampled_scores(
     return np.divide(catalog.value32, denominator, out=denominator)
 
 
-def thompson(
+def win_shares(
     catalog: Catalog,
     x: FloatArray,
     pair: FloatArray,
@@ -206,19 +207,20 @@ def thompson(
     goal: str,
     samples: int,
     rng: np.random.Generator,
-) -> tuple[NDArray[np.intp], FloatArray]:
-    """The chosen creative per request and the (n x K) choice probabilities given the
-    batch's draws (each row sums to 1 over its eligible creatives)."""
+) -> FloatArray:
+    """(n x K): for each request, the share of `samples` posterior draws under which each
+    of its eligible creatives scores best (a row without an eligible creative is 0).
+    Drawing the creative from this row has the law of taking the best under one of the
+    draws picked at random, and its entry is the choice's exact probability given them."""
     scores = sampled_scores(catalog, x, pair, goal, samples, rng)
     if not eligible.all():
         scores += np.where(eligible, np.float32(0.0), np.float32(-np.inf))[:, None, :]
     wins = np.argmax(scores, axis=2)  # (n x S)
     n, k = eligible.shape
-    pick = rng.integers(0, samples, n)
-    chosen = wins[np.arange(n), pick]
     flat = wins + (np.arange(n) * k)[:, None]
-    dist = np.bincount(flat.ravel(), minlength=n * k).reshape(n, k) / samples
-    return chosen, dist
+    shares = np.bincount(flat.ravel(), minlength=n * k).reshape(n, k) / samples
+    shares[~eligible.any(axis=1)] = 0.0
+    return shares
 
 
 @dataclass(frozen=True, slots=True)

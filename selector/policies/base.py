@@ -21,7 +21,6 @@ from selector.domain import Method
 from selector.model.artifact import ContextualModel
 from selector.model.record import Records
 from selector.model.scoring import DEFAULT_SAMPLES
-from selector.sampling import BetaSampler
 from selector.view import AccountView, BoolArray, FloatArray, IntArray, Posterior, rows_any
 
 Codes = NDArray[np.uint8]
@@ -38,9 +37,7 @@ class PolicyContext:
     posterior: Posterior
     campaign: IntArray
     cooling: BoolArray | None
-    sampler: BetaSampler
     rotation: dict[str, int]
-    propensity_samples: int
     times: FloatArray | None = None
     profiles: Records | None = None
     model: ContextualModel | None = None

@@ -2,14 +2,17 @@
 
 With a promoted model (`decide_batch(..., model=...)`), each request's contact features
 (from its profile record, at the request's time) are scored against every eligible
-creative under S posterior draws, and the request takes the best creative under one draw
-picked at random (`selector.model.scoring`); cooldowns, the learning pool and the
-exploration floor apply as for the Beta methods, and the control split and routing
-happen before any policy runs. The propensity is exact given the batch's draws.
+creative under S posterior draws, and the creative is drawn from its win shares over
+those draws (`selector.model.scoring`). The learning mode and the exploration floor mix
+in as for the Beta methods (`selector.policies.thompson.mix`), with the win shares per
+request instead of per eligibility pattern; cooldowns and the fallback are `Policy`'s;
+the control split and routing happen before any policy runs. The propensity is exact
+given the batch's draws.
 
 Without a model the method falls back to the account's Thompson method (two-step if the
 account routes traffic to two-step and not to single-step, else single-step), and says
-so with reason `model_unavailable`, so the fallback is visible in metrics.
+so with reason `model_unavailable`, so the fallback is visible in metrics. The method is
+not a `ThompsonPolicy`, so a single `Selector.decide` always takes the batch path for it.
 """
 
 from __future__ import annotations
@@ -18,20 +21,20 @@ from typing import ClassVar
 
 import numpy as np
 
-from selector.batch import REASON
+from selector.batch import POOL, REASON, Pool
 from selector.domain import Method
 from selector.model.predict import catalog_for
 from selector.model.record import records
-from selector.model.scoring import Catalog, thompson
-from selector.policies.base import Choice, Masks, PolicyContext
-from selector.policies.scored import ScoredPolicy
-from selector.policies.thompson import ThompsonPolicy
+from selector.model.scoring import POOL as DRAW_POOL
+from selector.model.scoring import Catalog, win_shares
+from selector.policies.base import Choice, Masks, Policy, PolicyContext
+from selector.policies.thompson import ThompsonPolicy, mix, sample_rows
 from selector.policies.thompson_single_step import ThompsonSingleStep
 from selector.policies.thompson_two_step import ThompsonTwoStep
 from selector.view import BoolArray, FloatArray, IntArray
 
 
-class ModelPolicy(ScoredPolicy):
+class ModelPolicy(Policy):
     """Contextual Thompson sampling, or the account's Thompson method without a model.
 
     Examples
@@ -41,6 +44,7 @@ class ModelPolicy(ScoredPolicy):
     """
 
     name: ClassVar[Method] = "model"
+    pool: ClassVar[Pool] = "scored"
 
     def __init__(self) -> None:
         self._single = ThompsonSingleStep()
@@ -61,13 +65,6 @@ class ModelPolicy(ScoredPolicy):
         ).astype(np.uint8)
         return Choice(choice.creative, choice.pool, choice.propensity, unavailable)
 
-    def distribution(
-        self, ctx: PolicyContext, row: int, eligible: BoolArray, rng: np.random.Generator
-    ) -> FloatArray:
-        if ctx.model is None:
-            return self.fallback(ctx).distribution(ctx, row, eligible, rng)
-        return super().distribution(ctx, row, eligible, rng)
-
     def catalog(self, ctx: PolicyContext) -> Catalog:
         """The model's tables for this account's catalog, rebuilt when the model changes."""
         model = ctx.model
@@ -76,27 +73,34 @@ class ModelPolicy(ScoredPolicy):
             self._catalog = catalog_for(ctx.view.account, model)
         return self._catalog
 
-    def _inputs(self, ctx: PolicyContext, rows: IntArray) -> tuple[FloatArray, FloatArray]:
+    def _distributions(
+        self, ctx: PolicyContext, rows: IntArray, masks: BoolArray, samples: int,
+        rng: np.random.Generator,
+    ) -> FloatArray:  # fmt: skip
+        """(n x K) P(creative) per request: win shares, mixed with the learning mode."""
         assert ctx.times is not None
         profiles = ctx.profiles
         recs = profiles[rows] if profiles is not None else records([None] * rows.size)[0]
-        return self.catalog(ctx).inputs(recs, ctx.times[rows])
-
-    def _scored(
-        self, ctx: PolicyContext, rows: IntArray, masks: Masks, rng: np.random.Generator
-    ) -> tuple[IntArray, FloatArray, IntArray]:
-        x, pair = self._inputs(ctx, rows)
+        catalog = self.catalog(ctx)
+        x, pair = catalog.inputs(recs, ctx.times[rows])
         goal = ctx.view.settings.goal
-        chosen, dist = thompson(
-            self.catalog(ctx), x, pair, masks.rows(), goal, ctx.model_samples, rng
-        )
-        return chosen, dist, np.arange(rows.size)
+        return mix(ctx, masks, lambda sets: win_shares(catalog, x, pair, sets, goal, samples, rng))
 
-    def _scored_distribution(
-        self, ctx: PolicyContext, row: int, graded: BoolArray, rng: np.random.Generator
+    def _choose(
+        self, ctx: PolicyContext, rows: IntArray, eligible: Masks, rng: np.random.Generator
+    ) -> Choice:
+        dists = self._distributions(ctx, rows, eligible.rows(), ctx.model_samples, rng)
+        n = rows.size
+        creative = sample_rows(dists, np.arange(n), rng)
+        propensity = dists[np.arange(n), creative]
+        learning = ctx.posterior.raw_sends < ctx.view.settings.learning_threshold
+        pool = np.where(learning[creative], POOL["learning"], POOL["scored"]).astype(np.uint8)
+        return Choice(creative, pool, propensity, np.full(n, REASON["none"], dtype=np.uint8))
+
+    def distribution(
+        self, ctx: PolicyContext, row: int, eligible: BoolArray, rng: np.random.Generator
     ) -> FloatArray:
-        x, pair = self._inputs(ctx, np.array([row]))
-        samples = max(ctx.propensity_samples, ctx.model_samples)
-        goal = ctx.view.settings.goal
-        _, dist = thompson(self.catalog(ctx), x, pair, graded[None, :], goal, samples, rng)
-        return dist[0]
+        if ctx.model is None:
+            return self.fallback(ctx).distribution(ctx, row, eligible, rng)
+        samples = max(ctx.model_samples, DRAW_POOL)
+        return self._distributions(ctx, np.array([row]), eligible[None, :], samples, rng)[0]

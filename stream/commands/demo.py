@@ -2,7 +2,7 @@
 
 Sender -> Kafka -> worker -> Kafka -> sender: starts Kafka and Redis, one worker, plays
 the scenario's sender against it and prints the lift report computed from what went
-through Kafka. The work is in `stream.demo`; this module parses and prints.
+through Kafka. The work is in `stream.demo.run`; this module parses and prints.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import asyncio
 import json
 import sys
 import time
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from tqdm import tqdm
 
 from stream.commands.simulate import ScenarioFileError, load_scenario
 
-DEFAULT_SCENARIO = Path(__file__).resolve().parents[2] / "scenarios" / "product.yaml"
+DEFAULT_SCENARIO = Path(str(resources.files("stream.scenarios") / "product.yaml"))
 DEFAULT_SENDS = 50_000
 EXAMPLE = """\
 examples:
@@ -80,7 +81,8 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from stream.demo import run_demo, services
+    from stream.demo.run import run_demo
+    from stream.local.harness import services
 
     try:
         scenario = load_scenario(args.scenario)
@@ -139,7 +141,7 @@ def _write_outputs(args: argparse.Namespace, output: dict[str, Any], report: Any
         args.json.write_text(json.dumps(output, indent=2) + "\n")
         print(f"wrote {args.json}")
     if args.plots is not None:
-        from stream.plots import write_plots
+        from stream.demo.plots import write_plots
 
         for png in write_plots(report, args.plots):
             print(f"wrote {png}")

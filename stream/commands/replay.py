@@ -39,9 +39,9 @@ topic name) as the broker acknowledges events; rerun the same command after Ctrl
 crash and it goes on where it stopped. A finished checkpoint makes a rerun do nothing;
 --fresh starts over (events already in the target are still skipped).
 
-No double counts: events whose (account_id, event_id) is already in the target topics
-are skipped (counted as present), also long after the Redis dedup records expired. This
-reads the target partitions of the replayed accounts once before publishing;
+No double counts: events whose (account_id, kind, event_id) is already in the target
+topics are skipped (counted as present), also long after the Redis dedup records expired.
+This reads the target partitions of the replayed accounts once before publishing;
 --no-skip-existing saves that read and relies on the stats agent's Redis dedup
 (CS_DEDUP_TTL_SECONDS) and the daily job instead.
 

@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 import time
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from selector.report import Report, build_report
 from selector.scenario import Scenario, scenario_from_dict
 from selector.simulate import SimulationResult, simulate
 
-SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "scenario.v1.schema.json"
+SCHEMA = resources.files("stream.schemas") / "scenario.v1.schema.json"
 MAX_ERRORS = 10
 EXAMPLE = """\
 examples:
@@ -31,6 +32,7 @@ examples:
   creative-select simulate scenarios/product.yaml --seed 7 --json out/product.json \\
       --plots out/product
   creative-select simulate scenarios/drift.yaml --compare-forgetting --plots out/drift
+  creative-select simulate scenarios/sendtime_pitfall.yaml --plots out/sendtime
 
 (or `python -m stream.cli simulate ...`). The scenario format is documented field by
 field in schemas/scenario.v1.schema.json; scenarios/ holds worked examples."""
@@ -110,7 +112,23 @@ def _run_once(scenario: Scenario, seed: int, label: str) -> tuple[SimulationResu
     return result, time.perf_counter() - started
 
 
+def _is_send_time(path: Path) -> bool:
+    """A send-time scenario (`kind: sendtime`, schemas/sendtime_scenario.v1.schema.json)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        doc = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (OSError, ValueError, yaml.YAMLError):
+        return False  # load_scenario says what is wrong
+    return isinstance(doc, dict) and doc.get("kind") == "sendtime"
+
+
 def run(args: argparse.Namespace) -> int:
+    if _is_send_time(args.scenario):
+        from stream.sendtime.simulate import main as simulate_send_times
+
+        argv = [str(args.scenario)] + (["--seed", str(args.seed)] if args.seed is not None else [])
+        argv += ["--json", str(args.json)] if args.json else []
+        return simulate_send_times(argv + (["--plots", str(args.plots)] if args.plots else []))
     try:
         scenario = load_scenario(args.scenario)
     except ScenarioFileError as exc:
@@ -172,7 +190,7 @@ def _comparison_text(forgetting: Report, plain: Report, half_life: float) -> str
 
 def _write_plots(report: Report, directory: Path, runs: list[tuple[str, Report]]) -> list[Path]:
     """Import matplotlib only when plots are asked for: it is slow to import."""
-    from stream.plots import write_plots
+    from stream.demo.plots import write_plots
 
     return write_plots(report, directory, runs)
 

@@ -65,10 +65,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def run(args: argparse.Namespace) -> int:
     from confluent_kafka import KafkaException
 
-    from stream import stats_job
-    from stream.job_io import JobError
-    from stream.kafka_reader import ReadError
-    from stream.metrics import StatsJobMetrics
+    from stream.adapters.kafka_reader import ReadError
+    from stream.job import run as stats_job
+    from stream.job.cut import JobError
+    from stream.ops.metrics import StatsJobMetrics
     from stream.settings import Settings, SettingsError
 
     try:
@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     except (JobError, ReadError, SettingsError, KafkaException) as exc:
         print(f"stats-job: error: {exc}", file=sys.stderr)
         return 2
-    from stream import stats_report
+    from stream.job import report as stats_report
 
     print(stats_report.text(outcome, args.top))
     if args.json is not None:

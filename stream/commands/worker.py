@@ -33,8 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
-    from stream.app import app, settings
-    from stream.producer import all_topics, ensure_topics
+    from stream.adapters.topic_specs import all_topics, ensure_topics
+    from stream.worker.app import app, settings
 
     if not args.no_create_topics:
         asyncio.run(ensure_topics(settings, all_topics(settings)))

@@ -17,17 +17,12 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
+from stream.adapters.topic_specs import TopicSpec
 from stream.local import progress
-from stream.local.kafka import (
-    DEFAULT_CACHE_DIR,
-    KAFKA_VERSION,
-    BrokerOptions,
-    KafkaBroker,
-    TopicSpec,
-    create_topics,
-    ensure_kafka_jars,
-)
+from stream.local.jars import DEFAULT_CACHE_DIR, KAFKA_VERSION, ensure_kafka_jars
+from stream.local.kafka import BrokerOptions, KafkaBroker, create_topics
 from stream.local.redis import RedisServer
 
 
@@ -49,6 +44,33 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the project's own local Kafka (KRaft) or Redis, for tests and demos.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
+    _add_kafka_parser(commands)
+    redis = commands.add_parser(
+        "redis",
+        help="run an in-memory redis-server until Ctrl-C",
+        description="Start redis-server on a free loopback port (installing Debian's package "
+        "when root and missing), print REDIS_URL=redis://... and run until Ctrl-C or SIGTERM.",
+    )
+    redis.add_argument("--data-dir", type=Path, help="working dir (default: a temporary dir)")
+    fetch = commands.add_parser(
+        "fetch-jars",
+        help="only resolve Kafka's jars into the cache (warms CI)",
+        description="Run Maven once if the jars are missing; print the jar directory.",
+    )
+    _add_cache_dir(fetch)
+    return parser
+
+
+def _add_cache_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=DEFAULT_CACHE_DIR,
+        help=f"jar and Maven repository cache (default {DEFAULT_CACHE_DIR})",
+    )
+
+
+def _add_kafka_parser(commands: Any) -> None:
     kafka = commands.add_parser(
         "kafka",
         help=f"run one Kafka {KAFKA_VERSION} node until Ctrl-C",
@@ -80,31 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="let producers create unknown topics (off: topics are declared)",
     )
     kafka.add_argument("--heap-max", default="512m", help="JVM -Xmx (default 512m)")
-    kafka.add_argument(
-        "--cache-dir",
-        type=Path,
-        default=DEFAULT_CACHE_DIR,
-        help=f"jar and Maven repository cache (default {DEFAULT_CACHE_DIR})",
-    )
-    redis = commands.add_parser(
-        "redis",
-        help="run an in-memory redis-server until Ctrl-C",
-        description="Start redis-server on a free loopback port (installing Debian's package "
-        "when root and missing), print REDIS_URL=redis://... and run until Ctrl-C or SIGTERM.",
-    )
-    redis.add_argument("--data-dir", type=Path, help="working dir (default: a temporary dir)")
-    fetch = commands.add_parser(
-        "fetch-jars",
-        help="only resolve Kafka's jars into the cache (warms CI)",
-        description="Run Maven once if the jars are missing; print the jar directory.",
-    )
-    fetch.add_argument(
-        "--cache-dir",
-        type=Path,
-        default=DEFAULT_CACHE_DIR,
-        help=f"jar and Maven repository cache (default {DEFAULT_CACHE_DIR})",
-    )
-    return parser
+    _add_cache_dir(kafka)
 
 
 def interrupt_on_sigterm() -> None:

@@ -26,22 +26,20 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
-import shutil
+import dataclasses
 import subprocess
-import tempfile
 import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 
+from stream.adapters.topic_specs import TopicSpec, ensure_topics
 from stream.local import (
     LOOPBACK,
     free_ports,
@@ -51,12 +49,16 @@ from stream.local import (
     run_blocking,
     stop_process,
 )
+from stream.local.jars import (
+    DEFAULT_CACHE_DIR,
+    KAFKA_VERSION,
+    KafkaSetupError,
+    ensure_kafka_jars,
+    require_tool,
+)
 from stream.local.tls import SecureListeners, scram_format_arguments, secure_properties
+from stream.settings import Settings
 
-KAFKA_VERSION = "4.3.1"
-DEFAULT_CACHE_DIR = Path.home() / ".cache" / "creative-selection"
-POM_PATH = Path(__file__).resolve().parents[2] / "deploy" / "kafka" / "pom.xml"
-_COMPLETE_MARKER = ".complete"
 _STORAGE_TOOL = "kafka.tools.StorageTool"
 _TOOL_HEAP = ("64m", "256m")
 _LOG4J2_PROPERTIES = """\
@@ -69,66 +71,6 @@ appender.stdout.layout.pattern = [%d] %p %m (%c)%n
 logger.request.name = kafka.request.logger
 logger.request.level = WARN
 """
-
-
-class KafkaSetupError(RuntimeError):
-    """Kafka could not be resolved, formatted or started; the message says why."""
-
-
-def ensure_kafka_jars(cache_dir: Path = DEFAULT_CACHE_DIR, pom: Path = POM_PATH) -> Path:
-    """Return a directory holding Kafka's jars, running Maven only when it is missing.
-
-    The directory is named after the Kafka version and a digest of the pom, so editing the
-    pom re-resolves. Maven writes into a staging directory renamed into place at the end:
-    an interrupted or concurrent run never leaves a half-filled directory that looks done.
-    """
-    jars_dir = cache_dir / f"kafka-{KAFKA_VERSION}-{_file_digest(pom)}" / "jars"
-    if (jars_dir / _COMPLETE_MARKER).is_file():
-        return jars_dir
-    mvn = _require_tool("mvn", "install Maven (Debian: apt-get install -y maven)")
-    jars_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix="jars-", dir=jars_dir.parent))
-    progress(f"resolving Kafka {KAFKA_VERSION} jars with Maven into {jars_dir} (once per cache)")
-    started = time.monotonic()
-    command = maven_command(mvn, pom, cache_dir / "m2", staging)
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        shutil.rmtree(staging, ignore_errors=True)
-        output = (result.stdout + result.stderr).strip()[-4000:]
-        raise KafkaSetupError(f"Maven could not resolve Kafka's jars:\n{output}")
-    (staging / _COMPLETE_MARKER).write_text(KAFKA_VERSION + "\n", encoding="utf-8")
-    _move_into_place(staging, jars_dir)
-    jar_count = len(list(jars_dir.glob("*.jar")))
-    progress(f"resolved {jar_count} jars in {time.monotonic() - started:.1f}s")
-    return jars_dir
-
-
-def maven_command(mvn: str, pom: Path, repository: Path, output_dir: Path) -> list[str]:
-    """``mvn dependency:copy-dependencies`` in batch mode against a project-owned repository."""
-    settings = [f"-Dmaven.repo.local={repository}", f"-Dkafka.version={KAFKA_VERSION}"]
-    goal = ["dependency:copy-dependencies", f"-DoutputDirectory={output_dir}"]
-    return [mvn, "-B", "-q", "-f", str(pom), *settings, *goal]
-
-
-def _move_into_place(staging: Path, target: Path) -> None:
-    """Rename ``staging`` to ``target``; if another process got there first, keep theirs."""
-    try:
-        staging.rename(target)
-    except OSError:
-        if not (target / _COMPLETE_MARKER).is_file():
-            raise
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def _file_digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:10]
-
-
-def _require_tool(name: str, hint: str) -> str:
-    found = shutil.which(name)
-    if found is None:
-        raise KafkaSetupError(f"'{name}' is not on PATH: {hint}")
-    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,7 +168,7 @@ def java_command(
     jars_dir: Path, log_config: Path, main_class: str, *args: str, heap: tuple[str, str]
 ) -> list[str]:
     """The JVM command line for one of Kafka's entry points, heap sized for a test machine."""
-    java = _require_tool("java", "install a JRE 17+ (Debian: apt-get install -y default-jre)")
+    java = require_tool("java", "install a JRE 17+ (Debian: apt-get install -y default-jre)")
     heap_flags = [f"-Xms{heap[0]}", f"-Xmx{heap[1]}", "-XX:+ExitOnOutOfMemoryError"]
     logging = f"-Dlog4j2.configurationFile={log_config}"
     return [java, *heap_flags, logging, "-cp", str(jars_dir / "*"), main_class, *args]
@@ -411,91 +353,13 @@ async def fetch_broker_ids(bootstrap: str, timeout_s: float = 10.0) -> list[int]
         await admin.close()
 
 
-@dataclass(frozen=True, slots=True)
-class TopicSpec:
-    """A topic to declare: name, partition count, and whether it is log-compacted."""
-
-    name: str
-    partitions: int = 1
-    compacted: bool = False
-
-    def __post_init__(self) -> None:
-        if not self.name or self.partitions < 1:
-            raise ValueError(f"invalid topic spec: {self!r}")
-
-    def configs(self) -> dict[str, str]:
-        return {"cleanup.policy": "compact"} if self.compacted else {}
-
-
 async def create_topics(
     bootstrap: str, specs: Iterable[TopicSpec], timeout_s: float = 30.0
 ) -> list[str]:
-    """Create the topics that do not exist yet and return their names.
+    """Create the topics that do not exist yet on this plaintext broker; return their names.
 
-    Idempotent: an existing topic is left as it is (its partitions and configs are not
-    compared). Returns only once every partition's leader answers a ListOffsets request:
-    metadata names a leader a moment before that leader serves, and a producer sending in
-    that moment meets NotLeaderForPartition and has to retry.
+    The same creation as the service's (`stream.adapters.topic_specs.ensure_topics`):
+    idempotent, and it returns only once every new partition's leader serves.
     """
-    wanted = list(specs)
-    if not wanted:
-        return []
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000)
-    )
-    await admin.start()
-    try:
-        new_topics = [NewTopic(s.name, s.partitions, 1, topic_configs=s.configs()) for s in wanted]
-        response = await admin.create_topics(new_topics, timeout_ms=int(timeout_s * 1000))
-        created = _created_names(response.topic_errors)
-        names = [s.name for s in wanted]
-        partitions = await _wait_for_leaders(admin, names, time.monotonic() + timeout_s)
-    finally:
-        await admin.close()
-    await _wait_until_leaders_serve(bootstrap, partitions, timeout_s)
-    return created
-
-
-def _created_names(topic_errors: Iterable[tuple[Any, ...]]) -> list[str]:
-    """Names created by a CreateTopics response; raise the first error other than 'exists'."""
-    created = []
-    for topic, error_code, *rest in topic_errors:
-        if error_code == 0:
-            created.append(topic)
-        elif error_code != TopicAlreadyExistsError.errno:
-            message = rest[0] if rest else ""
-            raise for_code(error_code)(f"creating topic {topic!r}: {message}")
-    return created
-
-
-async def _wait_for_leaders(
-    admin: AIOKafkaAdminClient, names: list[str], deadline: float
-) -> list[TopicPartition]:
-    """Poll metadata until every partition of ``names`` has a leader; return the partitions."""
-    while True:
-        topics = await admin.describe_topics(names)
-        if all(_has_all_leaders(topic) for topic in topics):
-            return [
-                TopicPartition(t["topic"], p["partition"]) for t in topics for p in t["partitions"]
-            ]
-        if time.monotonic() > deadline:
-            raise KafkaSetupError(f"topics without leaders after the timeout: {names}")
-        await asyncio.sleep(0.1)
-
-
-async def _wait_until_leaders_serve(
-    bootstrap: str, partitions: list[TopicPartition], timeout_s: float
-) -> None:
-    """Ask each leader for its end offset; aiokafka retries until they all answer."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        await asyncio.wait_for(consumer.end_offsets(partitions), timeout_s)
-    finally:
-        await consumer.stop()
-
-
-def _has_all_leaders(topic: Mapping[str, Any]) -> bool:
-    partitions = topic["partitions"]
-    leaders_ok = all(p["error_code"] == 0 and p["leader"] >= 0 for p in partitions)
-    return topic["error_code"] == 0 and bool(partitions) and leaders_ok
+    settings = dataclasses.replace(Settings(), kafka_bootstrap=bootstrap)
+    return await asyncio.wait_for(ensure_topics(settings, list(specs)), timeout_s * 2)

@@ -4,9 +4,10 @@ Redis drops a re-published `event_id` only while its dedup record lives
 (`CS_DEDUP_TTL_SECONDS`). The topics themselves remember longer: before publishing, a
 replay reads the event topics' partitions that hold the replayed accounts (keys are
 account ids, so an account lives in one partition of each topic) and indexes the
-`(account_id, event_id)` of every record there. An input event found in the index is
-skipped and counted as `present`; one published by this run is added, so an event twice
-in the input goes once.
+`(account_id, kind, event_id)` of every record there, the key the stats agent and the
+daily job dedup by (the kind is the topic's: a click and a send may share an `event_id`
+and both count). An input event found in the index is skipped and counted as `present`;
+one published by this run is added, so an event twice in the input goes once.
 
 Cost: one read of those partitions from their first retained offset to their current end,
 keeping only the replayed accounts' records: about as long as a consumer takes to read
@@ -28,8 +29,9 @@ from collections.abc import Sequence
 import numpy as np
 import orjson
 
-from stream.producer import describe_topics, partition_for
-from stream.replay.inputs import OUTCOME_TOPICS, read_range
+from stream.adapters.producer import partition_for
+from stream.adapters.topic_specs import describe_topics
+from stream.replay.inputs import OUTCOME_KINDS, OUTCOME_TOPICS, read_range
 from stream.replay.ranges import topic_ranges
 from stream.settings import Settings
 
@@ -37,8 +39,9 @@ _PARTITION_SHIFT = 44  # offsets below 2**44, partitions below 2**16, topics bel
 _TOPIC_SHIFT = 60
 
 
-def event_hash(account_id: str, event_id: str) -> int:
-    digest = hashlib.blake2b(f"{account_id}\0{event_id}".encode(), digest_size=8).digest()
+def event_hash(account_id: str, kind: str, event_id: str) -> int:
+    key = f"{account_id}\0{kind}\0{event_id}".encode()
+    digest = hashlib.blake2b(key, digest_size=8).digest()
     return int.from_bytes(digest, "little")
 
 
@@ -47,7 +50,7 @@ def pack(topic_index: int, partition: int, offset: int) -> int:
 
 
 class SeenIndex:
-    """`(account_id, event_id)` -> the positions where the target topics hold it."""
+    """`(account_id, kind, event_id)` -> the positions where the target topics hold it."""
 
     def __init__(self, topics: Sequence[str], hashes: Sequence[int], positions: Sequence[int]):
         keys = np.asarray(hashes, dtype=np.uint64)
@@ -60,10 +63,10 @@ class SeenIndex:
     def __len__(self) -> int:
         return len(self._hashes) + len(self._added)
 
-    def seen(self, account_id: str, event_id: str, exempt: str | None = None) -> bool:
+    def seen(self, account_id: str, kind: str, event_id: str, exempt: str | None = None) -> bool:
         """True if the event is present, other than at the `exempt` position
         ("topic:partition:offset"), or was added."""
-        key = event_hash(account_id, event_id)
+        key = event_hash(account_id, kind, event_id)
         if key in self._added:
             return True
         probe = np.uint64(key)
@@ -74,8 +77,8 @@ class SeenIndex:
         code = self._code(exempt)
         return code is None or bool(np.any(self._positions[low:high] != code))
 
-    def add(self, account_id: str, event_id: str) -> None:
-        self._added.add(event_hash(account_id, event_id))
+    def add(self, account_id: str, kind: str, event_id: str) -> None:
+        self._added.add(event_hash(account_id, kind, event_id))
 
     def _code(self, position: str | None) -> int | None:
         if position is None:
@@ -86,10 +89,14 @@ class SeenIndex:
 
 
 class IndexBuilder:
-    """Collects records of the target topics into a `SeenIndex`."""
+    """Collects records of the target topics into a `SeenIndex`; `kinds[i]` is the event
+    kind of `topics[i]` (the agent counts a record as its topic's kind)."""
 
-    def __init__(self, topics: Sequence[str]) -> None:
+    def __init__(self, topics: Sequence[str], kinds: Sequence[str] = OUTCOME_KINDS) -> None:
+        if len(kinds) != len(topics):
+            raise ValueError("one kind per topic")
         self.topics = list(topics)
+        self.kinds = list(kinds)
         self._hashes = array("Q")
         self._positions = array("Q")
 
@@ -102,7 +109,7 @@ class IndexBuilder:
             return
         account_id, event_id = doc.get("account_id"), doc.get("event_id")
         if isinstance(account_id, str) and isinstance(event_id, str):
-            self._hashes.append(event_hash(account_id, event_id))
+            self._hashes.append(event_hash(account_id, self.kinds[topic_index], event_id))
             self._positions.append(pack(topic_index, partition, offset))
 
     def build(self) -> SeenIndex:
@@ -117,7 +124,7 @@ async def scan_existing(settings: Settings, accounts: set[str]) -> SeenIndex:
     if missing:
         raise ValueError(f"no topic {', '.join(missing)} (creative-select topics create)")
     keys = {account.encode() for account in accounts}
-    builder = IndexBuilder(topics)
+    builder = IndexBuilder(topics, OUTCOME_KINDS)
     for index, topic in enumerate(topics):
         wanted = {partition_for(key, states[topic].partitions) for key in keys}
         if not wanted:

@@ -1,6 +1,6 @@
 """What a replay reads: JSON Lines files or a topic's offset ranges, as positioned items.
 
-Every item is checked by the decoder the stats agent runs (`send_events.parse_line`),
+Every item is checked by the decoder the stats agent runs (`event_files.parse_line`),
 so a replay rejects exactly what the agent would dead-letter for its shape. A record of
 the dead-letters topic is unwrapped: its original bytes are replayed, and the position
 it came from is kept (`exempt`), so the original copy of the event, which the agent
@@ -19,14 +19,15 @@ from typing import Any, Protocol
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from stream import codec
-from stream.commands.send_events import Line, limits_of, open_input, parse_line
-from stream.messages import SCHEMAS
-from stream.producer import kafka_config
+from stream.adapters.event_files import Line, limits_of, open_input, parse_line
+from stream.adapters.kafka_config import kafka_config
 from stream.settings import Settings
+from stream.wire import codec
+from stream.wire.messages import SCHEMAS
 
 FILE_PART = "line"
 OUTCOME_TOPICS = ("sends", "clicks", "conversions")
+OUTCOME_KINDS = ("send", "click", "conversion")  # the kind of each of OUTCOME_TOPICS
 _DEAD_LETTER = f'"{SCHEMAS["dead_letter"]}"'.encode()
 _HEAD_BYTES = 1 << 20
 

@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from stream.producer import describe_topics, kafka_config
+from stream.adapters.kafka_config import kafka_config
+from stream.adapters.topic_specs import describe_topics
 from stream.settings import Settings
 
 OffsetSpec = Mapping[int | None, int]  # partition (None: every partition) -> offset

@@ -19,8 +19,9 @@ from typing import IO, Any
 
 from tqdm import tqdm
 
-from stream.pacing import RateLimiter
-from stream.producer import describe_topics, open_producer
+from stream.adapters.pacing import RateLimiter
+from stream.adapters.producer import open_producer
+from stream.adapters.topic_specs import describe_topics
 from stream.replay import progress as p
 from stream.replay.existing import SeenIndex, scan_existing
 from stream.replay.inputs import OUTCOME_TOPICS, Item, Source
@@ -225,15 +226,15 @@ class Publisher:
         if event is None:
             self.tracker.add(item.part, item.position, key, payload=item)
             return
-        account, event_id = event.account_id, event.event_id
-        if self.index is not None and self.index.seen(account, event_id, item.exempt):
+        account, kind, event_id = event.account_id, event.kind, event.event_id
+        if self.index is not None and self.index.seen(account, kind, event_id, item.exempt):
             self.tracker.add(item.part, item.position, p.tally_key("present", event.kind))
             return
         await self.limiter.wait()
         assert line.topic is not None
         delivery = await send(line.topic, line.value, line.key)
         if self.index is not None:
-            self.index.add(account, event_id)
+            self.index.add(account, kind, event_id)
         self.tracker.add(item.part, item.position, key, delivery)
 
     def _settle(self) -> None:

@@ -15,15 +15,15 @@ from typing import Any
 import pytest
 import yaml
 
-from stream.faust_metrics import faust_metrics
-from stream.metrics import Metrics, StatsJobMetrics
+from stream.ops.metrics import Metrics, StatsJobMetrics
+from stream.worker.sensors import faust_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "deploy" / "grafana" / "creative-selection.json"
 
-# Metrics the alerts and the dashboard use that stream/metrics.py does not export yet
+# Metrics the alerts and the dashboard use that stream/ops/metrics.py does not export yet
 # (deploy/README.md, "Metrics", says what each means). Remove a name from here when it
-# lands in stream/metrics.py.
+# lands in stream/ops/metrics.py.
 PROPOSED_METRICS: frozenset[str] = frozenset()
 # Series Prometheus itself writes for every target.
 PROMETHEUS_SERIES = frozenset({"up"})
@@ -52,7 +52,7 @@ def _sample_names(families: Iterable[Any]) -> frozenset[str]:
 
 
 def exported_metric_names(with_faust: bool = False) -> frozenset[str]:
-    """Every sample name a worker exports (stream/metrics.py's `Metrics`), and Faust's
+    """Every sample name a worker exports (stream/ops/metrics.py's `Metrics`), and Faust's
     sensors' with `with_faust`."""
     metrics = Metrics()
     if with_faust:

@@ -236,3 +236,16 @@ def test_the_ops_guide_names_only_existing_or_planned_commands() -> None:
             assert "planned" in context.lower(), f"{command} not marked planned near it"
     for setting in PLANNED_SETTINGS:
         assert setting in guide
+
+
+def test_the_containerfile_builds_the_image_the_manifests_run() -> None:
+    text = (ROOT / "Containerfile").read_text()
+    assert re.search(r'^ENTRYPOINT \["creative-select"\]$', text, re.M)
+    for container in (worker_container(), job_container()):
+        assert container["command"][0] == "creative-select"
+    user = re.search(r"^USER (\d+):(\d+)$", text, re.M)
+    assert user is not None
+    pod = the("StatefulSet")["spec"]["template"]["spec"]["securityContext"]
+    assert (int(user[1]), int(user[2])) == (pod["runAsUser"], pod["runAsGroup"])
+    port = re.search(r"^EXPOSE (\d+)$", text, re.M)
+    assert port is not None and int(port[1]) == int(config_map().get("CS_WEB_PORT", 6066))

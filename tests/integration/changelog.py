@@ -7,8 +7,8 @@ from aiokafka.structs import TopicPartition
 
 from selector.ingest import Ledger
 from selector.stats import Counts
-from stream.ledger_codec import loads as load_ledger
 from stream.settings import Settings
+from stream.wire.ledger_codec import loads as load_ledger
 
 
 async def streamed_stats(settings: Settings) -> dict[str, dict[str, Counts]]:

@@ -14,9 +14,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from selector.stats import Counts
+from stream.adapters.catalog_files import publish, validate_documents
 from stream.client import SelectionClient
-from stream.commands.publish_catalog import publish, validate_documents
-from stream.messages import SendEvent
+from stream.wire.messages import SendEvent
 from tests.integration.changelog import streamed_stats
 from tests.integration.test_worker_e2e import ACCOUNT
 from tests.integration.worker import WorkerProcess, worker_settings

@@ -17,11 +17,13 @@ import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from stream import codec
+from stream.adapters.event_files import send_file
+from stream.adapters.kafka_config import kafka_config
+from stream.adapters.topic_specs import TopicSpec, all_topics, ensure_topics
 from stream.client import SelectionClient, publish_events
-from stream.commands.send_events import send_file
-from stream.local.kafka import TopicSpec
-from stream.messages import (
+from stream.settings import Settings
+from stream.wire import codec
+from stream.wire.messages import (
     ClickEvent,
     ConversionEvent,
     SelectionError,
@@ -30,8 +32,6 @@ from stream.messages import (
     SendEvent,
     encode,
 )
-from stream.producer import all_topics, ensure_topics, kafka_config
-from stream.settings import Settings
 
 pytestmark = pytest.mark.integration
 

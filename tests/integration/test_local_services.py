@@ -16,14 +16,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.structs import ConsumerRecord
 
+from stream.adapters.topic_specs import TopicSpec
 from stream.local import port_accepts
-from stream.local.kafka import (
-    BrokerOptions,
-    KafkaBroker,
-    KafkaSetupError,
-    TopicSpec,
-    create_topics,
-)
+from stream.local.kafka import BrokerOptions, KafkaBroker, KafkaSetupError, create_topics
 from stream.local.redis import RedisServer
 
 pytestmark = pytest.mark.integration

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 import pytest
 
+from stream.adapters.catalog_files import publish, validate_documents
 from stream.client import SelectionClient
-from stream.commands.publish_catalog import publish, validate_documents
-from stream.messages import ClickEvent, ConversionEvent, SelectionResponse, SendEvent
+from stream.wire.messages import ClickEvent, ConversionEvent, SelectionResponse, SendEvent
 from tests.deploy.test_dashboard import exported_metric_names
 from tests.integration.test_worker_e2e import ACCOUNT
 from tests.integration.worker import WorkerProcess, worker_settings

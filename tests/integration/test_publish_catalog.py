@@ -15,18 +15,14 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from selector import account_from_dict
-from stream import codec
+from stream.adapters.catalog_files import publish_catalog_file, snapshot_messages
+from stream.adapters.kafka_config import kafka_config
+from stream.adapters.producer import partition_for
+from stream.adapters.topic_specs import all_topics, describe_topics, ensure_topics
 from stream.commands import topics
-from stream.commands.publish_catalog import publish_catalog_file, snapshot_messages
-from stream.messages import TOPICS, Kind
-from stream.producer import (
-    all_topics,
-    describe_topics,
-    ensure_topics,
-    kafka_config,
-    partition_for,
-)
 from stream.settings import Settings
+from stream.wire import codec
+from stream.wire.messages import TOPICS, Kind
 
 pytestmark = pytest.mark.integration
 

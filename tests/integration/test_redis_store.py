@@ -8,7 +8,8 @@ import uuid
 import pytest
 import redis.asyncio as aioredis
 
-from stream.redis_store import RedisCooldowns, RedisDedup, dedup_key
+from stream.adapters.redis_store import RedisCooldowns, RedisDedup
+from stream.handlers.stores import dedup_key
 
 pytestmark = pytest.mark.integration
 

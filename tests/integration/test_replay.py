@@ -1,5 +1,6 @@
 """`creative-select replay` on real Kafka and Redis: replaying twice counts nothing twice
-(also once the Redis dedup records are gone), an interrupted replay resumes and
+(also once the Redis dedup records are gone), events of different kinds sharing an
+`event_id` are all published and counted, an interrupted replay resumes and
 publishes the rest exactly once, and topics replay by offset range, time range and
 from the dead letters."""
 
@@ -26,23 +27,23 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from selector.stats import AccountStats, Counts
-from stream import codec
+from stream.adapters.catalog_files import publish, validate_documents
+from stream.adapters.kafka_config import kafka_config
+from stream.adapters.topic_specs import TopicSpec, all_topics, ensure_topics
 from stream.cli import main
-from stream.commands.publish_catalog import publish, validate_documents
-from stream.ledger_codec import loads as load_ledger
-from stream.local.kafka import TopicSpec
-from stream.producer import all_topics, ensure_topics, kafka_config
 from stream.replay import progress as p
 from stream.replay.inputs import FileSource, TopicSource
 from stream.replay.ranges import topic_ranges
 from stream.replay.run import Options, Result, Send, replay
 from stream.settings import Settings
+from stream.wire import codec
+from stream.wire.ledger_codec import loads as load_ledger
 from tests.integration.test_publish_catalog import read_all
 from tests.integration.worker import WorkerProcess, worker_settings
 
 pytestmark = pytest.mark.integration
 
-ACCOUNTS = ("acme-a", "acme-b")
+ACCOUNTS = ("acme-a", "acme-b", "acme-s")
 CREATIVES = ("c0", "c1", "c2")
 DAY = 86_400.0
 BASE_TIME = time.time() - 30 * DAY  # a month ago, as backfilled events are
@@ -190,6 +191,30 @@ async def test_beyond_the_dedup_ttl_a_replay_still_counts_nothing_twice(
     assert p.outcome_totals(result.tally)["published"] == len(new)
     await applied_after(worker, "applied", before, len(old) + len(new))
     assert await stats_of(settings, "acme-b") == truth(old + new)
+
+
+async def test_a_click_sharing_a_send_s_event_id_is_replayed_and_counted(
+    worker: WorkerProcess, tmp_path: Path
+) -> None:
+    """The stats dedup by (account, kind, event_id), so the replay's index must too: a
+    sender that reuses one id for a send, its click and its conversion has three events."""
+    settings = worker.settings
+    docs = outcome_events("acme-s", 300, seed=7)
+    for d in docs:  # s12, k12, v12 -> e12, e12, e12
+        d["event_id"] = f"e{d['event_id'][1:]}"
+    kinds = Counter(d["schema"].removesuffix(".v1") for d in docs)
+    assert kinds["click"] > 50 and kinds["conversion"] > 10
+    path = write_file(tmp_path / "shared.jsonl", docs)
+    before = events_total(worker, "applied")
+    first = await replay_file(path, settings, tmp_path)
+    assert p.by_outcome(first.tally, "published") == dict(kinds)
+    assert p.outcome_totals(first.tally)["present"] == 0
+    await applied_after(worker, "applied", before, len(docs))
+    assert await stats_of(settings, "acme-s") == truth(docs)
+
+    again = await replay_file(path, settings, tmp_path)
+    assert p.by_outcome(again.tally, "present") == dict(kinds)
+    assert p.outcome_totals(again.tally)["published"] == 0
 
 
 @pytest.fixture

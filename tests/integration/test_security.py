@@ -20,15 +20,15 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
+from stream.adapters.catalog_files import publish, validate_documents
+from stream.adapters.kafka_config import kafka_config
+from stream.adapters.redis_store import redis_client
 from stream.client import SelectionClient
-from stream.commands.publish_catalog import publish, validate_documents
 from stream.local.kafka import BrokerOptions, KafkaBroker
 from stream.local.redis import RedisServer
 from stream.local.tls import Certificates, SecureListeners, make_certificates
-from stream.messages import SelectionResponse, SendEvent
-from stream.producer import kafka_config
-from stream.redis_store import redis_client
 from stream.settings import Settings
+from stream.wire.messages import SelectionResponse, SendEvent
 from tests.integration.test_worker_e2e import ACCOUNT
 from tests.integration.worker import WorkerProcess, worker_settings
 

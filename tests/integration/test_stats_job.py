@@ -24,11 +24,11 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
 from selector.stats import AccountStats, Counts
+from stream.adapters.catalog_files import publish, validate_documents
 from stream.client import SelectionClient
-from stream.commands.publish_catalog import publish, validate_documents
-from stream.messages import ClickEvent, ConversionEvent, SendEvent
-from stream.redis_store import dedup_key
+from stream.handlers.stores import dedup_key
 from stream.settings import Settings
+from stream.wire.messages import ClickEvent, ConversionEvent, SendEvent
 from tests.integration.changelog import streamed_stats
 from tests.integration.worker import WorkerProcess, worker_settings
 
@@ -328,8 +328,8 @@ async def test_the_job_fails_clearly_when_no_worker_applies_its_corrections(
 ) -> None:
     env = worker_settings(kafka_bootstrap, redis_url, tmp_path / "state")
     settings = Settings.from_env(env)
-    from stream.job_io import publish as produce
-    from stream.producer import all_topics, ensure_topics
+    from stream.adapters.topic_specs import all_topics, ensure_topics
+    from stream.job.cut import publish as produce
 
     await ensure_topics(settings, all_topics(settings))
     produce(settings, settings.topic("stats-corrections"), [(b"acct-x", b"{}")])
@@ -346,7 +346,7 @@ async def test_a_correction_the_agent_rejected_does_not_block_later_runs(
     await setup_accounts(worker, accounts)
     events, unique = known_stream(accounts, 300, seed=5)
     await publish_slowly(settings, events, chunk=300)
-    from stream.job_io import publish as produce
+    from stream.job.cut import publish as produce
 
     produce(settings, settings.topic("stats-corrections"), [(accounts[0].encode(), b"{}")])
     await worker.wait_for("creative_selection_corrections_total", 1, outcome="rejected")

@@ -12,9 +12,9 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from stream.adapters.catalog_files import publish, validate_documents
 from stream.client import SelectionClient
-from stream.commands.publish_catalog import publish, validate_documents
-from stream.messages import ClickEvent, SelectionError, SelectionResponse, SendEvent
+from stream.wire.messages import ClickEvent, SelectionError, SelectionResponse, SendEvent
 from tests.integration.worker import WorkerProcess, worker_settings
 
 pytestmark = pytest.mark.integration

@@ -13,8 +13,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from stream.demo import Worker
 from stream.local import free_port
+from stream.local.harness import Worker
 from stream.settings import Settings
 
 

@@ -1,6 +1,6 @@
 """The wire contract: every schema is valid JSON Schema, every example validates and
 decodes, topics.yaml and schemas/ list the same files, and the enumerations and catalog
-field sets are the ones `selector` and `stream.reasons` define."""
+field sets are the ones `selector` and `stream.wire.reasons` define."""
 
 from __future__ import annotations
 
@@ -15,13 +15,13 @@ import yaml
 
 from selector import domain
 from selector.batch import ARMS, DECIDED_BY, POOLS, REASONS
-from stream import codec
-from stream.messages import KINDS, SCHEMAS, TOPICS, encode, to_dict
-from stream.reasons import DECODE_REJECTIONS, REJECTIONS
+from stream.wire import codec
+from stream.wire.messages import KINDS, SCHEMAS, TOPICS, encode, to_dict
+from stream.wire.reasons import DECODE_REJECTIONS, REJECTIONS
 
 ROOT = Path(__file__).resolve().parents[2] / "schemas"
 # Documents that are not messages on a topic (the simulator reads scenario files).
-NOT_ON_A_TOPIC = {"scenario.v1.schema.json"}
+NOT_ON_A_TOPIC = {"scenario.v1.schema.json", "sendtime_scenario.v1.schema.json"}
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
 
@@ -106,7 +106,7 @@ def test_topics_yaml_entries_are_complete_and_match_the_code() -> None:
     assert len({t["name"] for t in topics()}) == len(topics())
 
 
-# --- literal sets stay in sync with selector and stream.reasons ---------------------
+# --- literal sets stay in sync with selector and stream.wire.reasons ---------------------
 
 
 def enum_at(kind: str, *path: str) -> tuple[str, ...]:

@@ -126,8 +126,8 @@ def test_routing_hits_traffic_pct(weights: list[int]) -> None:
 # --- learning pool -------------------------------------------------------------------------
 
 
-def test_new_account_sends_everything_uniformly_to_learning_creatives() -> None:
-    sel = make_selector(automated_percent=100)
+def test_pool_mode_sends_a_new_account_uniformly_to_learning_creatives() -> None:
+    sel = make_selector(automated_percent=100, learning_mode="pool")
     r = sel.decide_batch(AccountStats(), contacts(8000), np.random.default_rng(3))
     assert {POOLS[p] for p in r.pool} == {"learning"}
     counts = np.bincount(r.creative, minlength=4) / 8000
@@ -135,10 +135,10 @@ def test_new_account_sends_everything_uniformly_to_learning_creatives() -> None:
     assert np.allclose(r.propensity, 0.25)
 
 
-def test_learning_share_goes_to_learning_creatives_when_both_pools_exist() -> None:
+def test_pool_mode_gives_the_learning_share_to_learning_creatives_when_both_exist() -> None:
     rows = dict(GRADUATED)
     rows["cr3"] = (100, 10, 1, 30.0)  # still learning
-    sel = make_selector(automated_percent=100, learning_pct=10)
+    sel = make_selector(automated_percent=100, learning_pct=10, learning_mode="pool")
     r = sel.decide_batch(stats_from(rows), contacts(10_000), np.random.default_rng(4))
     learning = r.pool == POOLS.index("learning")
     assert abs(np.mean(learning) - 0.10) < 0.015

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from selector.ingest import Ledger, SourcedEvent, apply_events, totals
 from selector.stats import Counts
+from selector.timing import delay_bin
 
 
 def stream_of(n: int, topic: str = "sends", partition: int = 0) -> list[SourcedEvent]:
@@ -64,3 +65,11 @@ def test_crashes_and_replays_converge_to_the_single_pass_result(
     final, _ = apply_events(persisted, events)
     assert final.stats.same_counts(truth.stats)
     assert final.applied == truth.applied
+
+
+def test_events_carrying_their_cause_time_make_the_delay_observable() -> None:
+    send = SourcedEvent("send", "a", 100.0, 0, "sends", 0, 1)
+    click = SourcedEvent("click", "a", 700.0, 0, "clicks", 0, 1, origin_time=100.0)
+    ledger, _ = apply_events(Ledger(), [send, click])
+    assert ledger.stats.timing.click_delays[delay_bin(600.0)] == 1
+    assert sum(ledger.stats.timing.click_delays) == 1

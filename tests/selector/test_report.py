@@ -146,3 +146,14 @@ def test_to_dict_is_strict_json_and_the_table_reads_well() -> None:
     table = report.format_table()
     assert table.splitlines()[1].startswith("Automated 66.7% click, $3.333/send; Control 50.0%")
     assert "thompson_single_step" in table and "Oracle over the automated sends" in table
+
+
+def test_clicks_goal_regret_is_printed_as_expected_clicks_not_a_percentage() -> None:
+    result = synthetic_result()
+    clicks = SimulationResult(
+        **{**{f: getattr(result, f) for f in result.__dataclass_fields__}, "goal": "clicks"}
+    )
+    table = build_report(clicks, buckets=2).format_table()
+    assert "regret 2.0 expected clicks" in table
+    assert "regret 200.0%" not in table
+    assert "regret $2.00" in build_report(result, buckets=2).format_table()

@@ -232,3 +232,33 @@ def test_every_invalid_document_names_its_field(edit: Edit, path: str, message: 
 def test_a_document_that_is_not_an_object_is_rejected() -> None:
     with pytest.raises(ConfigError, match="must be an object"):
         scenario_from_dict(["not", "a", "mapping"])  # type: ignore[arg-type]
+
+
+def test_feedback_delays_give_a_distribution_per_kind() -> None:
+    laws = {
+        "click": {"distribution": "lognormal", "median_seconds": 1800, "sigma": 1.4},
+        "conversion": {"distribution": "exponential", "median_seconds": 86_400},
+    }
+    sc = scenario_from_dict(scenario_doc(feedback_delays=laws))
+    assert (sc.click_delay.kind, sc.click_delay.seconds, sc.click_delay.sigma) == (
+        "lognormal", 1800.0, 1.4,
+    )  # fmt: skip
+    assert sc.conversion_delay.kind == "exponential"
+    only_clicks = scenario_from_dict(scenario_doc(feedback_delays={"click": laws["click"]}))
+    assert only_clicks.conversion_delay.kind == "constant"
+    assert only_clicks.conversion_delay.seconds == 0
+    plain = scenario_from_dict(scenario_doc(feedback_delay_seconds=600))
+    assert (plain.click_delay.kind, plain.click_delay.seconds) == ("constant", 600.0)
+
+
+def test_feedback_delays_and_a_constant_delay_exclude_each_other() -> None:
+    doc = scenario_doc(
+        feedback_delay_seconds=60,
+        feedback_delays={"click": {"distribution": "constant", "seconds": 5}},
+    )
+    with pytest.raises(ConfigError) as info:
+        scenario_from_dict(doc)
+    assert info.value.path == "feedback_delays" and "not both" in info.value.message
+    with pytest.raises(ConfigError) as bad:
+        scenario_from_dict(scenario_doc(feedback_delays={"open": {}}))
+    assert bad.value.path == "feedback_delays" and "open" in bad.value.message

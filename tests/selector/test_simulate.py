@@ -182,3 +182,43 @@ def test_progress_is_reported_after_every_batch() -> None:
     sc = tiny(horizon={"sends": 95, "sends_per_day": 1000})
     simulate(sc, 0, progress=lambda done, total: seen.append((done, total)))
     assert seen == [(20, 95), (40, 95), (60, 95), (80, 95), (95, 95)]
+
+
+EXPONENTIAL_HOUR = {"distribution": "exponential", "median_seconds": 3600}
+LOGNORMAL_DAY = {"distribution": "lognormal", "median_seconds": 86_400, "sigma": 1.0}
+
+
+def test_each_click_and_conversion_arrives_after_its_own_delay() -> None:
+    sc = tiny(
+        feedback_delays={"click": EXPONENTIAL_HOUR, "conversion": LOGNORMAL_DAY},
+        horizon={"sends": 40_000, "sends_per_day": 4000},
+        contacts=1000,
+        batch_size=200,
+    )
+    r = simulate(sc, 3)
+    assert r.click_at is not None and r.conversion_at is not None
+    click_delay = (r.click_at - r.time)[r.click]
+    conversion_delay = (r.conversion_at - r.click_at)[r.conversion]
+    assert np.isnan(r.click_at[~r.click]).all() and np.isnan(r.conversion_at[~r.conversion]).all()
+    # ~4,000 clicks and ~800 conversions: the sample median's sd is < 3% and < 5%
+    assert np.median(click_delay) == pytest.approx(3600, rel=0.1)
+    assert np.median(conversion_delay) == pytest.approx(86_400, rel=0.2)
+    now = r.time.max()
+    for k, cid in enumerate(r.creative_ids):
+        counts, mine = r.final_stats.creative(cid), r.creative == k
+        assert counts.clicks == (mine & r.click & (r.click_at <= now)).sum()
+        assert counts.conversions == (mine & r.conversion & (r.conversion_at <= now)).sum()
+
+
+def test_delays_shorter_than_a_batch_are_not_rounded_to_one() -> None:
+    # a batch every 0.02 days (1,728 s); clicks arrive after a median of 600 s, so most of
+    # a batch's clicks, but not all, are in the stats when the next batch is decided
+    sc = tiny(feedback_delays={"click": {"distribution": "exponential", "median_seconds": 600}})
+    r = simulate(sc, 5)
+    assert r.click_at is not None
+    interval = np.diff(np.unique(r.time))[0]
+    arrived_by_next = (r.click_at - r.time <= interval)[r.click]
+    assert 0.75 < arrived_by_next.mean() < 0.97  # 1 - 2^(-1728 / 600) = 0.864
+    constant = simulate(tiny(feedback_delay_seconds=600), 5)
+    assert constant.click_at is not None
+    np.testing.assert_allclose((constant.click_at - constant.time)[constant.click], 600)

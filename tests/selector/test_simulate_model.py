@@ -94,8 +94,12 @@ def test_profiles_are_the_streams_fold_of_the_contacts_events() -> None:
     loop = ModelLoop(sc, people)
     contacts, creative = np.array([3, 7]), np.array([0, 1])
     loop.sent(loop.records(contacts), contacts, creative, 100.0)
-    loop.outcomes(creative, np.array([True, False]), np.array([True, False]), np.array([10.0, 0]))
-    loop.feedback(700.0, contacts, creative, np.array([True, False]), np.array([10_000_000, -1]))
+    nan = float("nan")
+    loop.outcomes(creative, np.array([700.0, nan]), np.array([700.0, nan]),
+                  (np.zeros(2), np.array([10.0, 0.0])))  # fmt: skip
+    # contact 3: its click, then its conversion, both at 700 s
+    loop.feedback(np.array([700.0, 700.0]), np.array([3, 3]), np.array([0, 0]),
+                  np.array([False, True]), np.array([0, 10_000_000]))  # fmt: skip
     expected = add_event(EMPTY.with_custom((0.0,)), "send", "a", 100.0, 0)
     expected = add_event(expected, "click", "a", 700.0, 0)
     expected = add_event(expected, "conversion", "a", 700.0, 10_000_000)
@@ -103,3 +107,5 @@ def test_profiles_are_the_streams_fold_of_the_contacts_events() -> None:
     assert len(loop.profile(7).recent) == 1
     assert records_of([loop.profile(3)]).tobytes() == loop.records(np.array([3])).tobytes()
     assert loop.log.column("clicked").tolist() == [1.0, 0.0]
+    assert loop.log.column("revenue").tolist() == [10.0, 0.0]
+    assert loop.window == 600.0  # the scenario's constant click delay, no conversion delay

@@ -1,0 +1,69 @@
+"""Kafka plumbing for the commands and the client: connection settings, a producer, and
+the topic list, on plain aiokafka (the worker uses faust's own producer).
+
+`kafka_config` mirrors `stream.worker.app.broker_credentials`, so a command reaches the same
+cluster, with the same credentials, as the worker it feeds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import murmur2
+from aiokafka.structs import RecordMetadata
+
+from stream.adapters.kafka_config import kafka_config
+from stream.settings import Settings
+from stream.wire.messages import TOPICS, Message, encode, key_of
+
+LINGER_MS = 5
+
+
+def as_settings(settings: Settings | str) -> Settings:
+    """Settings as given, or the defaults with `settings` as the bootstrap address."""
+    if isinstance(settings, Settings):
+        return settings
+    return dataclasses.replace(Settings(), kafka_bootstrap=settings)
+
+
+@asynccontextmanager
+async def open_producer(settings: Settings, **overrides: Any) -> AsyncIterator[AIOKafkaProducer]:
+    """A started idempotent producer (acks from every in-sync replica, a few ms of
+    linger so concurrent sends share a batch), flushed and stopped on exit."""
+    options: dict[str, Any] = {
+        **kafka_config(settings),
+        "acks": "all",
+        "linger_ms": LINGER_MS,
+        "enable_idempotence": True,
+        **overrides,
+    }
+    producer = AIOKafkaProducer(**options)
+    try:
+        await producer.start()
+        yield producer
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def send_messages(
+    producer: AIOKafkaProducer, settings: Settings, messages: Iterable[Message]
+) -> list[asyncio.Future[RecordMetadata]]:
+    """Queue each message on its topic, keyed by its account; returns the delivery
+    futures (await them to know each message is stored)."""
+    deliveries = []
+    for message in messages:
+        topic = settings.topic(TOPICS[message.kind])
+        deliveries.append(await producer.send(topic, encode(message), key=key_of(message)))
+    return deliveries
+
+
+def partition_for(key: bytes, partitions: int) -> int:
+    """The partition aiokafka's (and Java's) default partitioner picks for `key`."""
+    index: int = murmur2(key) & 0x7FFFFFFF
+    return index % partitions

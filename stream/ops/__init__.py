@@ -1,0 +1,1 @@
+"""Observability: every metric, Faust's sensors, consumer lag, decision exposure."""

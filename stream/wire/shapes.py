@@ -1,0 +1,168 @@
+"""The shape of every message kind, built from the field checks: `DECODERS[kind]` turns
+a parsed JSON object into the message's typed value or raises `Bad`."""
+
+from __future__ import annotations
+
+from typing import Any, get_args
+
+from selector import domain as d
+from selector.batch import ARMS, DECIDED_BY, POOLS, REASONS
+from stream.wire import messages as m
+from stream.wire.checks import (
+    COMMON,
+    Check,
+    Shape,
+    array,
+    enum,
+    id,
+    map,
+    nullable,
+    number,
+    pattern,
+    string,
+)
+from stream.wire.messages import MAX_INTEGER
+from stream.wire.reasons import REJECTIONS
+
+
+def selection_response(v: Any, path: str) -> m.SelectionResponse | m.SelectionError:
+    error = type(v) is dict and v.get("status") == "error"
+    result: m.SelectionResponse | m.SelectionError = (ERROR if error else OK)(v, path)
+    return result
+
+
+opt = nullable(id)
+CATALOG_ENUMS = {
+    "goal": d.Goal,
+    "payout_type": d.PayoutType,
+    "type": d.CreativeType,
+    "status": d.CreativeStatus,
+    "mode": d.CampaignMode,
+    "rotation": d.Rotation,
+    "learning_mode": d.LearningMode,
+}
+catalog = {name: enum(get_args(values)) for name, values in CATALOG_ENUMS.items()}
+PARAMS = "sends clicks conversions revenue ctr_alpha ctr_beta cvr_alpha cvr_beta"
+OK = Shape(
+    "request_id account_id status campaign_id creative_id arm method pool reason propensity"
+    " params_version decided_at",
+    lambda status, **kw: m.SelectionResponse(**kw),
+    status=enum(("ok",)),
+    arm=enum(ARMS),
+    method=enum(DECIDED_BY),
+    pool=enum(POOLS),
+    reason=enum(REASONS),
+    propensity=nullable(number(0, 1)),
+)
+ERROR = Shape(
+    "request_id account_id status error decided_at",
+    lambda status, error, **kw: m.SelectionError(**kw, **error),
+    request_id=opt,
+    account_id=opt,
+    status=enum(("error",)),
+    error=Shape("reason message", dict, reason=enum(REJECTIONS)),
+)
+SETTINGS = Shape(
+    "goal? cooldown_seconds? methods? learning_threshold? learning_pct? learning_mode?"
+    " payout_floor? prior? half_life_seconds? exploration_floor_pct?"
+    " model_training_interval_seconds?",
+    d.SelectionSettings,
+    goal=catalog["goal"],
+    learning_mode=catalog["learning_mode"],
+    methods=array(Shape("method traffic_pct", d.MethodShare, method=enum(d.METHODS)), min_items=1),
+    prior=Shape("alpha? beta?", d.BetaPrior),
+)
+signed_count = number(-MAX_INTEGER, MAX_INTEGER, integer=True)
+signed_amount = number(-MAX_INTEGER, MAX_INTEGER)
+DECODERS: dict[m.Kind, Check] = {
+    "send": Shape(
+        "event_id account_id campaign_id contact_id creative_id time request_id? ...",
+        m.SendEvent,
+        request_id=opt,
+    ),
+    "click": Shape(
+        "event_id account_id contact_id creative_id time send_event_id? campaign_id? ...",
+        m.ClickEvent,
+        send_event_id=opt,
+        campaign_id=opt,
+    ),
+    "conversion": Shape(
+        "event_id account_id contact_id creative_id time revenue send_event_id? campaign_id?"
+        " currency? ...",
+        m.ConversionEvent,
+        send_event_id=opt,
+        campaign_id=opt,
+        currency=nullable(pattern("[A-Z]{3}", "an ISO 4217 code (three capital letters)")),
+    ),
+    "selection_request": Shape(
+        "request_id account_id campaign_id contact_id time? reply_to? ...",
+        m.SelectionRequest,
+        time=nullable(COMMON["time"]),
+        reply_to=nullable(pattern("[A-Za-z0-9._-]{1,249}", "a Kafka topic name")),
+    ),
+    "selection_response": selection_response,
+    "dead_letter": Shape(
+        "reason detail source original original_size key time",
+        lambda source, **kw: m.DeadLetter(**source, **kw),
+        reason=enum(REJECTIONS),
+        source=Shape("topic partition offset", dict, topic=string(1, 255)),
+    ),
+    "account_settings": Shape("account_id settings", m.AccountSettingsSnapshot, settings=SETTINGS),
+    "campaigns": Shape(
+        "account_id campaigns",
+        m.CampaignsSnapshot,
+        campaigns=array(
+            Shape(
+                "campaign_id default_creative_id mode? automated_percent? manual_creative_ids?"
+                " rotation?",
+                d.Campaign,
+                manual_creative_ids=array(id),
+                **catalog,
+            ),
+            unique_by="campaign_id",
+        ),
+    ),
+    "creatives": Shape(
+        "account_id creatives",
+        m.CreativesSnapshot,
+        creatives=array(
+            Shape("creative_id offer_id type? status?", d.Creative, **catalog),
+            unique_by="creative_id",
+        ),
+    ),
+    "offers": Shape(
+        "account_id offers",
+        m.OffersSnapshot,
+        offers=array(
+            Shape("offer_id payout payout_type?", d.Offer, **catalog), unique_by="offer_id"
+        ),
+    ),
+    "params_snapshot": Shape(
+        "account_id version computed_at prior creatives offers",
+        m.ParamsSnapshot,
+        prior=Shape("alpha beta", d.BetaPrior),
+        creatives=map(Shape(f"offer_id {PARAMS}", m.CreativeParams)),
+        offers=map(Shape(PARAMS, m.OfferParams)),
+    ),
+    "stats_correction": Shape(
+        "account_id run_id computed_at creatives",
+        m.StatsCorrection,
+        creatives=map(
+            Shape(
+                "sends clicks conversions revenue_micros decayed",
+                m.CreativeCorrection,
+                **dict.fromkeys(("sends", "clicks", "conversions", "revenue_micros"), signed_count),
+                decayed=nullable(
+                    Shape(
+                        "sends clicks conversions revenue ref_time",
+                        m.DecayedDelta,
+                        **dict.fromkeys(
+                            ("sends", "clicks", "conversions", "revenue"), signed_amount
+                        ),
+                        ref_time=COMMON["time"],
+                    )
+                ),
+            )
+        ),
+    ),
+}

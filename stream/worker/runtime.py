@@ -1,0 +1,210 @@
+"""What the agents share in a worker process: metrics (ours and Faust's sensors, in one
+registry), the Redis stores, the services, and the gauges refreshed by a timer.
+
+Built on first use inside the worker's event loop (the Redis client binds to it). When
+`CS_COOLDOWN_STORE=memory` the cooldown and dedup stores are in-process, for a demo
+without Redis; the worker logs a warning because they are lost on restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from faust.types import TP
+
+from stream.adapters.kafka_config import kafka_config
+from stream.adapters.redis_store import RedisCooldowns, RedisDedup, redis_client
+from stream.adapters.topic_specs import ClusterTopics
+from stream.handlers.catalog import Catalogs
+from stream.handlers.ingestion import IngestionService
+from stream.handlers.reply_to import ReplyPolicy
+from stream.handlers.selection import SelectionService
+from stream.handlers.stores import CooldownStore, DedupStore, MemoryCooldowns, MemoryDedup
+from stream.ops.lag import LagGauge
+from stream.ops.metrics import Metrics
+from stream.wire.envelope import Incoming, Outgoing
+from stream.worker.app import app, settings
+from stream.worker.delivery import ConfirmedTable, Continuity, Jump, committed_offset
+from stream.worker.sensors import faust_monitor
+from stream.worker.tables import account_to_catalog, account_to_stats
+from stream.worker.topics import CONSUMED_TOPICS, OUTCOME_KINDS
+
+log = logging.getLogger(__name__)
+
+metrics = Metrics().start_series()
+app.monitor = faust_monitor(metrics.registry)
+
+
+class Runtime:
+    def __init__(self) -> None:
+        self._selection: SelectionService | None = None
+        self._ingestion: IngestionService | None = None
+        self._stores: tuple[CooldownStore, DedupStore] | None = None
+        # one decoded catalog per account and change, shared by both services
+        self.catalogs = Catalogs(account_to_catalog.get)
+        # which reply topics exist (stream.handlers.reply_to), asked of the cluster
+        self.cluster_topics = ClusterTopics(settings)
+
+    def stores(self) -> tuple[CooldownStore, DedupStore]:
+        if self._stores is None:
+            if settings.cooldown_store == "memory":
+                log.warning(
+                    "CS_COOLDOWN_STORE=memory: cooldowns and event dedup live in this process "
+                    "only and are lost on restart; use Redis in production"
+                )
+                self._stores = (MemoryCooldowns(), MemoryDedup())
+            else:
+                client = redis_client(settings)
+                self._stores = (
+                    RedisCooldowns(client, settings.redis_key_prefix),
+                    RedisDedup(client, settings.dedup_ttl_seconds, settings.redis_key_prefix),
+                )
+        return self._stores
+
+    @property
+    def selection(self) -> SelectionService:
+        if self._selection is None:
+            self._selection = SelectionService(
+                catalog=self.catalogs.get,
+                stats=account_to_stats.get,
+                cooldowns=self.stores()[0],
+                metrics=metrics,
+                responses_topic=settings.topic("selection-responses"),
+                dead_letters_topic=settings.topic("dead-letters"),
+                max_message_bytes=settings.max_message_bytes,
+                reply_policy=ReplyPolicy.from_settings(settings),
+                reply_topics=self.cluster_topics,
+                reply_check_seconds=settings.reply_topic_check_seconds,
+                reply_cache_seconds=settings.reply_topic_cache_seconds,
+            )
+        return self._selection
+
+    @property
+    def ingestion(self) -> IngestionService:
+        if self._ingestion is None:
+            self._ingestion = IngestionService(
+                kinds=OUTCOME_KINDS,
+                catalog=self.catalogs.get,
+                stats=account_to_stats.get,
+                dedup=self.stores()[1],
+                metrics=metrics,
+                dead_letters_topic=settings.topic("dead-letters"),
+                max_message_bytes=settings.max_message_bytes,
+                max_revenue=settings.max_revenue,
+                max_future_seconds=settings.max_future_seconds,
+            )
+        return self._ingestion
+
+
+runtime = Runtime()
+
+
+class Progress:
+    """When each agent last finished a batch, and whether one is stuck: an agent that has
+    work in hand (a batch started) but has not finished one for `stall_seconds`."""
+
+    def __init__(self, stall_seconds: float = 60.0) -> None:
+        self.stall_seconds = stall_seconds
+        self._started: dict[str, float] = {}
+        self._finished: dict[str, float] = {}
+
+    def started(self, agent: str, now: float) -> None:
+        self._started[agent] = now
+
+    def finished(self, agent: str, now: float) -> None:
+        self._finished[agent] = now
+        self._started.pop(agent, None)
+
+    def ages(self, now: float) -> dict[str, float]:
+        return {agent: round(now - t, 3) for agent, t in self._finished.items()}
+
+    def stalled_agents(self, now: float) -> list[str]:
+        return sorted(a for a, t in self._started.items() if now - t > self.stall_seconds)
+
+    def stalled(self, now: float) -> bool:
+        return bool(self.stalled_agents(now))
+
+
+progress = Progress()
+consumer_lag = LagGauge(metrics, CONSUMED_TOPICS, stall_seconds=progress.stall_seconds)
+
+
+async def publish(messages: list[Outgoing]) -> None:
+    """Send messages through the app's producer; waits until all are buffered."""
+    producer: Any = app.producer
+    for m in messages:
+        await producer.send(m.topic, m.key, m.value, None, None, None)
+
+
+EXIT_CHANGELOG_FAILED = 75
+EXIT_MESSAGES_DROPPED = 76
+
+
+def watched_continuity() -> Continuity:
+    """A continuity check for one agent, started over for partitions this worker loses."""
+    continuity = Continuity(lambda topic, partition: committed_offset(app, topic, partition))
+
+    async def forget_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        revoked: set[TP] = args[0] if args else kwargs.get("revoked", set())
+        continuity.forget((tp.topic, tp.partition) for tp in revoked)
+
+    app.on_partitions_revoked.connect(forget_revoked)
+    return continuity
+
+
+async def confirm_writes(table: ConfirmedTable) -> None:
+    """Wait until the batch's table writes are stored, before its events are acknowledged.
+
+    A write the broker refused leaves the table ahead of its changelog. The process then
+    stops at once, without committing, as after a crash: the batch is consumed again by
+    the next worker, and the offsets in the recovered stats skip what was stored.
+    """
+    try:
+        await table.confirm_writes()
+    except Exception:
+        log.critical("a changelog write of %s failed; exiting without a commit", table.name)
+        logging.shutdown()
+        os._exit(EXIT_CHANGELOG_FAILED)
+
+
+async def read_missing(jump: Jump) -> list[Incoming]:
+    """The messages a jump skipped, read straight from their partition; fewer when
+    retention has removed some. A failure to read stops the worker without a commit,
+    like a crash, so that the next one reads them."""
+    tp = TopicPartition(jump.topic, jump.partition)
+    consumer = AIOKafkaConsumer(
+        **kafka_config(settings),
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",  # what retention removed is gone; read the rest
+    )
+    deadline = time.monotonic() + 60.0
+    try:
+        await consumer.start()
+        consumer.assign([tp])
+        consumer.seek(tp, jump.expected)
+        found: list[Incoming] = []
+        while await consumer.position(tp) < jump.got:
+            if time.monotonic() > deadline:
+                raise TimeoutError(str(jump))
+            for r in (await consumer.getmany(tp, timeout_ms=1000)).get(tp, []):
+                if jump.expected <= r.offset < jump.got:
+                    found.append(Incoming(r.value, r.key, r.topic, r.partition, r.offset))
+    except Exception:
+        log.critical("cannot read the messages skipped at %s; exiting without a commit", jump)
+        logging.shutdown()
+        os._exit(EXIT_MESSAGES_DROPPED)
+    finally:
+        await consumer.stop()
+    log.warning("read %d skipped messages again: %s", len(found), jump)
+    metrics.skipped_messages_read.inc(len(found))
+    return found
+
+
+def incoming(event: Any) -> Incoming:
+    msg = event.message
+    return Incoming(msg.value, msg.key, msg.topic, msg.partition, msg.offset)

@@ -1,0 +1,204 @@
+"""The selection agent's work, without Kafka: every request gets one answer."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Collection
+
+import orjson
+import pytest
+
+from selector.ingest import Ledger
+from selector.stats import AccountStats, Counts
+from stream.handlers.catalog import Catalogs
+from stream.handlers.reply_to import ReplyPolicy
+from stream.handlers.selection import SelectionService
+from stream.handlers.stores import MemoryCooldowns
+from stream.ops.metrics import Metrics
+from stream.settings import Settings
+from tests.stream.handlers.service_fixtures import catalog_table, record, request
+
+
+def service(table=None, stats=None, cooldowns=None, metrics=None):  # type: ignore[no-untyped-def]
+    table = catalog_table() if table is None else table
+    return SelectionService(
+        catalog=Catalogs(table.get).get,
+        stats=(stats or {}).get,
+        cooldowns=cooldowns or MemoryCooldowns(),
+        metrics=metrics or Metrics(),
+        responses_topic="selection-responses",
+        dead_letters_topic="dead-letters",
+        seed=3,
+        clock=lambda: 1000.0,
+    )
+
+
+def by_topic(out):  # type: ignore[no-untyped-def]
+    responses = [orjson.loads(o.value) for o in out if o.topic == "selection-responses"]
+    letters = [orjson.loads(o.value) for o in out if o.topic == "dead-letters"]
+    return responses, letters
+
+
+async def test_every_request_gets_exactly_one_response_invalid_ones_included() -> None:
+    batch = [record(request(i), "selection-requests", i) for i in range(50)]
+    batch.append(record(b"{not json", "selection-requests", 50))
+    batch.append(record({**request(51), "contact_id": 7}, "selection-requests", 51))
+    batch.append(record(request(52, campaign_id="nope"), "selection-requests", 52))
+    batch.append(
+        record({**request(53), "account_id": "ghost"}, "selection-requests", 53, key=b"ghost")
+    )
+    metrics = Metrics()
+    responses, letters = by_topic(await service(metrics=metrics).answer(batch))
+    assert len(responses) == 54
+    ok = [r for r in responses if r["status"] == "ok"]
+    errors = {r["request_id"]: r["error"]["reason"] for r in responses if r["status"] == "error"}
+    assert len(ok) == 50
+    assert errors == {
+        None: "malformed_json",
+        "r51": "wrong_type",
+        "r52": "unknown_campaign",
+        "r53": "unknown_account",
+    }
+    assert sorted(letter["reason"] for letter in letters) == sorted(errors.values())
+    assert {letter["source"]["offset"] for letter in letters} == {50, 51, 52, 53}
+    assert metrics.selection_errors.labels("unknown_campaign")._value.get() == 1
+
+
+async def test_responses_carry_no_contact_id() -> None:
+    responses, _ = by_topic(await service().answer([record(request(1, "555-0100"), "sr", 1)]))
+    assert "555-0100" not in orjson.dumps(responses).decode()
+
+
+async def test_cooldowns_are_read_and_recorded() -> None:
+    cooldowns = MemoryCooldowns()
+    svc = service(cooldowns=cooldowns)
+    chosen = set()
+    for i in range(3):  # the same contact three times: three different creatives
+        responses, _ = by_topic(await svc.answer([record(request(i, "same"), "sr", i)]))
+        chosen.add(responses[0]["creative_id"])
+        assert responses[0]["pool"] != "fallback"
+    assert chosen == {"c0", "c1", "c2"} or len(chosen) == 3
+    responses, _ = by_topic(await svc.answer([record(request(9, "same"), "sr", 9)]))
+    if responses[0]["arm"] == "automated":
+        assert responses[0]["pool"] == "fallback" and responses[0]["reason"] == "all_in_cooldown"
+
+
+async def test_decisions_read_the_stats_table() -> None:
+    stats = AccountStats().merge(
+        AccountStats(
+            counts={  # type: ignore[arg-type]
+                "c0": Counts(5000, 250, 25, 750_000_000),
+                "c1": Counts(5000, 1000, 300, 9_000_000_000),
+                "c2": Counts(5000, 250, 25, 750_000_000),
+            }
+        )
+    )
+    svc = service(stats={b"acme": Ledger(stats)})
+    batch = [record(request(i), "sr", i) for i in range(400)]
+    responses, _ = by_topic(await svc.answer(batch))
+    automated = [r for r in responses if r["arm"] == "automated"]
+    assert sum(r["creative_id"] == "c1" for r in automated) / len(automated) > 0.95
+    assert {r["params_version"] for r in automated} == {stats.version}
+
+
+@pytest.mark.parametrize("bad", [b"", b"[]", b"null", b"x" * 70_000])
+async def test_garbage_never_raises(bad: bytes) -> None:
+    responses, letters = by_topic(await service().answer([record(bad, "sr", 0)]))
+    assert len(responses) == 1 and responses[0]["status"] == "error"
+    assert len(letters) == 1
+
+
+class Cluster:
+    """Topic metadata that answers once `release` is set, as a slow broker would."""
+
+    def __init__(self, topics: set[str]) -> None:
+        self.topics = topics
+        self.release = asyncio.Event()
+        self.asked = 0
+
+    async def existing(self, names: Collection[str]) -> set[str]:
+        self.asked += 1
+        await self.release.wait()
+        return self.topics & set(names)
+
+
+def replying_service(cluster: Cluster, cooldowns: MemoryCooldowns, metrics: Metrics):  # type: ignore[no-untyped-def]
+    return SelectionService(
+        catalog=Catalogs(catalog_table().get).get,
+        stats={}.get,
+        cooldowns=cooldowns,
+        metrics=metrics,
+        responses_topic="selection-responses",
+        dead_letters_topic="dead-letters",
+        seed=3,
+        clock=lambda: 1000.0,
+        reply_policy=ReplyPolicy.from_settings(Settings(app_id="cs")),
+        reply_topics=cluster,
+        reply_check_seconds=5.0,
+    )
+
+
+async def test_a_forbidden_reply_to_gets_an_error_on_the_default_topic_and_no_decision() -> None:
+    cooldowns, metrics = MemoryCooldowns(), Metrics()
+    svc = replying_service(Cluster(set()), cooldowns, metrics)
+    targets = ["cs-account-to-stats-changelog", "catalog-offers", "sends", "elsewhere"]
+    batch = [record(request(i, reply_to=t), "sr", i) for i, t in enumerate(targets)]
+    out, held = await svc.answer_ready(batch)
+    assert held is None and {o.topic for o in out} == {"selection-responses", "dead-letters"}
+    responses, letters = by_topic(out)
+    assert [r["error"]["reason"] for r in responses] == ["forbidden_reply_to"] * 4
+    assert [r["request_id"] for r in responses] == ["r0", "r1", "r2", "r3"]
+    assert "'sends' is an internal topic" in responses[2]["error"]["message"]
+    assert [letter["reason"] for letter in letters] == ["forbidden_reply_to"] * 4
+    assert await cooldowns.last_sent([("acme", "u0"), ("acme", "u3")]) == [{}, {}]
+    refused = metrics.reply_to_refused
+    assert refused.labels("internal_topic")._value.get() == 3
+    assert refused.labels("not_allowed")._value.get() == 1
+    assert metrics.selection_errors.labels("forbidden_reply_to")._value.get() == 4
+
+
+async def test_a_reply_topic_being_checked_holds_up_no_other_answer() -> None:
+    cluster, metrics = Cluster({"selection-replies.eu"}), Metrics()
+    svc = replying_service(cluster, MemoryCooldowns(), metrics)
+    batch = [
+        record(request(0), "sr", 0),
+        record(request(1, reply_to="selection-replies.eu"), "sr", 1),
+        record(request(2, reply_to="selection-replies.gone"), "sr", 2),
+        record(request(3, reply_to="selection-responses"), "sr", 3),
+    ]
+    out, held = await svc.answer_ready(batch)  # the cluster has not answered yet
+    assert held is not None and [m.offset for m in held.messages] == [1, 2]
+    assert sorted(r["request_id"] for r in by_topic(out)[0]) == ["r0", "r3"]
+    assert all(r["status"] == "ok" for r in by_topic(out)[0])
+    cluster.release.set()
+    late = await svc.answer_held(held)
+    assert [(o.topic, orjson.loads(o.value).get("request_id")) for o in late] == [
+        ("selection-responses", "r2"),
+        ("dead-letters", None),  # a dead letter holds the request in `original`
+        ("selection-replies.eu", "r1"),
+    ]
+    assert orjson.loads(late[0].value)["error"]["reason"] == "unknown_reply_to"
+    assert orjson.loads(late[2].value)["status"] == "ok"
+    # the next batch uses what the check found: no second check, nothing held
+    again = [
+        record(request(4, reply_to="selection-replies.eu"), "sr", 4),
+        record(request(5, reply_to="selection-replies.gone"), "sr", 5),
+    ]
+    out, held = await svc.answer_ready(again)
+    assert held is None and cluster.asked == 1
+    assert [o.topic for o in out] == ["selection-responses", "dead-letters", "selection-replies.eu"]
+    assert metrics.reply_to_refused.labels("missing_topic")._value.get() == 2
+
+
+async def test_answer_gives_every_request_one_response_reply_topics_included() -> None:
+    cluster = Cluster({"selection-replies.eu"})
+    cluster.release.set()
+    svc = replying_service(cluster, MemoryCooldowns(), Metrics())
+    targets = [None, "selection-replies.eu", "selection-replies.gone", "sends", None]
+    batch = [record(request(i, reply_to=t), "sr", i) for i, t in enumerate(targets)]
+    out = await svc.answer(batch)
+    answers = [o for o in out if o.topic != "dead-letters"]
+    assert sorted(orjson.loads(o.value)["request_id"] for o in answers) == [
+        f"r{i}" for i in range(5)
+    ]
+    assert sum(o.topic == "dead-letters" for o in out) == 2
