@@ -26,6 +26,7 @@ AGENTS = ("answer_selection_requests", "count_outcomes", "update_catalog", "dedu
 EVENT_KINDS = ("send", "click", "conversion")
 EVENT_OUTCOMES = ("applied", "replayed", "duplicate", "rejected")
 ARM_LABELS = ("automated", "control", "manual", "unattributed")
+DEPENDENCIES = ("broker", "redis")
 # Why a request's reply_to was refused (stream.handlers.reply_to.ReplyRefusal), and what a
 # check of a reply topic found; labels never hold the topic names themselves.
 REPLY_REFUSALS = ("internal_topic", "not_allowed", "missing_topic")
@@ -102,6 +103,10 @@ class Metrics:
                 counter.labels(arm)
         for outcome in ("applied", "replayed", "rejected"):
             self.corrections.labels(outcome)
+        for outcome in ("completed", "failed"):
+            self.dedup_refills.labels(outcome)
+        for dependency in DEPENDENCIES:
+            self.dependency_up.labels(dependency).set(math.nan)
         for cause in REPLY_REFUSALS:
             self.reply_to_refused.labels(cause)
         for outcome in REPLY_CHECKS:
@@ -128,6 +133,80 @@ class Metrics:
         self._agents(r)
         self._events(r)
         self._replies(r)
+        self._outages(r)
+
+    def _outages(self, r: CollectorRegistry) -> None:
+        """What the worker does while Redis or the broker cannot be reached."""
+        self._cooldown_outage(r)
+        self._dedup_outage(r)
+        self.dependency_up = Gauge(
+            f"{PREFIX}_dependency_up",
+            "1 when the background probe last reached the dependency (broker, redis).",
+            ["dependency"],
+            registry=r,
+        )
+
+    def _cooldown_outage(self, r: CollectorRegistry) -> None:
+        self.cooldown_degraded = Gauge(
+            f"{PREFIX}_cooldowns_degraded",
+            "1 while the cooldown store does not answer and cooldowns come from this "
+            "worker's own record of its recent decisions, else 0.",
+            registry=r,
+        )
+        self.degraded_decisions = Counter(
+            f"{PREFIX}_decisions_degraded_total",
+            "Decisions made while the cooldown store did not answer (responses say "
+            '"cooldowns": "degraded").',
+            registry=r,
+        )
+        self.cooldown_store_failures = Counter(
+            f"{PREFIX}_cooldown_store_failures_total",
+            "Times the cooldown store failed or timed out and cooldowns became degraded.",
+            registry=r,
+        )
+        self.cooldown_writes_pending = Gauge(
+            f"{PREFIX}_cooldown_writes_pending",
+            "Cooldown writes kept in memory for the store while it does not answer.",
+            registry=r,
+        )
+        self.cooldown_writes_replayed = Counter(
+            f"{PREFIX}_cooldown_writes_replayed_total",
+            "Kept cooldown writes stored once the store answered again.",
+            registry=r,
+        )
+        self.cooldown_writes_dropped = Counter(
+            f"{PREFIX}_cooldown_writes_dropped_total",
+            "Kept cooldown writes dropped because too many were waiting (oldest first).",
+            registry=r,
+        )
+
+    def _dedup_outage(self, r: CollectorRegistry) -> None:
+        self.dedup_waiting = Gauge(
+            f"{PREFIX}_dedup_waiting",
+            "1 while the dedup store does not answer and event ingestion waits, else 0.",
+            registry=r,
+        )
+        self.dedup_retries = Counter(
+            f"{PREFIX}_dedup_retries_total",
+            "Dedup round trips that failed or timed out; the batch is asked again.",
+            registry=r,
+        )
+        self.dedup_refilling = Gauge(
+            f"{PREFIX}_dedup_refilling",
+            "1 while dedup records lost by the store are refilled from the event topics.",
+            registry=r,
+        )
+        self.dedup_refills = Counter(
+            f"{PREFIX}_dedup_refills_total",
+            "Refills of a source partition's dedup records, by outcome (completed, failed).",
+            ["outcome"],
+            registry=r,
+        )
+        self.dedup_refill_records = Counter(
+            f"{PREFIX}_dedup_refill_records_total",
+            "Dedup records written back by refills.",
+            registry=r,
+        )
 
     def _replies(self, r: CollectorRegistry) -> None:
         self.reply_to_refused = Counter(
