@@ -110,14 +110,18 @@ class FeatureSpec:
 
     def groups(self) -> dict[str, np.ndarray[Any, np.dtype[np.intp]]]:
         """Weight groups whose shared prior precision training sets from the data (see
-        `logistic.fit_evidence`): how each creative, and each offer, responds to each
-        contact feature beyond the shared response."""
+        `logistic.fit_evidence`): how each creative, each offer, and per-click offers as a
+        whole respond to each contact feature beyond the shared response; the
+        contact-creative features' effect, and how it varies with the contact features."""
         p, c, q = self.dims
         f = len(self.offer_ids)
         index = np.arange(p * (c + q)).reshape(p, c + q)
         return {
             "creative_cross": index[1:, 2 + f : c].reshape(-1),
             "offer_cross": index[1:, 2 : 2 + f].reshape(-1),
+            "per_click_cross": index[1:, 1].reshape(-1),
+            "pair": index[0, c:].reshape(-1),
+            "pair_cross": index[1:, c:].reshape(-1),
         }
 
     def precision(self) -> FloatArray:

@@ -106,7 +106,7 @@ class TrainingConfig:
     holdout_fraction: float = 0.1
     max_examples: int | None = None  # the most recent ones, when set
     importance_rows: int = 50_000
-    evidence_rounds: int = 5  # 0: keep the configured priors
+    evidence_rounds: int = 10  # 0: keep the configured priors
 
 
 @dataclass(frozen=True, slots=True, eq=False)
