@@ -47,7 +47,6 @@ BASE_FEATURES = (
 )
 PAIR_FEATURES = ("clicked_this_creative", "clicked_this_offer")
 RECENCY_DAYS = 30.0
-_HOUR_BINS = np.arange(HOURS)[None, None, :]
 _HOUR_COS = np.cos(2.0 * np.pi * (np.arange(HOURS) + 0.5) / HOURS)
 _HOUR_SIN = np.sin(2.0 * np.pi * (np.arange(HOURS) + 0.5) / HOURS)
 
@@ -92,16 +91,17 @@ def contact_features(
     rtime = recent["time"]
     visible = slot & (rtime < t)
     kind = recent["kind"]
-    sends = recs["sends"] + (visible & (kind == KIND_CODE["send"])).sum(axis=1)
     click_now = visible & (kind == KIND_CODE["click"])
     conv_now = visible & (kind == KIND_CODE["conversion"])
-    clicks = recs["clicks"] + click_now.sum(axis=1)
-    conversions = recs["conversions"] + conv_now.sum(axis=1)
+    n_clicks, n_convs = click_now.sum(axis=1), conv_now.sum(axis=1)
+    sends = recs["sends"] + (visible.sum(axis=1) - n_clicks - n_convs)
+    clicks = recs["clicks"] + n_clicks
+    conversions = recs["conversions"] + n_convs
     revenue = (recs["revenue_micros"] + (recent["revenue"] * conv_now).sum(axis=1)) / 1e6
     hour = (np.mod(rtime, DAY) // 3600.0).astype(np.intp)
-    counts = recs["click_hours"].astype(np.float64)
-    counts += ((hour[:, :, None] == _HOUR_BINS) & click_now[:, :, None]).sum(axis=1)
-    hour_cos, hour_sin = counts @ _HOUR_COS, counts @ _HOUR_SIN
+    settled_hours = recs["click_hours"].astype(np.float64)
+    hour_cos = settled_hours @ _HOUR_COS + (_HOUR_COS[hour] * click_now).sum(axis=1)
+    hour_sin = settled_hours @ _HOUR_SIN + (_HOUR_SIN[hour] * click_now).sum(axis=1)
     last_click = np.maximum(recs["last_click"], np.where(click_now, rtime, -np.inf).max(axis=1))
     last_event = np.maximum(recs["settled_until"], np.where(visible, rtime, -np.inf).max(axis=1))
     live = (times - last_event) <= retention_seconds
@@ -179,10 +179,10 @@ def _custom(slots: FloatArray, fields: Sequence[CustomField]) -> FloatArray:
         else:
             assert isinstance(f, CategoricalField)
             index = np.where(missing, -1, value).astype(np.int64)
-            columns += [(index == j).astype(float) for j in range(len(f.values))]
+            columns.append((index[:, None] == np.arange(len(f.values))).astype(float))
     if not columns:
         return np.zeros((slots.shape[0], 0))
-    return np.stack(columns, axis=1)
+    return np.column_stack(columns)
 
 
 def pair_features(

@@ -28,7 +28,7 @@ from selector.model.record import records
 from selector.model.scoring import POOL as DRAW_POOL
 from selector.model.scoring import Catalog, win_shares
 from selector.policies.base import Choice, Masks, Policy, PolicyContext
-from selector.policies.thompson import ThompsonPolicy, mix, sample_rows
+from selector.policies.thompson import ThompsonPolicy, mix
 from selector.policies.thompson_single_step import ThompsonSingleStep
 from selector.policies.thompson_two_step import ThompsonTwoStep
 from selector.view import BoolArray, FloatArray, IntArray
@@ -91,7 +91,7 @@ class ModelPolicy(Policy):
     ) -> Choice:
         dists = self._distributions(ctx, rows, eligible.rows(), ctx.model_samples, rng)
         n = rows.size
-        creative = sample_rows(dists, np.arange(n), rng)
+        creative = _draw(dists, rng)
         propensity = dists[np.arange(n), creative]
         learning = ctx.posterior.raw_sends < ctx.view.settings.learning_threshold
         pool = np.where(learning[creative], POOL["learning"], POOL["scored"]).astype(np.uint8)
@@ -104,3 +104,11 @@ class ModelPolicy(Policy):
             return self.fallback(ctx).distribution(ctx, row, eligible, rng)
         samples = max(ctx.model_samples, DRAW_POOL)
         return self._distributions(ctx, np.array([row]), eligible[None, :], samples, rng)[0]
+
+
+def _draw(dists: FloatArray, rng: np.random.Generator) -> IntArray:
+    """One column per row, drawn from the row's distribution: the first column whose
+    cumulative probability exceeds u x the row's total, which always has positive mass."""
+    cumulative = np.cumsum(dists, axis=1)
+    u = rng.random(dists.shape[0]) * cumulative[:, -1]
+    return np.minimum((cumulative <= u[:, None]).sum(axis=1), dists.shape[1] - 1)
