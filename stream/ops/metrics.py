@@ -106,6 +106,12 @@ class Metrics:
             self.reply_to_refused.labels(cause)
         for outcome in REPLY_CHECKS:
             self.reply_topic_checks.labels(outcome)
+        for agent in AGENTS[:3]:
+            self.rebalance_dropped.labels(agent)
+            for start in ("record", "committed"):
+                self.resumes.labels(agent, start)
+        for outcome in ("skipped", "answered_again"):
+            self.redelivered_requests.labels(outcome)
         self.top_creative_share.set(math.nan)
         self.exposure_entropy_ratio.set(math.nan)
         return self
@@ -128,6 +134,7 @@ class Metrics:
         self._agents(r)
         self._events(r)
         self._replies(r)
+        self._rebalances(r)
 
     def _replies(self, r: CollectorRegistry) -> None:
         self.reply_to_refused = Counter(
@@ -142,6 +149,39 @@ class Metrics:
             "Reply topics looked up in the cluster's metadata (answers are cached), by what "
             "the check found (found, missing, unconfirmed: it failed or timed out).",
             ["outcome"],
+            registry=r,
+        )
+
+    def _rebalances(self, r: CollectorRegistry) -> None:
+        self.resumes = Counter(
+            f"{PREFIX}_resumes_total",
+            "Partitions an agent resumed after an assignment, by where from: `record` when "
+            "the group's committed offset was ahead of the durable record (the stats "
+            "ledgers, the answered-through record, the catalog's applied offsets) and the "
+            "messages in between were read back, `committed` otherwise.",
+            ["agent", "start"],
+            registry=r,
+        )
+        self.redelivered_requests = Counter(
+            f"{PREFIX}_redelivered_requests_total",
+            "Selection requests delivered again after they were answered, by what they got: "
+            "`skipped` (their answer is stored) or `answered_again` (the same answer sent "
+            "again, because the batch's responses may not have been stored).",
+            ["outcome"],
+            registry=r,
+        )
+        self.stale_changelog_records = Counter(
+            f"{PREFIX}_stale_changelog_records_total",
+            "Changelog records a table recovery did not apply because this worker had "
+            "written the key since (Faust re-reads a worker's own writes at a rebalance).",
+            ["table"],
+            registry=r,
+        )
+        self.rebalance_dropped = Counter(
+            f"{PREFIX}_rebalance_dropped_messages_total",
+            "Messages of batches a rebalance overtook, left for whichever worker holds the "
+            "partition next to read again from its durable record.",
+            ["agent"],
             registry=r,
         )
 
