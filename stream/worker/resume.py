@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from typing import Any
 
@@ -41,6 +42,22 @@ from stream.worker.delivery import ConfirmedTable, assigned, committed_offset
 log = logging.getLogger(__name__)
 
 Starts = dict[TopicPartition, int]
+# for /health: what each agent follows, and since the start how often it resumed behind
+# the group's commit and how many requests came again after they were answered
+_followed: list[Continuity] = []
+tally: Counter[str] = Counter()
+
+
+def health(app: Any) -> dict[str, Any]:
+    """Resumes from the durable record since the worker started, and the partitions
+    whose commit has passed messages their agent has not read back yet."""
+    behind = sum(len(c.behind(lambda t, p: committed_offset(app, t, p))) for c in _followed)
+    return {
+        "resumes_from_record": tally["resumed"],
+        "redelivered_requests_skipped": tally["skipped"],
+        "redelivered_requests_answered_again": tally["answered_again"],
+        "partitions_to_read_back": behind,
+    }
 
 
 def lowest(
@@ -146,6 +163,7 @@ def follow(
 
     def count(topic: str, partition: int, jumped: bool) -> None:
         metrics.resumes.labels(agent, "record" if jumped else "committed").inc()
+        tally["resumed"] += jumped
 
     continuity = Continuity(
         lambda topic, partition: committed_offset(app, topic, partition),
@@ -166,6 +184,7 @@ def follow(
         # the next holder of a partition recovers it (Faust's own flush may give up)
         await table.settle()
 
+    _followed.append(continuity)
     table.count_ignored(metrics.stale_changelog_records.labels(table.name).inc)
     table.on_recover(recovered)
     app.on_partitions_revoked.connect(revoked)

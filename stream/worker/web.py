@@ -5,7 +5,10 @@
 recovered, no rebalance is in progress, no agent has held a batch for `stall_seconds`
 without finishing it (per-agent times from `stream.worker.runtime.progress`), and no partition
 with messages waiting has gone `stall_seconds` without its committed offset moving
-(`stream.ops.lag`, refreshed by a timer).
+(`stream.ops.lag`, refreshed by a timer). It also says how often partitions resumed from
+their durable record behind the group's commit, how many requests came again after they
+were answered, and how many partitions still have messages to read back
+(`stream.worker.resume`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from stream.worker import resume
 from stream.worker.app import app
 from stream.worker.delivery import recovery_completed
 from stream.worker.runtime import consumer_lag, metrics, progress
@@ -39,6 +43,7 @@ def health_report(now: float) -> tuple[bool, dict[str, Any]]:
         "last_progress_seconds_ago": progress.ages(now),
         "stalled_agents": progress.stalled_agents(now),
         "stalled_partitions": partitions,
+        **resume.health(app),
     }
 
 

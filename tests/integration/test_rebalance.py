@@ -17,6 +17,7 @@ import json
 import os
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -130,11 +131,34 @@ async def drill_run(group: Group, disrupt: Disruption) -> None:
     unanswered = {r for r in traffic.requests if r not in found}
     if unanswered:
         print("unanswered:", await drill.positions(settings, "selection-requests", unanswered))
+    healths = await settle(group)
+    print("health:", healths)
+    assert all(h["partitions_to_read_back"] == 0 for h in healths.values())
     assert drill.stats_differences(streamed, truth) == {}
     assert streamed == truth
     assert back == []
     assert report["unanswered"] == report["different"] == 0
     assert report["one"] + report["repeated"] == len(traffic.requests)
+
+
+async def settle(group: Group, timeout: float = 30.0) -> dict[str, dict[str, Any]]:
+    """The running workers' /health once none has messages left to read back."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        healths = {
+            name: await asyncio.to_thread(w.health) or {}
+            for name, w in group.workers.items()
+            if w.proc is not None and w.proc.poll() is None
+        }
+        left = sum(h.get("partitions_to_read_back", 1) for h in healths.values())
+        if not left or asyncio.get_running_loop().time() > deadline:
+            keys = (
+                "resumes_from_record",
+                "redelivered_requests_skipped",
+                "partitions_to_read_back",
+            )
+            return {n: {k: h.get(k) for k in keys} for n, h in healths.items()}
+        await asyncio.sleep(1.0)
 
 
 async def test_sigkill_and_restart_after_the_session_timeout(group: Group) -> None:

@@ -4,10 +4,10 @@ before it existed still decode."""
 from __future__ import annotations
 
 import orjson
-from stream.ledger_codec import dumps, ledger_to_dict, loads
 
 from selector import AccountStats, Event, fold
 from selector.ingest import Ledger
+from stream.wire.ledger_codec import dumps, ledger_to_dict, loads
 
 
 def test_timing_round_trips_and_old_values_decode_without_it() -> None:

@@ -145,6 +145,7 @@ async def handle(token: int, batch: list[Incoming]) -> bool:
     sorted_ = once.sort_out(batch, record_of)
     metrics.redelivered_requests.labels("skipped").inc(sorted_.skipped)
     metrics.redelivered_requests.labels("answered_again").inc(sorted_.repeated)
+    resume.tally.update(skipped=sorted_.skipped, answered_again=sorted_.repeated)
     out, waiting = await decide(sorted_.requests())
     owned = owner.holds(token)
     if not owned:  # a rebalance began: the next holder answers them
