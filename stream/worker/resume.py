@@ -117,6 +117,46 @@ def stamp(
     return advance(ledger, offsets)
 
 
+class Quiet:
+    """Keeps each partition's resume point within `lag` offsets of how far the stats
+    agent has read it: an account with no event for that long in one of its
+    topic-partitions would otherwise hold the resume point back (everything after it is
+    read again, and skipped, at the next assignment). `due` says when a pass is worth it;
+    `stamped` gives the ledgers to write again, raised to how far the agent has read."""
+
+    def __init__(self, topics: Iterable[str], count: int, lag: int = 500_000) -> None:
+        self.topics, self.count, self.lag = tuple(topics), count, lag
+        self.floors: dict[TopicPartition, int] = {}  # a lower bound of the lowest applied
+        self._partition: dict[bytes, int] = {}
+
+    def resumed(self, starts: Starts) -> None:
+        self.floors = {tp: start - 1 for tp, start in starts.items()}
+
+    def due(self, through: Continuity) -> bool:
+        return any(
+            (seen := through.through(*tp)) is not None and seen - floor > self.lag
+            for tp, floor in self.floors.items()
+        )
+
+    def stamped(self, table: Any, through: Continuity) -> dict[bytes, Ledger]:
+        """Ledgers more than half the lag behind, stamped; the floors raised to match."""
+        marks = {tp: seen - self.lag // 2 for tp in self.floors if (seen := through.through(*tp))}
+        out = {}
+        for key, ledger in table.items():
+            if ledger is None:
+                continue
+            p = self._partition.get(key)
+            if p is None:
+                p = self._partition[key] = partition_for(key, self.count)
+            if any(
+                (t, p) in marks and ledger.applied.get(partition_key(t, p), -1) < marks[t, p]
+                for t in self.topics
+            ):
+                out[key] = stamp(ledger, key, self.topics, self.count, through)
+        self.floors.update(marks)
+        return out
+
+
 Handle = Callable[[int, list[Incoming]], Awaitable[Any]]
 SWEEP_SECONDS = 2.0
 

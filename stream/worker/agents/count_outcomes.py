@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Collection
 
 from stream.wire.envelope import Incoming
 from stream.worker import resume
@@ -32,18 +33,18 @@ from stream.worker.topics import OUTCOME_KINDS, outcome_topics
 log = logging.getLogger(__name__)
 
 AGENT = "count_outcomes"
-continuity = resume.follow(
-    app,
-    account_to_stats,
-    OUTCOME_KINDS,
-    lambda mine: resume.stats_starts(account_to_stats, OUTCOME_KINDS, mine, settings.partitions),
-    AGENT,
-    metrics,
-)
+quiet = resume.Quiet(OUTCOME_KINDS, settings.partitions)
+
+
+def starts(mine: Collection[int]) -> resume.Starts:
+    found = resume.stats_starts(account_to_stats, OUTCOME_KINDS, mine, settings.partitions)
+    quiet.resumed(found)
+    return found
+
+
+continuity = resume.follow(app, account_to_stats, OUTCOME_KINDS, starts, AGENT, metrics)
 owner = Ownership(app)
-
-
-lock = asyncio.Lock()  # one writer: the agent and its sweep take turns
+lock = asyncio.Lock()  # one writer: the agent and its timer take turns
 
 
 @app.agent(outcome_topics, concurrency=1)
@@ -58,13 +59,24 @@ async def count_outcomes(stream):  # type: ignore[no-untyped-def]
             jumps = continuity.check(batch)
             if jumps:  # messages went missing before they reached us: read them ourselves
                 batch = await with_missing(batch, jumps, read_missing)
-            if await handle(token, batch) and jumps:
+            size = settings.stats_batch
+            handled = [await handle(token, batch[i : i + size]) for i in range(0, len(batch), size)]
+            if all(handled) and jumps:
                 mark_read(app, jumps)
 
 
 @app.timer(interval=resume.SWEEP_SECONDS)  # type: ignore[untyped-decorator]
 async def sweep_count_outcomes() -> None:
     await resume.sweep(app, continuity, lock, handle, read_missing)
+    if quiet.due(continuity):
+        async with lock:
+            token, _ = owner.take([])
+            stamped = quiet.stamped(account_to_stats, continuity)
+            if stamped and owner.holds(token):
+                log.info("stamped %d quiet accounts' ledgers", len(stamped))
+                for key, ledger in stamped.items():
+                    account_to_stats[key] = ledger
+                await confirm_writes(account_to_stats)
 
 
 async def handle(token: int, batch: list[Incoming]) -> bool:

@@ -65,3 +65,24 @@ def test_a_written_ledger_is_stamped_with_how_far_its_partition_was_read() -> No
     ledger = Ledger(applied=MappingProxyType({"sends:3": 11}))
     stamped = resume.stamp(ledger, a, (*TOPICS, "conversions"), 4, continuity)
     assert dict(stamped.applied) == {"sends:3": 12, "clicks:3": 3}
+
+
+def test_quiet_accounts_are_stamped_when_they_hold_a_partition_back() -> None:
+    busy, idle = keys_of(0, 2)
+    continuity = Continuity(lambda t, p: None)
+    continuity.resume_at({("sends", 0): 5, ("clicks", 0): 5})
+    quiet = resume.Quiet(TOPICS, 4, lag=100)
+    quiet.resumed({("sends", 0): 5, ("clicks", 0): 5})
+    continuity.check([Incoming(b"", busy, "sends", 0, o) for o in range(5, 60)])
+    assert not quiet.due(continuity)  # 59 read, floor 4: within the lag
+    continuity.check([Incoming(b"", busy, "sends", 0, o) for o in range(60, 200)])
+    assert quiet.due(continuity)
+    table = {
+        busy: Ledger(applied=MappingProxyType({"sends:0": 199, "clicks:0": 160})),
+        idle: Ledger(applied=MappingProxyType({"sends:0": 4, "clicks:0": 4})),
+        b"gone": None,
+    }
+    stamped = quiet.stamped(table, continuity)
+    assert list(stamped) == [idle]  # the busy one is within half the lag everywhere
+    assert dict(stamped[idle].applied) == {"sends:0": 199, "clicks:0": 4}
+    assert not quiet.due(continuity)
