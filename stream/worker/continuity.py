@@ -1,6 +1,18 @@
 """Continuity: that an agent sees every offset of its partitions, from where the
-durable record says it resumes (see `stream.worker.delivery`), and the messages it
-missed read back in their place. Plain code over `Incoming`, tested without Kafka."""
+durable record says it resumes (`stream.worker.resume`), and the messages it missed read
+back in their place. Plain code over `Incoming`, tested without Kafka.
+
+Event topics are neither compacted nor transactional, so their offsets are contiguous:
+after an assignment the agent must first see its resume point, and then n + 1 right
+after n. A jump means messages were dropped between the fetch and the agent: Faust
+resumes stream partitions before it seeks them to the committed offsets, and a fetch in
+flight across that seek delivers later offsets while it records the earlier ones as a
+gap that its commit then passes; a batch a rebalance overtook was acknowledged without
+being applied. The agent therefore reads the missing messages directly from the
+partition (`with_missing`) and applies them in the same batch, before the messages that
+follow them; the offsets kept in the stats make any later re-read exact. A hole with no
+later message to show it is found by comparing with the commit (`behind`).
+"""
 
 from __future__ import annotations
 

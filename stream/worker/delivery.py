@@ -1,16 +1,10 @@
-"""Delivery: that the agents see every message of their partitions, that a batch's table
-writes are stored before its offsets are committed, and every touch of Faust's private
-API, here and nowhere else.
+"""Delivery: every touch of Faust's private API, here and nowhere else, and what it is
+for: that the agents see every message of their partitions, that a batch's table writes
+are stored before its offsets are committed, that a rebalance never rewinds a table nor
+lets a batch it overtook write, and that commits keep moving after a takeover.
 
-Continuity. Event topics are neither compacted nor transactional, so their offsets are
-contiguous. After an assignment the agent must first see the group's committed offset,
-and then n + 1 right after n. A jump means messages were dropped between the fetch and
-the agent: Faust resumes stream partitions before it seeks them to the committed
-offsets, and a fetch in flight across that seek delivers later offsets while it records
-the earlier ones as a gap that its commit then passes. Acknowledging the batch would lose
-the dropped messages for good. The agent therefore reads them directly from the
-partition (`with_missing`) and applies them in the same batch, before the messages that
-follow them; the offsets kept in the stats make any later re-read exact.
+The continuity check itself (plain code) is `stream.worker.continuity`, re-exported here;
+where each partition resumes after an assignment is `stream.worker.resume`.
 
 Faust's private API. Each use below names the faust-streaming version it was checked
 against (`CHECKED_FAUST`) and the fault it works around; `tests/stream/worker/

@@ -104,17 +104,35 @@ def request_starts(table: Any, topic: str, partitions: Collection[int]) -> Start
 
 
 def stamp(
-    ledger: Ledger, key: bytes, topics: Iterable[str], count: int, through: Continuity
+    ledger: Ledger,
+    key: bytes,
+    topics: Iterable[str],
+    count: int,
+    through: Continuity,
+    below: Mapping[TopicPartition, int] | None = None,
 ) -> Ledger:
     """The ledger with the applied offset of each of the account's topic-partitions
-    raised to how far the agent has read it (everything up to there is in the ledger)."""
+    raised to how far the agent has read it (everything up to there is in the ledger),
+    but below `below`'s offset for a topic-partition whose messages from there on are
+    read and not yet applied (the rest of a batch handled in parts)."""
     p = partition_for(key, count)
     offsets = {}
     for topic in topics:
         seen = through.through(topic, p)
+        if below and (topic, p) in below and seen is not None:
+            seen = min(seen, below[topic, p] - 1)
         if seen is not None:
             offsets[partition_key(topic, p)] = seen
     return advance(ledger, offsets)
+
+
+def firsts(messages: Iterable[Incoming]) -> dict[TopicPartition, int]:
+    """The lowest offset of each topic-partition among `messages`."""
+    out: dict[TopicPartition, int] = {}
+    for m in messages:
+        tp = (m.topic, m.partition)
+        out[tp] = min(out.get(tp, m.offset), m.offset)
+    return out
 
 
 class Quiet:
@@ -215,7 +233,8 @@ def follow(
         mine = {p for topic, p in assigned(app) if topic in names}
         found = starts(mine)
         continuity.resume_at(found)
-        log.info("%s resumes %d partitions from the durable record", agent, len(found))
+        at = ", ".join(f"{t}:{p}@{o}" for (t, p), o in sorted(found.items()))
+        log.info("%s resumes %d partitions from the durable record: %s", agent, len(found), at)
 
     async def revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         gone = args[0] if args else kwargs.get("revoked", set())

@@ -59,9 +59,8 @@ async def count_outcomes(stream):  # type: ignore[no-untyped-def]
             jumps = continuity.check(batch)
             if jumps:  # messages went missing before they reached us: read them ourselves
                 batch = await with_missing(batch, jumps, read_missing)
-            size = settings.stats_batch
-            handled = [await handle(token, batch[i : i + size]) for i in range(0, len(batch), size)]
-            if all(handled) and jumps:
+            handled = await in_parts(token, batch)
+            if handled and jumps:
                 mark_read(app, jumps)
 
 
@@ -79,7 +78,26 @@ async def sweep_count_outcomes() -> None:
                 await confirm_writes(account_to_stats)
 
 
-async def handle(token: int, batch: list[Incoming]) -> bool:
+async def in_parts(token: int, batch: list[Incoming]) -> bool:
+    """Apply a batch in parts of at most CS_STATS_BATCH (a read-back can be long); each
+    part's ledgers are stamped only below what the later parts still hold."""
+    size = settings.stats_batch
+    parts = [batch[i : i + size] for i in range(0, len(batch), size)]
+    laters: list[dict[tuple[str, int], int]] = [{}]  # per part, the firsts of the parts after
+    for part in reversed(parts[1:]):
+        firsts = resume.firsts(part)
+        laters.append(
+            {**laters[-1], **{tp: min(o, laters[-1].get(tp, o)) for tp, o in firsts.items()}}
+        )
+    for part, later in zip(parts, reversed(laters), strict=True):
+        if not await handle(token, part, later):
+            return False
+    return True
+
+
+async def handle(
+    token: int, batch: list[Incoming], later: dict[tuple[str, int], int] | None = None
+) -> bool:
     """Apply a batch; False when a rebalance began meanwhile (nothing changed)."""
     await account_to_stats.ready_to_write()
     progress.started(AGENT, time.time())
@@ -95,7 +113,7 @@ async def handle(token: int, batch: list[Incoming]) -> bool:
         progress.finished(AGENT, time.time())
         return False
     for key, ledger in updates.items():
-        stamped = resume.stamp(ledger, key, OUTCOME_KINDS, settings.partitions, continuity)
+        stamped = resume.stamp(ledger, key, OUTCOME_KINDS, settings.partitions, continuity, later)
         account_to_stats[key] = stamped
     await publish(letters)
     await confirm_writes(account_to_stats)  # stored before the batch is acknowledged

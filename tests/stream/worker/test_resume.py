@@ -86,3 +86,15 @@ def test_quiet_accounts_are_stamped_when_they_hold_a_partition_back() -> None:
     assert list(stamped) == [idle]  # the busy one is within half the lag everywhere
     assert dict(stamped[idle].applied) == {"sends:0": 199, "clicks:0": 4}
     assert not quiet.due(continuity)
+
+
+def test_a_batch_handled_in_parts_is_stamped_below_what_is_still_to_apply() -> None:
+    (a,) = keys_of(3, 1)
+    continuity = Continuity(lambda t, p: None)
+    rest = [Incoming(b"", a, "sends", 3, o) for o in (20, 21, 22)]
+    continuity.check([Incoming(b"", a, "sends", 3, o) for o in range(10, 20)] + rest)
+    ledger = Ledger(applied=MappingProxyType({"sends:3": 15}))
+    below = resume.firsts(rest + [Incoming(b"", a, "sends", 3, 19)])
+    assert below == {("sends", 3): 19}
+    stamped = resume.stamp(ledger, a, TOPICS, 4, continuity, below)
+    assert dict(stamped.applied) == {"sends:3": 18}
