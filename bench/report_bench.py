@@ -3,10 +3,10 @@ target: <= 2 minutes), the data generated in memory before the clock starts
 (`bench.report_workload`).
 
 Modes, each timed from the first record to the finished report (`selector.live_report`):
-- `records`: decoded `stream.messages` values, one iterable per topic
+- `records`: decoded `stream.wire.messages` values, one iterable per topic
   (`report_from_records`, timed in its two steps: `accumulate`, which packs and joins,
   then `build_live_report`);
-- `raw`: the JSON bytes as the topics hold them, with `stream.codec.decode`
+- `raw`: the JSON bytes as the topics hold them, with `stream.wire.codec.decode`
   (`report_from_raw`): decoding too, i.e. everything but the Kafka reads. Before it, a
   pass that only decodes the same bytes says how much of that is the codec's.
 
@@ -134,7 +134,7 @@ def format_table(out: dict[str, Any]) -> str:
         if "decode_only_seconds" in r:
             lines.append(
                 f"{r['mode']}: of which decoding alone {r['decode_only_seconds']:.1f}s wall, "
-                f"{r['decode_only_cpu_seconds']:.1f}s CPU (stream.codec.decode)"
+                f"{r['decode_only_cpu_seconds']:.1f}s CPU (stream.wire.codec.decode)"
             )
         if "read_and_join_seconds" in r:
             lines.append(

@@ -89,7 +89,7 @@ def _with_duplicates(out: dict[str, list[Any]], seed: int) -> dict[str, list[Any
 
 
 def records_of(w: Workload) -> dict[str, list[Any]]:
-    """Decoded records (`stream.messages` values), per kind."""
+    """Decoded records (`stream.wire.messages` values), per kind."""
     out: dict[str, list[Any]] = {kind: [] for kind in KINDS}
     flags = zip(*(x.tolist() for x in (w.sent, w.clicked, w.converted, w.named)), strict=True)
     for (i, acct, camp, who, cr, arm, name, pool, p, t), (sent, click, conv, named) in zip(

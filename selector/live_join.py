@@ -82,7 +82,7 @@ class JoinAccumulator:
 
     def add(self, record: Any) -> None:
         """One decoded record: a selection response (ok or error), send, click or
-        conversion, as `stream.messages` defines them. Anything else is counted."""
+        conversion, as `stream.wire.messages` defines them. Anything else is counted."""
         pending = self._pending.get(getattr(record, "kind", None))  # type: ignore[arg-type]
         if pending is None:
             self._unknown += 1
@@ -111,7 +111,7 @@ class JoinAccumulator:
         items: Iterable[tuple[Kind, bytes | None]],
         decode: Callable[[Kind, bytes | None], Any],
     ) -> None:
-        """(kind, value bytes) pairs, decoded by `decode` (`stream.codec.decode`); its
+        """(kind, value bytes) pairs, decoded by `decode` (`stream.wire.codec.decode`); its
         rejections are counted by kind and reason. Call it once or once per batch read."""
         pending = self._pending
         for kind, raw in items:

@@ -233,7 +233,7 @@ Records = Iterable[Any] | Mapping[Kind, Iterable[Any]]
 
 
 def accumulate(records: Records, options: ReportOptions | None = None) -> Joined:
-    """Join decoded records: one iterable of `stream.messages` values (topics chained or
+    """Join decoded records: one iterable of `stream.wire.messages` values (topics chained or
     interleaved), or one iterable per kind, in which the decoder's rejections (objects
     with a `reason` and no `kind`) are counted by kind and reason. In a single iterable a
     rejection has no kind and counts as an unknown record."""
@@ -267,7 +267,7 @@ def report_from_raw(
     ope: OpeOptions | None = None,
 ) -> LiveReport:
     """The report of raw messages: (kind, value bytes) pairs and the decoder
-    (`stream.codec.decode`), whose rejections (objects with a `reason` and no `kind`)
+    (`stream.wire.codec.decode`), whose rejections (objects with a `reason` and no `kind`)
     are counted by kind and reason."""
     options = options or ReportOptions()
     acc = JoinAccumulator(options.accounts)

@@ -64,6 +64,9 @@ class Settings:
     redis_tls: bool = False
     redis_tls_cafile: str = ""
     cooldown_store: str = "redis"
+    redis_timeout_seconds: float = 0.25  # every Redis call, connecting included
+    cooldown_memory_contacts: int = 100_000  # contacts in the in-process cooldown record
+    degraded_ready: bool = True  # /health answers 200 in degraded mode (deploy/README.md)
     redis_key_prefix: str = ""
     topic_prefix: str = ""
     partitions: int = 4
@@ -111,6 +114,10 @@ class Settings:
             )
         if self.cooldown_store not in ("redis", "memory"):
             raise SettingsError("CS_COOLDOWN_STORE must be redis or memory")
+        if not 0.0 < self.redis_timeout_seconds <= 30.0:
+            raise SettingsError("CS_REDIS_TIMEOUT_SECONDS must be above 0 and at most 30")
+        if self.cooldown_memory_contacts < 0:
+            raise SettingsError("CS_COOLDOWN_MEMORY_CONTACTS must be >= 0")
         if self.partitions < 1:
             raise SettingsError("CS_PARTITIONS must be >= 1")
         if self.select_batch < 1 or self.stats_batch < 1:

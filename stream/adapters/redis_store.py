@@ -13,16 +13,39 @@ from different topics the order they are seen in is not deterministic.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
-from stream.handlers.stores import Pair, Sent, cooldown_key, dedup_key
+from stream.handlers.stores import DedupRow, Pair, RecordsLost, Sent, cooldown_key, dedup_key
 from stream.settings import Settings
+
+RESTORE_CHUNK = 1000
+# Marks the partition refilled, if the refill's token is still there (same server).
+_FINISH = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[2], '1')
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+"""
 
 
 def redis_client(settings: Settings) -> aioredis.Redis:
-    kwargs: dict[str, object] = {"decode_responses": False}
+    """A client whose every call gives up after `CS_REDIS_TIMEOUT_SECONDS` (connecting
+    included) and is never retried inside the client: the callers decide what a failure
+    means (stream.handlers.cooldowns, stream.handlers.dedup)."""
+    timeout = settings.redis_timeout_seconds
+    kwargs: dict[str, object] = {
+        "decode_responses": False,
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "retry": Retry(NoBackoff(), 0),
+    }
     if settings.redis_password:
         kwargs["password"] = settings.redis_password.get_secret_value()
     url = settings.redis_url
@@ -62,12 +85,27 @@ class RedisCooldowns:
 
 
 class RedisDedup:
-    """`event_id` -> first position seen, with a TTL."""
+    """`event_id` -> first position seen, with a TTL.
 
-    def __init__(self, client: aioredis.Redis, ttl_seconds: int, prefix: str = "") -> None:
+    With `marked`, the store is a `stream.handlers.stores.RestorableDedup`: a key per source
+    partition (`dd-mark:topic:partition`, no TTL) says its records are here, and each
+    batch's round trip checks the marks of its partitions before its own writes, so a
+    Redis that restarted empty is noticed before any answer from it is used."""
+
+    def __init__(
+        self, client: aioredis.Redis, ttl_seconds: int, prefix: str = "", *, marked: bool = False
+    ) -> None:
         self._redis = client
         self._ttl = ttl_seconds
         self._prefix = prefix
+        self._marked = marked
+        self._finish = client.register_script(_FINISH)
+
+    def _mark_key(self, partition: str) -> str:
+        return f"{self._prefix}dd-mark:{partition}"
+
+    def _token_key(self, partition: str) -> str:
+        return f"{self._prefix}dd-refill:{partition}"
 
     async def duplicates(
         self,
@@ -77,12 +115,44 @@ class RedisDedup:
         positions: Sequence[str],
     ) -> list[bool]:
         pipe = self._redis.pipeline(transaction=False)
+        marks = sorted({p.rsplit(":", 1)[0] for p in positions}) if self._marked else []
+        for partition in marks:
+            pipe.exists(self._mark_key(partition))
         rows = zip(account_ids, kinds, event_ids, positions, strict=True)
         for account, kind, event_id, position in rows:
             key = dedup_key(account, kind, event_id, self._prefix)
             pipe.set(key, position, nx=True, get=True, ex=self._ttl)
-        previous = await pipe.execute()
+        replies = await pipe.execute()
+        lost = [p for p, found in zip(marks, replies, strict=False) if not found]
+        if lost:
+            raise RecordsLost(lost)
+        previous = replies[len(marks) :]
         return [
             old is not None and old.decode() != pos
             for old, pos in zip(previous, positions, strict=True)
         ]
+
+    async def begin(self, partition: str) -> str:
+        token = uuid.uuid4().hex
+        await self._redis.set(self._token_key(partition), token, ex=86400)
+        return token
+
+    async def forget(self, keys: Sequence[tuple[str, str, str]]) -> None:
+        for start in range(0, len(keys), RESTORE_CHUNK):
+            chunk = keys[start : start + RESTORE_CHUNK]
+            await self._redis.delete(*(dedup_key(a, k, e, self._prefix) for a, k, e in chunk))
+
+    async def restore(self, rows: Sequence[DedupRow]) -> None:
+        for start in range(0, len(rows), RESTORE_CHUNK):
+            pipe = self._redis.pipeline(transaction=False)
+            for account, kind, event_id, position, ttl in rows[start : start + RESTORE_CHUNK]:
+                key = dedup_key(account, kind, event_id, self._prefix)
+                pipe.set(key, position, nx=True, ex=max(1, int(ttl)))
+            await pipe.execute()
+
+    async def finish(self, partition: str, token: str) -> bool:
+        keys = [self._token_key(partition), self._mark_key(partition)]
+        return bool(await self._finish(keys=keys, args=[token]))
+
+    async def ping(self) -> bool:
+        return bool(await self._redis.ping())

@@ -32,6 +32,7 @@ examples:
   creative-select simulate scenarios/product.yaml --seed 7 --json out/product.json \\
       --plots out/product
   creative-select simulate scenarios/drift.yaml --compare-forgetting --plots out/drift
+  creative-select simulate scenarios/sendtime_pitfall.yaml --plots out/sendtime
 
 (or `python -m stream.cli simulate ...`). The scenario format is documented field by
 field in schemas/scenario.v1.schema.json; scenarios/ holds worked examples."""
@@ -111,7 +112,23 @@ def _run_once(scenario: Scenario, seed: int, label: str) -> tuple[SimulationResu
     return result, time.perf_counter() - started
 
 
+def _is_send_time(path: Path) -> bool:
+    """A send-time scenario (`kind: sendtime`, schemas/sendtime_scenario.v1.schema.json)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        doc = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (OSError, ValueError, yaml.YAMLError):
+        return False  # load_scenario says what is wrong
+    return isinstance(doc, dict) and doc.get("kind") == "sendtime"
+
+
 def run(args: argparse.Namespace) -> int:
+    if _is_send_time(args.scenario):
+        from stream.sendtime.simulate import main as simulate_send_times
+
+        argv = [str(args.scenario)] + (["--seed", str(args.seed)] if args.seed is not None else [])
+        argv += ["--json", str(args.json)] if args.json else []
+        return simulate_send_times(argv + (["--plots", str(args.plots)] if args.plots else []))
     try:
         scenario = load_scenario(args.scenario)
     except ScenarioFileError as exc:

@@ -3,7 +3,8 @@ the stats agent, without Kafka.
 
 Per batch: decode every event (invalid ones become dead letters with their reason),
 check the account and creative against the catalog, ask the dedup store in one round
-trip which events are upstream duplicates, and fold each account's events into its
+trip which events are upstream duplicates (waiting for it while it cannot answer:
+`stream.handlers.dedup`), and fold each account's events into its
 ledger with `selector.ingest.apply_events`, which skips re-deliveries by offset.
 
 What counts, and what does not:
@@ -32,6 +33,7 @@ from selector.ingest import Ledger, SourcedEvent, apply_correction, apply_events
 from selector.stats import AccountStats
 from stream.handlers.attribution import ArmOutcomes, ViewCache
 from stream.handlers.catalog import AccountCatalog
+from stream.handlers.dedup import GuardedDedup
 from stream.handlers.stores import DedupStore
 from stream.ops.metrics import Metrics
 from stream.wire import codec
@@ -61,7 +63,8 @@ class IngestionService:
         self._kinds = kinds
         self._catalog = catalog
         self._stats = stats
-        self._dedup = dedup
+        # never a batch counted without its dedup answers: the guard waits for them
+        self._dedup = dedup if isinstance(dedup, GuardedDedup) else GuardedDedup(dedup, metrics)
         self._metrics = metrics
         self._dead_letters_topic = dead_letters_topic
         self._limits = codec.Limits(
@@ -175,12 +178,7 @@ class IngestionService:
         kinds = [kind for _, _, kind in valid]
         ids = [e.event_id for _, e, _ in valid]
         positions = [f"{m.topic}:{m.partition}:{m.offset}" for m, _, _ in valid]
-        try:
-            return await self._dedup.duplicates(accounts, kinds, ids, positions)
-        except Exception:  # the dedup set is best-effort; the daily job reconciles
-            log.warning("dedup store unavailable; counting this batch without dedup")
-            self._metrics.agent_errors.labels("dedup").inc()
-            return [False] * len(valid)
+        return await self._dedup.duplicates(accounts, kinds, ids, positions)
 
     def _half_life(self, key: bytes) -> float | None:
         catalog = self._catalog(key)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import time as _time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +29,7 @@ import numpy as np
 from selector import AccountStats, RequestBatch
 from selector.ingest import Ledger
 from stream.handlers.catalog import AccountCatalog
+from stream.handlers.cooldowns import read_cooldowns
 from stream.handlers.reply_to import ReplyPolicy, ReplyRefusal, ReplyRouter, TopicDirectory
 from stream.handlers.stores import CooldownStore
 from stream.ops.exposure import DecisionMetrics
@@ -160,13 +161,17 @@ class SelectionService:
         for message, request in decoded:
             by_account[request.account_id].append((message, request))
         pairs = [(a, r.contact_id) for a, items in by_account.items() for _, r in items]
-        last_sent = await self._cooldowns.last_sent(pairs) if pairs else []
+        read = await read_cooldowns(self._cooldowns, pairs) if pairs else None
+        last_sent = read.last_sent if read is not None else []
+        degraded = read is not None and read.degraded
         sent: list[tuple[str, str, str, float, float]] = []
         cursor = 0
         for account_id, items in by_account.items():
             history = last_sent[cursor : cursor + len(items)]
             cursor += len(items)
-            out += self._decide_account(account_id, items, history, now, sent)
+            out += self._decide_account(account_id, items, history, now, sent, degraded)
+        if degraded:
+            self._metrics.degraded_decisions.inc(len(sent))
         if sent:
             await self._cooldowns.record(sent)
         return out
@@ -178,6 +183,7 @@ class SelectionService:
         history: list[dict[str, float]],
         now: float,
         sent: list[tuple[str, str, str, float, float]],
+        degraded: bool = False,
     ) -> list[Outgoing]:
         key = account_id.encode()
         built = self._catalog(key)
@@ -190,22 +196,9 @@ class SelectionService:
                 for out in self._reject(message, req.request_id, account_id, reason, detail, now)
             ]
         selector = built.selector
-        known = [
-            i for i, (_, r) in enumerate(items) if r.campaign_id in selector.view.campaign_index
-        ]
-        out = [
-            o
-            for i, (message, req) in enumerate(items)
-            if req.campaign_id not in selector.view.campaign_index
-            for o in self._reject(
-                message,
-                req.request_id,
-                account_id,
-                "unknown_campaign",
-                f"campaign {req.campaign_id!r} is not in account {account_id!r}",
-                now,
-            )
-        ]
+        campaigns = selector.view.campaign_index
+        known = [i for i, (_, r) in enumerate(items) if r.campaign_id in campaigns]
+        out = self._unknown_campaigns(account_id, items, campaigns, now)
         if not known:
             return out
         reqs = [items[i][1] for i in known]
@@ -228,9 +221,27 @@ class SelectionService:
             if self._metrics is not None and req.time is not None:
                 self._metrics.request_age.observe(max(0.0, now - req.time))
             sent.append((account_id, req.contact_id, d.creative_id, times[row], cooldown))
-            body = codec.ok_response(req, d, now)
+            body = codec.ok_response(req, d, now, degraded)
             out.append(Outgoing(req.reply_to or self._responses_topic, key, body))
         return out
+
+    def _unknown_campaigns(
+        self, account_id: str, items: list[Any], campaigns: Container[str], now: float
+    ) -> list[Outgoing]:
+        """Error answers to the requests for campaigns the account does not have."""
+        return [
+            o
+            for message, req in items
+            if req.campaign_id not in campaigns
+            for o in self._reject(
+                message,
+                req.request_id,
+                account_id,
+                "unknown_campaign",
+                f"campaign {req.campaign_id!r} is not in account {account_id!r}",
+                now,
+            )
+        ]
 
     def internal_error(self, batch: Sequence[Incoming], exc: Exception) -> list[Outgoing]:
         """Answers for a batch that failed on our side: every request still gets a reply."""

@@ -35,6 +35,37 @@ class DedupStore(Protocol):
         """True where the event id of that kind was first seen at another position."""
 
 
+class RecordsLost(Exception):
+    """The dedup store no longer holds its records of these source topic-partitions
+    ("topic:partition"): it restarted empty, was flushed, or never had them. Raised by a
+    store that marks the partitions it holds (`RestorableDedup`) before it answers."""
+
+    def __init__(self, partitions: Sequence[str]) -> None:
+        super().__init__(", ".join(partitions))
+        self.partitions = tuple(partitions)
+
+
+DedupRow = tuple[str, str, str, str, float]  # (account_id, kind, event_id, position, ttl)
+
+
+class RestorableDedup(DedupStore, Protocol):
+    """A dedup store that can tell when it lost its records, and be refilled.
+
+    `duplicates` raises `RecordsLost` for a batch with a partition whose mark is missing
+    (the batch's own writes may have been made). Refilling one partition: `begin` leaves
+    a token, `forget` removes what the lost batch wrote, `restore` writes first positions
+    in offset order (kept where a key exists), and `finish` marks the partition only if
+    the token is still there, so a store that restarted mid-refill is not marked."""
+
+    async def begin(self, partition: str) -> str: ...
+
+    async def forget(self, keys: Sequence[tuple[str, str, str]]) -> None: ...
+
+    async def restore(self, rows: Sequence[DedupRow]) -> None: ...
+
+    async def finish(self, partition: str, token: str) -> bool: ...
+
+
 class MemoryCooldowns:
     """In-process cooldowns for a demo without Redis: lost on restart, one worker only."""
 

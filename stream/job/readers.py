@@ -9,12 +9,14 @@ fork) and report progress through a queue.
 
 from __future__ import annotations
 
+import copyreg
 import gc
 import multiprocessing as mp
 import queue
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from selector.reconcile import Tally
@@ -22,6 +24,19 @@ from stream.adapters.kafka_reader import Range, ReadError, open_consumer, read_r
 from stream.job.recompute import Recompute, Scope
 from stream.settings import Settings
 from stream.wire import codec
+
+
+def read_only(value: dict[Any, Any]) -> MappingProxyType[Any, Any]:
+    return MappingProxyType(value)
+
+
+def _mapping_proxy(value: MappingProxyType[Any, Any]) -> tuple[Any, tuple[dict[Any, Any]]]:
+    return read_only, (dict(value),)
+
+
+# A child's result crosses a process boundary pickled; the stats' read-only mappings
+# (counts, event-time buckets) are rebuilt as read-only mappings on the other side.
+copyreg.pickle(MappingProxyType, _mapping_proxy)
 
 TP = tuple[str, int]
 PROGRESS_EVERY = 50_000

@@ -172,6 +172,8 @@ def services(
         env |= worker_env(bootstrap, redis_url, prefix, root)
         settings = Settings.from_env(env)
         asyncio.run(ensure_topics(settings, all_topics(settings)))
+        if prefix:  # on a broker that was given: say where the topics are, for `report`
+            warn(f"topics: CS_TOPIC_PREFIX={prefix} CS_APP_ID={env['CS_APP_ID']}")
         worker = Worker(env, root / "worker.log")
         stoppers.append(worker.stop)
         warn(f"starting the worker (log: {worker.log_path})")

@@ -103,7 +103,9 @@ def redis_command(
 class RedisServer:
     """A redis-server process started by :meth:`start`, ended by :meth:`stop`; a context manager.
 
-    ``start`` returns only after the server answers PING.
+    ``start`` returns only after the server answers PING. With `port` it always listens
+    there, so a stopped server can be started again at the same URL (empty: it keeps
+    nothing on disk), as a Redis that restarted.
     """
 
     def __init__(
@@ -114,8 +116,10 @@ class RedisServer:
         stop_timeout_s: float = 10.0,
         password: str | None = None,
         tls: Certificates | None = None,
+        port: int | None = None,
     ) -> None:
         self._data_dir = data_dir
+        self._fixed_port = port
         self._password = password
         self._tls = tls
         self._start_timeout_s = start_timeout_s
@@ -151,7 +155,7 @@ class RedisServer:
         if data_dir is None:
             data_dir = self._temp_dir = Path(tempfile.mkdtemp(prefix="redis-"))
         data_dir.mkdir(parents=True, exist_ok=True)
-        port = free_port()
+        port = self._fixed_port or free_port()
         self._log_path = data_dir / "redis.log"
         self._log_file = self._log_path.open("ab")
         self._proc = subprocess.Popen(

@@ -18,21 +18,23 @@ import math
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from selector.batch import REASONS
+from stream.ops.rebalance_metrics import PREFIX as PREFIX
+from stream.ops.rebalance_metrics import RebalanceMetrics
 
-PREFIX = "creative_selection"
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 BATCH_BUCKETS = (1, 5, 10, 50, 100, 250, 500, 1000, 2000, 5000)
 AGENTS = ("answer_selection_requests", "count_outcomes", "update_catalog", "dedup")
 EVENT_KINDS = ("send", "click", "conversion")
 EVENT_OUTCOMES = ("applied", "replayed", "duplicate", "rejected")
 ARM_LABELS = ("automated", "control", "manual", "unattributed")
+DEPENDENCIES = ("broker", "redis")
 # Why a request's reply_to was refused (stream.handlers.reply_to.ReplyRefusal), and what a
 # check of a reply topic found; labels never hold the topic names themselves.
 REPLY_REFUSALS = ("internal_topic", "not_allowed", "missing_topic")
 REPLY_CHECKS = ("found", "missing", "unconfirmed")
 
 
-class Metrics:
+class Metrics(RebalanceMetrics):
     """The service's metrics, registered in their own registry (tests make their own)."""
 
     def _outcomes_by_arm(self, r: CollectorRegistry) -> None:
@@ -102,16 +104,15 @@ class Metrics:
                 counter.labels(arm)
         for outcome in ("applied", "replayed", "rejected"):
             self.corrections.labels(outcome)
+        for outcome in ("completed", "failed"):
+            self.dedup_refills.labels(outcome)
+        for dependency in DEPENDENCIES:
+            self.dependency_up.labels(dependency).set(math.nan)
         for cause in REPLY_REFUSALS:
             self.reply_to_refused.labels(cause)
         for outcome in REPLY_CHECKS:
             self.reply_topic_checks.labels(outcome)
-        for agent in AGENTS[:3]:
-            self.rebalance_dropped.labels(agent)
-            for start in ("record", "committed"):
-                self.resumes.labels(agent, start)
-        for outcome in ("skipped", "answered_again"):
-            self.redelivered_requests.labels(outcome)
+        self._start_rebalance_series(AGENTS[:3])
         self.top_creative_share.set(math.nan)
         self.exposure_entropy_ratio.set(math.nan)
         return self
@@ -135,6 +136,80 @@ class Metrics:
         self._events(r)
         self._replies(r)
         self._rebalances(r)
+        self._outages(r)
+
+    def _outages(self, r: CollectorRegistry) -> None:
+        """What the worker does while Redis or the broker cannot be reached."""
+        self._cooldown_outage(r)
+        self._dedup_outage(r)
+        self.dependency_up = Gauge(
+            f"{PREFIX}_dependency_up",
+            "1 when the background probe last reached the dependency (broker, redis).",
+            ["dependency"],
+            registry=r,
+        )
+
+    def _cooldown_outage(self, r: CollectorRegistry) -> None:
+        self.cooldown_degraded = Gauge(
+            f"{PREFIX}_cooldowns_degraded",
+            "1 while the cooldown store does not answer and cooldowns come from this "
+            "worker's own record of its recent decisions, else 0.",
+            registry=r,
+        )
+        self.degraded_decisions = Counter(
+            f"{PREFIX}_decisions_degraded_total",
+            "Decisions made while the cooldown store did not answer (responses say "
+            '"cooldowns": "degraded").',
+            registry=r,
+        )
+        self.cooldown_store_failures = Counter(
+            f"{PREFIX}_cooldown_store_failures_total",
+            "Times the cooldown store failed or timed out and cooldowns became degraded.",
+            registry=r,
+        )
+        self.cooldown_writes_pending = Gauge(
+            f"{PREFIX}_cooldown_writes_pending",
+            "Cooldown writes kept in memory for the store while it does not answer.",
+            registry=r,
+        )
+        self.cooldown_writes_replayed = Counter(
+            f"{PREFIX}_cooldown_writes_replayed_total",
+            "Kept cooldown writes stored once the store answered again.",
+            registry=r,
+        )
+        self.cooldown_writes_dropped = Counter(
+            f"{PREFIX}_cooldown_writes_dropped_total",
+            "Kept cooldown writes dropped because too many were waiting (oldest first).",
+            registry=r,
+        )
+
+    def _dedup_outage(self, r: CollectorRegistry) -> None:
+        self.dedup_waiting = Gauge(
+            f"{PREFIX}_dedup_waiting",
+            "1 while the dedup store does not answer and event ingestion waits, else 0.",
+            registry=r,
+        )
+        self.dedup_retries = Counter(
+            f"{PREFIX}_dedup_retries_total",
+            "Dedup round trips that failed or timed out; the batch is asked again.",
+            registry=r,
+        )
+        self.dedup_refilling = Gauge(
+            f"{PREFIX}_dedup_refilling",
+            "1 while dedup records lost by the store are refilled from the event topics.",
+            registry=r,
+        )
+        self.dedup_refills = Counter(
+            f"{PREFIX}_dedup_refills_total",
+            "Refills of a source partition's dedup records, by outcome (completed, failed).",
+            ["outcome"],
+            registry=r,
+        )
+        self.dedup_refill_records = Counter(
+            f"{PREFIX}_dedup_refill_records_total",
+            "Dedup records written back by refills.",
+            registry=r,
+        )
 
     def _replies(self, r: CollectorRegistry) -> None:
         self.reply_to_refused = Counter(
@@ -149,39 +224,6 @@ class Metrics:
             "Reply topics looked up in the cluster's metadata (answers are cached), by what "
             "the check found (found, missing, unconfirmed: it failed or timed out).",
             ["outcome"],
-            registry=r,
-        )
-
-    def _rebalances(self, r: CollectorRegistry) -> None:
-        self.resumes = Counter(
-            f"{PREFIX}_resumes_total",
-            "Partitions an agent resumed after an assignment, by where from: `record` when "
-            "the group's committed offset was ahead of the durable record (the stats "
-            "ledgers, the answered-through record, the catalog's applied offsets) and the "
-            "messages in between were read back, `committed` otherwise.",
-            ["agent", "start"],
-            registry=r,
-        )
-        self.redelivered_requests = Counter(
-            f"{PREFIX}_redelivered_requests_total",
-            "Selection requests delivered again after they were answered, by what they got: "
-            "`skipped` (their answer is stored) or `answered_again` (the same answer sent "
-            "again, because the batch's responses may not have been stored).",
-            ["outcome"],
-            registry=r,
-        )
-        self.stale_changelog_records = Counter(
-            f"{PREFIX}_stale_changelog_records_total",
-            "Changelog records a table recovery did not apply because this worker had "
-            "written the key since (Faust re-reads a worker's own writes at a rebalance).",
-            ["table"],
-            registry=r,
-        )
-        self.rebalance_dropped = Counter(
-            f"{PREFIX}_rebalance_dropped_messages_total",
-            "Messages of batches a rebalance overtook, left for whichever worker holds the "
-            "partition next to read again from its durable record.",
-            ["agent"],
             registry=r,
         )
 

@@ -1,6 +1,6 @@
 """PNG plots of one account of the live report, as bytes (for files and the HTML page).
 
-matplotlib's object API (`Figure` on the Agg canvas), as in `stream.plots`: no pyplot
+matplotlib's object API (`Figure` on the Agg canvas), as in `stream.demo.plots`: no pyplot
 state, no display. Every plot has a name (`PLOTS`); a plot with nothing to show (no
 control arm, no off-policy estimates) is left out.
 """

@@ -37,30 +37,34 @@ def dead_letter(
 OK_SCHEMA = m.SCHEMAS["selection_response"]
 
 
-def ok_response(request: m.SelectionRequest, decision: Decision, now: float) -> bytes:
-    """A `selection_response.v1` with status "ok": the decision for `request`.
+def ok_response(
+    request: m.SelectionRequest, decision: Decision, now: float, degraded: bool = False
+) -> bytes:
+    """A `selection_response.v1` with status "ok": the decision for `request`, with
+    `"cooldowns": "degraded"` when the cooldown store did not answer.
 
-    The bytes of `m.encode(m.SelectionResponse.from_decision(request, decision, now))`
-    (a test holds them equal), written directly: it runs once per answered request, and
-    the generic encoder's dataclass walk cost several times more."""
+    The bytes of `m.encode(m.SelectionResponse.from_decision(request, decision, now,
+    cooldowns))` (a test holds them equal), written directly: it runs once per answered
+    request, and the generic encoder's dataclass walk cost several times more."""
     p = float(decision.propensity)
-    return orjson.dumps(
-        {
-            "schema": OK_SCHEMA,
-            "status": "ok",
-            "request_id": request.request_id,
-            "account_id": request.account_id,
-            "campaign_id": request.campaign_id,
-            "creative_id": decision.creative_id,
-            "arm": decision.arm,
-            "method": decision.method,
-            "pool": decision.pool,
-            "reason": decision.reason,
-            "propensity": p if 0.0 <= p <= 1.0 else None,
-            "params_version": int(decision.stats_version),
-            "decided_at": now,
-        }
-    )
+    body = {
+        "schema": OK_SCHEMA,
+        "status": "ok",
+        "request_id": request.request_id,
+        "account_id": request.account_id,
+        "campaign_id": request.campaign_id,
+        "creative_id": decision.creative_id,
+        "arm": decision.arm,
+        "method": decision.method,
+        "pool": decision.pool,
+        "reason": decision.reason,
+        "propensity": p if 0.0 <= p <= 1.0 else None,
+        "params_version": int(decision.stats_version),
+        "decided_at": now,
+    }
+    if degraded:
+        body["cooldowns"] = "degraded"
+    return orjson.dumps(body)
 
 
 def valid_id(value: object) -> str | None:

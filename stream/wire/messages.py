@@ -52,6 +52,9 @@ TOPICS: dict[Kind, str] = {
     "stats_correction": "stats-corrections",
 }
 
+CooldownState = Literal["exact", "degraded"]
+COOLDOWN_STATES: tuple[CooldownState, ...] = get_args(CooldownState)
+
 MAX_ID_LENGTH = 200
 MAX_TEXT_LENGTH = 2000
 # Epoch seconds; 1e10 is the year 2286, and a millisecond timestamp lands far beyond it.
@@ -139,10 +142,17 @@ class SelectionResponse:
     propensity: float | None
     params_version: int
     decided_at: float
+    # "degraded": the cooldown store did not answer and this worker's own record of its
+    # recent decisions stood in (stream.handlers.cooldowns); absent when exact
+    cooldowns: CooldownState | None = None
 
     @classmethod
     def from_decision(
-        cls, request: SelectionRequest, decision: Decision, decided_at: float
+        cls,
+        request: SelectionRequest,
+        decision: Decision,
+        decided_at: float,
+        cooldowns: CooldownState | None = None,
     ) -> SelectionResponse:
         """The answer to `request`; a propensity that is not a probability is sent as null."""
         p = float(decision.propensity)
@@ -158,6 +168,7 @@ class SelectionResponse:
             p if 0.0 <= p <= 1.0 else None,
             int(decision.stats_version),
             decided_at,
+            cooldowns,
         )
 
 
@@ -336,6 +347,8 @@ def _body(message: Message) -> dict[str, Any]:
         return {**ids, "status": "error", "error": error, "decided_at": message.decided_at}
     body = {name: getattr(message, name) for name in names}
     if isinstance(message, SelectionResponse):
+        if message.cooldowns is None:  # exact cooldowns: the field is left out
+            del body["cooldowns"]
         return {"status": "ok", **body}
     if isinstance(message, DeadLetter):
         body["source"] = {name: body.pop(name) for name in ("topic", "partition", "offset")}

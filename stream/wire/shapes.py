@@ -45,7 +45,7 @@ catalog = {name: enum(get_args(values)) for name, values in CATALOG_ENUMS.items(
 PARAMS = "sends clicks conversions revenue ctr_alpha ctr_beta cvr_alpha cvr_beta"
 OK = Shape(
     "request_id account_id status campaign_id creative_id arm method pool reason propensity"
-    " params_version decided_at",
+    " params_version decided_at cooldowns?",
     lambda status, **kw: m.SelectionResponse(**kw),
     status=enum(("ok",)),
     arm=enum(ARMS),
@@ -53,6 +53,7 @@ OK = Shape(
     pool=enum(POOLS),
     reason=enum(REASONS),
     propensity=nullable(number(0, 1)),
+    cooldowns=enum(m.COOLDOWN_STATES),
 )
 ERROR = Shape(
     "request_id account_id status error decided_at",

@@ -24,6 +24,12 @@ app = faust.App(
     producer_acks=-1,
     consumer_auto_offset_reset="earliest",
     broker_commit_every=10_000,
+    # At most this many records per fetch: below the margin between a stream buffer's
+    # "high pressure" (stream_buffer_maxsize / 1.25, where fetching of that partition
+    # stops) and full (where handing on any message waits). A backlog of events (after a
+    # Redis outage, a restart) then never fills the stats agent's buffer, which would hold
+    # back the selection requests fetched with them.
+    broker_max_poll_records=500,
     broker_commit_interval=1.0,
     # Static group membership (KIP-345): a restarted worker with the same instance id takes
     # its partitions back at once instead of waiting out the dead member's session.

@@ -1,7 +1,10 @@
 """What the agents share in a worker process: metrics (ours and Faust's sensors, in one
 registry), the Redis stores, the services, and the gauges refreshed by a timer.
 
-Built on first use inside the worker's event loop (the Redis client binds to it). When
+Built on first use inside the worker's event loop (the Redis client binds to it). The
+Redis stores are guarded: cooldowns fall back to this worker's own record while Redis does
+not answer (`stream.handlers.cooldowns`), and event dedup waits for it and refills what a
+restarted Redis lost from the event topics (`stream.handlers.dedup`). When
 `CS_COOLDOWN_STORE=memory` the cooldown and dedup stores are in-process, for a demo
 without Redis; the worker logs a warning because they are lost on restart.
 """
@@ -15,16 +18,21 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from stream.adapters.dedup_history import TopicHistory
 from stream.adapters.kafka_config import kafka_config
 from stream.adapters.redis_store import RedisCooldowns, RedisDedup, redis_client
 from stream.adapters.topic_specs import ClusterTopics
 from stream.handlers.catalog import Catalogs
+from stream.handlers.cooldowns import GuardedCooldowns
+from stream.handlers.dedup import GuardedDedup
 from stream.handlers.ingestion import IngestionService
 from stream.handlers.reply_to import ReplyPolicy
 from stream.handlers.selection import SelectionService
 from stream.handlers.stores import CooldownStore, DedupStore, MemoryCooldowns, MemoryDedup
+from stream.ops.health import Reachability
 from stream.ops.lag import LagGauge
 from stream.ops.metrics import Metrics
+from stream.wire import codec
 from stream.wire.envelope import Incoming, Outgoing
 from stream.worker.app import app, settings
 from stream.worker.delivery import ConfirmedTable, Jump
@@ -43,8 +51,12 @@ class Runtime:
         self._selection: SelectionService | None = None
         self._ingestion: IngestionService | None = None
         self._stores: tuple[CooldownStore, DedupStore] | None = None
+        self.redis: RedisDedup | None = None  # for the background probe
         # one decoded catalog per account and change, shared by both services
         self.catalogs = Catalogs(account_to_catalog.get)
+        self.reachability = Reachability()
+        if settings.cooldown_store == "memory":
+            self.reachability.not_used("redis")
         # which reply topics exist (stream.handlers.reply_to), asked of the cluster
         self.cluster_topics = ClusterTopics(settings)
 
@@ -57,12 +69,45 @@ class Runtime:
                 )
                 self._stores = (MemoryCooldowns(), MemoryDedup())
             else:
-                client = redis_client(settings)
-                self._stores = (
-                    RedisCooldowns(client, settings.redis_key_prefix),
-                    RedisDedup(client, settings.dedup_ttl_seconds, settings.redis_key_prefix),
-                )
+                self._stores = self._redis_stores()
         return self._stores
+
+    def _redis_stores(self) -> tuple[GuardedCooldowns, GuardedDedup]:
+        client = redis_client(settings)
+        prefix, ttl = settings.redis_key_prefix, settings.dedup_ttl_seconds
+        self.redis = RedisDedup(client, ttl, prefix, marked=True)
+        limits = codec.Limits(
+            settings.max_message_bytes,
+            max_revenue=settings.max_revenue,
+            max_future_seconds=settings.max_future_seconds,
+        )
+        cooldowns = GuardedCooldowns(
+            RedisCooldowns(client, prefix),
+            metrics,
+            timeout=settings.redis_timeout_seconds,
+            max_contacts=settings.cooldown_memory_contacts,
+        )
+        dedup = GuardedDedup(
+            self.redis,
+            metrics,
+            kinds=OUTCOME_KINDS,
+            creatives=self._creatives,
+            history=TopicHistory(settings, OUTCOME_KINDS, limits),
+            ttl_seconds=ttl,
+        )
+        return cooldowns, dedup
+
+    def _creatives(self, key: bytes) -> frozenset[str] | None:
+        catalog = self.catalogs.get(key)
+        return catalog.creative_ids if catalog is not None else None
+
+    def states(self) -> tuple[str, str]:
+        """(cooldowns: exact | degraded, dedup: ok | waiting | refilling)."""
+        cooldowns, dedup = self._stores or (None, None)
+        return (
+            cooldowns.state if isinstance(cooldowns, GuardedCooldowns) else "exact",
+            dedup.state if isinstance(dedup, GuardedDedup) else "ok",
+        )
 
     @property
     def selection(self) -> SelectionService:

@@ -21,7 +21,7 @@ from stream.wire.reasons import DECODE_REJECTIONS, REJECTIONS
 
 ROOT = Path(__file__).resolve().parents[2] / "schemas"
 # Documents that are not messages on a topic (the simulator reads scenario files).
-NOT_ON_A_TOPIC = {"scenario.v1.schema.json"}
+NOT_ON_A_TOPIC = {"scenario.v1.schema.json", "sendtime_scenario.v1.schema.json"}
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
 

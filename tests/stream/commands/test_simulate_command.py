@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from stream.cli import main
 from stream.commands.simulate import register
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -117,3 +118,13 @@ def test_help_shows_an_example(capsys: pytest.CaptureFixture[str]) -> None:
     text = capsys.readouterr().out
     assert "creative-select simulate scenarios/product.yaml" in text
     assert "--compare-forgetting" in text
+
+
+@pytest.mark.slow
+def test_a_send_time_scenario_runs_through_the_same_command(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[3]
+    out = tmp_path / "sendtime.json"
+    code = main(["simulate", str(root / "scenarios" / "sendtime_pitfall.yaml"), "--json", str(out)])
+    assert code == 0
+    report = json.loads(out.read_text())
+    assert report and isinstance(report, dict)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import orjson
 
 from selector.stats import AccountStats, Counts
@@ -11,6 +13,7 @@ from stream.handlers.stores import MemoryDedup
 from stream.ops.metrics import Metrics
 from stream.wire.corrections import to_message
 from stream.wire.messages import encode
+from tests.stream.handlers.flaky_stores import FlakyDedup, Outage
 from tests.stream.handlers.service_fixtures import catalog_table, event, record
 
 KINDS = {
@@ -145,3 +148,28 @@ async def test_a_click_and_a_send_sharing_an_event_id_both_count() -> None:
     await h.feed([record({**event("send", 2), **shared}, "sends", 1)])  # a true duplicate
     assert h.counts("c1") == Counts(1, 1, 0, 0)
     assert h.metrics.events.labels("send", "duplicate")._value.get() == 1
+
+
+async def test_a_batch_is_never_counted_without_dedup_while_the_store_fails() -> None:
+    outage = Outage()
+    store = FlakyDedup(outage, marked=False)
+    h = Harness()
+    h.service = IngestionService(
+        kinds=KINDS,
+        catalog=Catalogs(catalog_table().get).get,
+        stats=h.table.get,  # type: ignore[arg-type]
+        dedup=store,
+        metrics=h.metrics,
+        dead_letters_topic="dead-letters",
+    )
+    await h.feed([record(event("send", i), "sends", i) for i in range(3)])
+    outage.mode = "down"
+    again = [record(event("send", i), "sends", 10 + i) for i in range(3)]  # re-published ids
+    task = asyncio.create_task(h.feed([*again, record(event("send", 7), "sends", 13)]))
+    await asyncio.sleep(0.3)
+    assert not task.done() and h.counts("c1").sends == 3  # waiting, nothing counted
+    outage.mode = "up"
+    assert await task == []
+    assert h.counts("c1").sends == 4
+    duplicates = h.metrics.events.labels("send", "duplicate")._value.get()
+    assert duplicates == 3

@@ -11,11 +11,13 @@ import pytest
 from selector.ingest import Ledger
 from selector.stats import AccountStats, Counts
 from stream.handlers.catalog import Catalogs
+from stream.handlers.cooldowns import GuardedCooldowns
 from stream.handlers.reply_to import ReplyPolicy
 from stream.handlers.selection import SelectionService
 from stream.handlers.stores import MemoryCooldowns
 from stream.ops.metrics import Metrics
 from stream.settings import Settings
+from tests.stream.handlers.flaky_stores import FlakyCooldowns, Outage
 from tests.stream.handlers.service_fixtures import catalog_table, record, request
 
 
@@ -106,6 +108,30 @@ async def test_garbage_never_raises(bad: bytes) -> None:
     responses, letters = by_topic(await service().answer([record(bad, "sr", 0)]))
     assert len(responses) == 1 and responses[0]["status"] == "error"
     assert len(letters) == 1
+
+
+async def test_a_cooldown_store_outage_answers_with_creatives_marked_degraded() -> None:
+    outage = Outage()
+    metrics = Metrics()
+    guard = GuardedCooldowns(FlakyCooldowns(outage), metrics, timeout=0.05, clock=lambda: 1000.0)
+    svc = service(cooldowns=guard, metrics=metrics)
+    exact, _ = by_topic(await svc.answer([record(request(0, "same"), "sr", 0)]))
+    assert exact[0]["status"] == "ok" and "cooldowns" not in exact[0]
+    outage.mode = "down"
+    responses, letters = by_topic(
+        await svc.answer([record(request(i), "sr", i) for i in range(10, 14)])
+    )
+    for i in (1, 2):  # the same contact again, one batch each
+        answered, more = by_topic(await svc.answer([record(request(i, "same"), "sr", i)]))
+        responses, letters = responses + answered, letters + more
+    assert letters == [] and len(responses) == 6
+    assert all(r["status"] == "ok" and r["cooldowns"] == "degraded" for r in responses)
+    assert metrics.degraded_decisions._value.get() == 6
+    same = [exact[0], *responses[4:]]
+    # three creatives, so each of the contact's creatives is still in cooldown from the
+    # worker's own record when it asks again: never the same one twice
+    assert all(r["arm"] == "automated" for r in same)
+    assert len({r["creative_id"] for r in same}) == 3
 
 
 class Cluster:

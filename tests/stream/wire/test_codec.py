@@ -438,6 +438,24 @@ def test_a_response_from_a_decision_round_trips() -> None:
     assert SelectionResponse.from_decision(request, unknown, 0.0).propensity is None
 
 
+def test_a_degraded_response_says_so_and_an_exact_one_leaves_the_field_out() -> None:
+    request = decode("selection_request", dumps(EXAMPLES["selection_request/minimal"][1]))
+    assert isinstance(request, SelectionRequest)
+    decision = Decision("cr-a", "automated", "thompson_single_step", "scored", "none", 0.5, 3)
+    degraded = SelectionResponse.from_decision(request, decision, 10.0, "degraded")
+    raw = codec.ok_response(request, decision, 10.0, degraded=True)
+    assert raw == encode(degraded) and orjson.loads(raw)["cooldowns"] == "degraded"
+    assert decode("selection_response", raw) == degraded
+    assert schema_accepts("selection_response", raw)
+    exact = codec.ok_response(request, decision, 10.0)
+    assert "cooldowns" not in orjson.loads(exact)
+    assert decode("selection_response", exact) == SelectionResponse.from_decision(
+        request, decision, 10.0
+    )
+    wrong = orjson.dumps({**orjson.loads(raw), "cooldowns": "stale"})
+    assert isinstance(decode("selection_response", wrong), codec.Rejected)
+
+
 @given(
     propensity=st.one_of(st.floats(allow_nan=True), st.just(np.float64(0.3))),
     version=st.one_of(st.integers(0, 2**53 - 1), st.just(np.int64(12))),

@@ -94,7 +94,7 @@ def test_a_batch_handled_in_parts_is_stamped_below_what_is_still_to_apply() -> N
     rest = [Incoming(b"", a, "sends", 3, o) for o in (20, 21, 22)]
     continuity.check([Incoming(b"", a, "sends", 3, o) for o in range(10, 20)] + rest)
     ledger = Ledger(applied=MappingProxyType({"sends:3": 15}))
-    below = resume.firsts(rest + [Incoming(b"", a, "sends", 3, 19)])
+    below = resume.firsts([*rest, Incoming(b"", a, "sends", 3, 19)])
     assert below == {("sends", 3): 19}
     stamped = resume.stamp(ledger, a, TOPICS, 4, continuity, below)
     assert dict(stamped.applied) == {"sends:3": 18}

@@ -1,0 +1,274 @@
+"""A contact's sends and responses per local-time slot: an exact, idempotent integer fold.
+
+Each send is counted in the *cell* it went out in (its local slot, plus the weekday or
+weekend kind of its local day when the account keeps those apart) and in the *bucket* of
+its local day (`bucket_days` wide). A response (an open for email, a click for SMS, as
+the account says) is counted in its send's cell and bucket, at most once per send (see
+`claim_response`), so responses <= sends in every cell and the slot's posterior is
+Beta(prior_a + responses, prior_b + sends - responses).
+
+History: the value keeps the buckets that overlap the last `history_days` days before
+the latest send day it has seen. Every event of those days counts, and events up to
+`bucket_days - 1` days older may still count; older buckets are dropped. Because the
+cut is anchored at the latest day *seen*, the same events give the same value in any
+order, which the daily job relies on when it recomputes the fold from the topics.
+
+Idempotence mirrors `selector.ingest`: the value remembers, per source topic-partition,
+the highest offset applied; a re-delivered event is skipped, an upstream duplicate
+(flagged by the caller's event-id dedup) is skipped but still advances the offset.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal, get_args
+
+import numpy as np
+from numpy.typing import NDArray
+
+Int64Array = NDArray[np.int64]
+SlotEventKind = Literal["send", "response"]
+SlotOutcome = Literal["applied", "replayed", "duplicate", "expired"]
+SLOT_OUTCOMES: tuple[SlotOutcome, ...] = get_args(SlotOutcome)
+# Where applied offsets come from; the code (position) is what the bytes encoding stores.
+SOURCES: tuple[str, ...] = ("sends", "opens", "clicks", "sendtime-corrections")
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """How much of a contact's past counts: `history_days`, kept in `bucket_days` buckets."""
+
+    history_days: int = 365
+    bucket_days: int = 7
+
+    def __post_init__(self) -> None:
+        if not (1 <= self.bucket_days <= self.history_days <= 3660):
+            raise ValueError("need 1 <= bucket_days <= history_days <= 3660")
+
+    def bucket(self, day: int) -> int:
+        return day // self.bucket_days
+
+    def first_bucket(self, latest_day: int) -> int:
+        """Oldest bucket still counted when the latest day seen is `latest_day`."""
+        return (latest_day - self.history_days) // self.bucket_days
+
+
+@dataclass(frozen=True, slots=True)
+class SlotEvent:
+    """A send, or a response attributed to its send's cell and local day."""
+
+    kind: SlotEventKind
+    cell: int
+    day: int
+    source: int
+    partition: int
+    offset: int
+    duplicate: bool = False
+
+
+def _empty() -> Int64Array:
+    return np.empty(0, dtype=np.int64)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ContactSlots:
+    """One contact's counts: parallel arrays sorted by (bucket, cell), plus the highest
+    applied offset per (source, partition) and the latest send day seen."""
+
+    bucket: Int64Array = field(default_factory=_empty)
+    cell: Int64Array = field(default_factory=_empty)
+    sends: Int64Array = field(default_factory=_empty)
+    responses: Int64Array = field(default_factory=_empty)
+    applied: tuple[tuple[int, int, int], ...] = ()
+    latest_day: int = -(1 << 31)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ContactSlots):
+            return NotImplemented
+        return (
+            self.applied == other.applied
+            and self.latest_day == other.latest_day
+            and all(
+                np.array_equal(getattr(self, k), getattr(other, k))
+                for k in ("bucket", "cell", "sends", "responses")
+            )
+        )
+
+    def applied_offset(self, source: int, partition: int) -> int:
+        for s, p, offset in self.applied:
+            if (s, p) == (source, partition):
+                return offset
+        return -1
+
+    def window(self, cells: int, history: History, today: int) -> tuple[Int64Array, Int64Array]:
+        """Sends and responses per cell over the buckets counted on `today` (the
+        decision's local day; the newer of it and the latest send day anchors the cut)."""
+        keep = (self.bucket >= history.first_bucket(max(today, self.latest_day))) & (
+            self.cell < cells
+        )
+        sends = np.bincount(self.cell[keep], weights=self.sends[keep], minlength=cells)
+        resp = np.bincount(self.cell[keep], weights=self.responses[keep], minlength=cells)
+        return sends[:cells].astype(np.int64), resp[:cells].astype(np.int64)
+
+
+def apply_slot_events(
+    state: ContactSlots, events: Iterable[SlotEvent], history: History
+) -> tuple[ContactSlots, Counter[tuple[SlotEventKind, SlotOutcome]]]:
+    """Apply events in order; returns the new value and a count per (kind, outcome).
+
+    `expired`: the event's day is older than the history kept (its offset still counts
+    as applied).
+    """
+    outcome: Counter[tuple[SlotEventKind, SlotOutcome]] = Counter()
+    applied = {(s, p): o for s, p, o in state.applied}
+    latest = state.latest_day
+    adds: dict[tuple[int, int], list[int]] = {}
+    for e in events:
+        key = (e.source, e.partition)
+        if e.offset <= applied.get(key, -1):
+            outcome[e.kind, "replayed"] += 1
+            continue
+        applied[key] = e.offset
+        if e.duplicate:
+            outcome[e.kind, "duplicate"] += 1
+            continue
+        if e.kind == "send":
+            latest = max(latest, e.day)
+        pair = adds.setdefault((history.bucket(e.day), e.cell), [0, 0])
+        pair[0 if e.kind == "send" else 1] += 1
+        outcome[e.kind, "applied"] += 1
+    if applied == {(s, p): o for s, p, o in state.applied}:
+        return state, outcome
+    new = _merged(state, adds, history.first_bucket(latest), latest)
+    expired = _expired(adds, history.first_bucket(latest))
+    for kind, count in expired.items():
+        outcome[kind, "applied"] -= count
+        outcome[kind, "expired"] += count
+    ordered = tuple(sorted((s, p, o) for (s, p), o in applied.items()))
+    return ContactSlots(new.bucket, new.cell, new.sends, new.responses, ordered, latest), outcome
+
+
+def _expired(adds: dict[tuple[int, int], list[int]], first_bucket: int) -> Counter[SlotEventKind]:
+    out: Counter[SlotEventKind] = Counter()
+    for (bucket, _), (sends, responses) in adds.items():
+        if bucket < first_bucket:
+            out["send"] += sends
+            out["response"] += responses
+    return out
+
+
+def _merged(
+    state: ContactSlots, adds: dict[tuple[int, int], list[int]], first_bucket: int, latest: int
+) -> ContactSlots:
+    """The state's entries plus `adds`, summed per (bucket, cell), old buckets dropped."""
+    if adds:
+        keys = np.array(list(adds.keys()), dtype=np.int64).reshape(-1, 2)
+        values = np.array(list(adds.values()), dtype=np.int64).reshape(-1, 2)
+        bucket = np.concatenate([state.bucket, keys[:, 0]])
+        cell = np.concatenate([state.cell, keys[:, 1]])
+        sends = np.concatenate([state.sends, values[:, 0]])
+        responses = np.concatenate([state.responses, values[:, 1]])
+    else:
+        bucket, cell, sends, responses = state.bucket, state.cell, state.sends, state.responses
+    keep = bucket >= first_bucket
+    bucket, cell, sends, responses = bucket[keep], cell[keep], sends[keep], responses[keep]
+    pairs, which = np.unique(np.stack([bucket, cell], axis=1), axis=0, return_inverse=True)
+    which = which.reshape(-1)
+    n = pairs.shape[0]
+    summed_sends = np.bincount(which, weights=sends, minlength=n).astype(np.int64)
+    summed_resp = np.bincount(which, weights=responses, minlength=n).astype(np.int64)
+    return ContactSlots(
+        pairs[:, 0].copy(), pairs[:, 1].copy(), summed_sends, summed_resp, state.applied, latest
+    )
+
+
+Claim = Literal["first", "redelivery", "repeat", "unknown_send"]
+CLAIMS: tuple[Claim, ...] = get_args(Claim)
+
+
+@dataclass(frozen=True, slots=True)
+class SendRecord:
+    """Kept per send (by its event id, with a TTL as long as responses are attributed):
+    the cell and local day it went out in, and which response claimed it, if any."""
+
+    cell: int
+    day: int
+    claimed_by: tuple[int, int, int] | None = None  # (source, partition, offset)
+
+
+def claim_response(
+    record: SendRecord | None, source: int, partition: int, offset: int
+) -> tuple[SendRecord | None, Claim]:
+    """Count at most one response per send. `first`: count it (store the returned
+    record); `redelivery`: the same message again after a crash, count it if the
+    contact's offsets say it is not applied yet; `repeat`: another response to a send
+    already answered (a second open), skip; `unknown_send`: no record (expired or never
+    seen), skip.
+    """
+    if record is None:
+        return None, "unknown_send"
+    me = (source, partition, offset)
+    if record.claimed_by is None:
+        return SendRecord(record.cell, record.day, me), "first"
+    return record, "redelivery" if record.claimed_by == me else "repeat"
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class SlotDelta:
+    """Per-(bucket, cell) differences between two values: what the daily job publishes
+    when its recomputation disagrees with the streamed counts."""
+
+    bucket: Int64Array
+    cell: Int64Array
+    sends: Int64Array
+    responses: Int64Array
+
+    def is_zero(self) -> bool:
+        return not (self.sends.any() or self.responses.any())
+
+
+def slot_delta(recomputed: ContactSlots, streamed: ContactSlots) -> SlotDelta:
+    """recomputed - streamed, entries that differ only."""
+    bucket = np.concatenate([recomputed.bucket, streamed.bucket])
+    cell = np.concatenate([recomputed.cell, streamed.cell])
+    sends = np.concatenate([recomputed.sends, -streamed.sends])
+    responses = np.concatenate([recomputed.responses, -streamed.responses])
+    if bucket.size == 0:
+        return SlotDelta(_empty(), _empty(), _empty(), _empty())
+    pairs, which = np.unique(np.stack([bucket, cell], axis=1), axis=0, return_inverse=True)
+    which = which.reshape(-1)
+    n = pairs.shape[0]
+    ds = np.bincount(which, weights=sends, minlength=n).astype(np.int64)
+    dr = np.bincount(which, weights=responses, minlength=n).astype(np.int64)
+    nz = (ds != 0) | (dr != 0)
+    return SlotDelta(pairs[nz, 0].copy(), pairs[nz, 1].copy(), ds[nz], dr[nz])
+
+
+def apply_slot_correction(
+    state: ContactSlots, delta: SlotDelta, source: int, partition: int, offset: int
+) -> tuple[ContactSlots, Literal["applied", "replayed"]]:
+    """Add a correction once: at or below the applied offset of its topic-partition it is
+    a re-delivery and changes nothing. Counts are additive, so events that arrived after
+    the job's cut stay counted."""
+    if offset <= state.applied_offset(source, partition):
+        return state, "replayed"
+    adds: dict[tuple[int, int], list[int]] = {}
+    for b, c, s, r in zip(delta.bucket, delta.cell, delta.sends, delta.responses, strict=True):
+        adds[int(b), int(c)] = [int(s), int(r)]
+    applied = {(s, p): o for s, p, o in state.applied} | {(source, partition): offset}
+    merged = _merged(state, adds, -(1 << 62), state.latest_day)
+    live = (merged.sends != 0) | (merged.responses != 0)
+    ordered = tuple(sorted((s, p, o) for (s, p), o in applied.items()))
+    return (
+        ContactSlots(
+            merged.bucket[live],
+            merged.cell[live],
+            merged.sends[live],
+            merged.responses[live],
+            ordered,
+            state.latest_day,
+        ),
+        "applied",
+    )
