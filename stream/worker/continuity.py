@@ -41,7 +41,8 @@ class Jump:
 
 class Continuity:
     """The next offset expected per topic-partition: from where the durable record says
-    the assignment resumes (`resume_at`), else from the group's committed offset.
+    the assignment resumes (`resume_at`), else from the group's committed offset, else
+    (nothing committed; Faust also reports a commit at 0 as none) from offset 0.
 
     `contiguous=False` (compacted topics, whose offsets have legitimate holes) checks
     only the first message of each assignment against its resume point. `on_resume` is
@@ -77,8 +78,9 @@ class Continuity:
                 expected: int | None = self._starts.pop(tp)
             elif tp in self._next:
                 expected = self._next[tp] if self._contiguous else None
-            else:
-                expected = self._committed(*tp)
+            else:  # no record of this partition: the group's commit, else its start
+                committed = self._committed(*tp)
+                expected = committed if committed is not None else 0
             if resume and self._on_resume is not None and expected is not None:
                 self._on_resume(message.topic, message.partition, message.offset > expected)
             if expected is not None and message.offset > expected:

@@ -21,6 +21,7 @@ from typing import Any
 from faust import App, Table
 from faust.types import TP
 
+from stream.wire.envelope import Incoming
 from stream.worker.continuity import Continuity, Jump, TopicPartition, with_missing
 
 __all__ = ["Continuity", "Jump", "with_missing"]  # kept importable from here
@@ -55,9 +56,9 @@ class _Read:
         self.tp, self.topic, self.offset, self.acked = tp, tp.topic, offset, False
 
 
-def mark_read(app: App, jumps: Sequence[Jump]) -> None:
+def mark_read(app: App, jumps: Sequence[Jump], batch: Iterable[Incoming] = ()) -> None:
     """Acknowledge to Faust's consumer the messages of `jumps`, which the agent read and
-    applied itself, unless the consumer already counts them as done.
+    applied itself (they are in `batch`), unless the consumer already counts them as done.
 
     Private: `Consumer.ack` is public but takes Faust's own `Message`; we pass a stand-in
     with the four attributes it reads (checked against `CHECKED_FAUST`). Its commit stops
@@ -73,13 +74,25 @@ def mark_read(app: App, jumps: Sequence[Jump]) -> None:
     takeover, whose seek race makes such jumps, the committed offsets of the moved
     partitions crawled until the next rebalance. Offsets the consumer already holds are
     therefore not acknowledged again.
+
+    Private: `Consumer._committed_offset` (the group's commit, Kafka's "next to read").
+    Offsets below it need no acknowledgement; with nothing committed, Faust's first
+    commit starts at the lowest acknowledged offset, so none below the first message of
+    `batch` is needed either (a partition read from offset 0 whose head retention or
+    compaction removed would otherwise acknowledge every removed offset).
     """
     consumer: Any = app.consumer
+    firsts: dict[TopicPartition, int] = {}
+    for m in batch:
+        firsts[m.topic, m.partition] = min(firsts.get((m.topic, m.partition), m.offset), m.offset)
     for jump in jumps:
         tp = TP(jump.topic, jump.partition)
+        committed = consumer._committed_offset.get(tp)
+        if committed is None:
+            committed = firsts.get((jump.topic, jump.partition), jump.got)
         held = set(consumer._acked.get(tp, ()))
         gap = consumer._gap.get(tp)
-        for offset in range(jump.expected, jump.got):
+        for offset in range(max(jump.expected, committed), jump.got):
             if offset not in held and not (gap and gap.overlaps(offset)):
                 consumer.ack(_Read(tp, offset))
 

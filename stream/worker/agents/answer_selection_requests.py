@@ -129,7 +129,7 @@ async def answer_selection_requests(stream):  # type: ignore[no-untyped-def]
                 batch = await with_missing(batch, jumps, read_missing)
             handled = [await handle(token, batch[i : i + KEPT]) for i in range(0, len(batch), KEPT)]
             if all(handled) and jumps:
-                mark_read(app, jumps)
+                mark_read(app, jumps, batch)
         metrics.selection_latency.observe(time.perf_counter() - started)
 
 

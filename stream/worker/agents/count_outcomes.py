@@ -61,12 +61,12 @@ async def count_outcomes(stream):  # type: ignore[no-untyped-def]
                 batch = await with_missing(batch, jumps, read_missing)
             handled = await in_parts(token, batch)
             if handled and jumps:
-                mark_read(app, jumps)
+                mark_read(app, jumps, batch)
 
 
 @app.timer(interval=resume.SWEEP_SECONDS)  # type: ignore[untyped-decorator]
 async def sweep_count_outcomes() -> None:
-    await resume.sweep(app, continuity, lock, handle, read_missing)
+    await resume.sweep(app, continuity, lock, in_parts, read_missing)
     if quiet.due(continuity):
         async with lock:
             token, _ = owner.take([])

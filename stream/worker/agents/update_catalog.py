@@ -58,7 +58,7 @@ async def update_catalog(stream):  # type: ignore[no-untyped-def]
             if jumps:
                 messages = await with_missing(messages, jumps, read_missing)
             if await handle(token, messages) and jumps:
-                mark_read(app, jumps)
+                mark_read(app, jumps, messages)
 
 
 @app.timer(interval=resume.SWEEP_SECONDS)  # type: ignore[untyped-decorator]

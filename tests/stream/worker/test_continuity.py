@@ -23,7 +23,8 @@ def test_a_skipped_offset_is_a_jump_within_and_across_batches() -> None:
 def test_the_first_message_must_be_the_committed_offset() -> None:
     continuity = Continuity(lambda topic, partition: {0: 7, 1: None}[partition])
     assert continuity.check(messages("sends", 0, 8)) == [Jump("sends", 0, 7, 8)]
-    assert continuity.check(messages("sends", 1, 40)) == []  # nothing committed yet
+    # nothing committed yet: the partition is read from its start
+    assert continuity.check(messages("sends", 1, 40)) == [Jump("sends", 1, 0, 40)]
 
 
 def test_re_reads_are_not_jumps_and_revocation_starts_over() -> None:
@@ -77,6 +78,8 @@ def test_a_compacted_topic_is_checked_only_at_the_resume_point() -> None:
         Jump("offers", 0, 3, 9, resume=True)
     ]
     assert continuity.check(messages("offers", 0, 40)) == []
+    # without a record or a commit, from the start: a compacted head is a jump to read
+    assert continuity.check(messages("offers", 1, 6, 8)) == [Jump("offers", 1, 0, 6)]
     continuity.forget([("offers", 0)])
     assert continuity.through("offers", 0) is None
 

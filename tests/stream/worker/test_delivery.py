@@ -25,6 +25,7 @@ from faust.transport.drivers.aiokafka import Producer
 from faust.types import TP
 from intervaltree import IntervalTree
 
+from stream.wire.envelope import Incoming
 from stream.worker import delivery
 from stream.worker.continuity import Jump
 
@@ -197,6 +198,27 @@ def test_mark_read_leaves_out_what_the_consumer_already_holds() -> None:
     assert acked == [102, 103, 104, 108, 109]
     assert "self._gap = defaultdict(IntervalTree)" in inspect.getsource(Consumer.__init__)
     assert "acked.extend(stuff_to_add)" in inspect.getsource(Consumer._new_offset)
+
+
+def test_mark_read_starts_at_the_commit_or_the_first_message_read() -> None:
+    tp = TP("sends", 0)
+    consumer = commit_state(tp, acked=[100], gap=(100, 101))
+    acked: list[int] = []
+    consumer.ack = lambda message: acked.append(message.offset)
+    app: Any = SimpleNamespace(consumer=consumer)
+    # a resume point (40) behind the commit (100): only what the commit has not passed
+    delivery.mark_read(app, [Jump("sends", 0, 40, 104, resume=True)])
+    assert acked == [101, 102, 103]
+    # nothing committed: the partition was read from 0, retention had removed 0-899
+    acked.clear()
+    consumer._committed_offset = defaultdict(lambda: None)
+    consumer._acked, consumer._gap = defaultdict(list), defaultdict(IntervalTree)
+    read = [Incoming(b"", b"a", "sends", 0, o) for o in range(900, 905)]
+    delivery.mark_read(app, [Jump("sends", 0, 0, 904)], read)
+    assert acked == [900, 901, 902, 903]
+    # which is enough: with nothing committed, Faust commits from the lowest acknowledged
+    consumer._acked[tp] = [*acked, 904]
+    assert Consumer._new_offset(consumer, tp) == 905  # type: ignore[arg-type]
 
 
 def commit_state(tp: TP, acked: Iterable[int], gap: tuple[int, int]) -> SimpleNamespace:
