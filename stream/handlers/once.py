@@ -11,17 +11,19 @@ partition is the request partition, so the record moves with it). Per batch:
    bytes); an older one was answered by a batch whose responses are known to be stored,
    and is skipped. So is an offset seen earlier in the same batch.
 2. The agent decides the new requests.
-3. `next_records`: the new record of each partition with new requests (`through` its
-   highest offset, the batch's answers kept) is stored, and the agent waits until the
-   broker has it.
-4. The responses are published, and the agent waits until they are stored.
-5. The batch is acknowledged.
+3. `next_records`: once the previous batch's responses are stored, the new record of
+   each partition with new requests (`through` its highest offset, the batch's answers
+   kept) is stored, and the agent waits until the broker has it.
+4. The responses are published, and the batch is acknowledged. Faust flushes its
+   producer before every commit, so the group never commits a request whose response
+   is not stored.
 
 A crash before 3 leaves the batch unanswered and delivers it again: it is decided then,
-once. A crash between 3 and 5 delivers it again too: the record holds it, and the kept
-answers go out again. Anything delivered after 5 is skipped. The record therefore also
-says where the agent resumes after an assignment: `through + 1`, whatever the consumer
-group committed.
+once. A crash after 3 and before the commit delivers it again too: the record holds it,
+and the kept answers go out again. Anything delivered after the next batch's record is
+stored is skipped (its answers were stored first). The record therefore also says where
+the agent resumes after an assignment: `through + 1`, whatever the consumer group
+committed.
 
 >>> from stream.wire.envelope import Incoming
 >>> record = Answered(5, 6, (Outgoing("responses", b"acme", b"ok"),))

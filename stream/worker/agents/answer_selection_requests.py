@@ -87,11 +87,23 @@ def failed(batch: Sequence[Incoming], exc: Exception) -> list[Outgoing]:
     return runtime.selection.internal_error(batch, exc)
 
 
-async def publish_stored(messages: list[Outgoing]) -> None:
-    """Publish and wait until the broker has stored them; a failure is logged (those
-    requests go unanswered, never answered twice)."""
+_unstored: list[asyncio.Future[Any]] = []  # responses published and not yet confirmed
+
+
+async def publish_soon(messages: list[Outgoing]) -> None:
+    """Publish without waiting for the broker: Faust flushes the producer before every
+    commit, so a request is never acknowledged to the group before its response is
+    stored, and `stored` waits for them before the next record replaces these answers."""
     producer: Any = app.producer
-    sent = [await producer.send(m.topic, m.key, m.value, None, None, None) for m in messages]
+    for m in messages:
+        _unstored.append(await producer.send(m.topic, m.key, m.value, None, None, None))
+
+
+async def stored() -> None:
+    """Wait until every response published so far is stored; a failure is logged (those
+    requests go unanswered, never answered twice)."""
+    sent = list(_unstored)
+    _unstored.clear()
     for result in await asyncio.gather(*sent, return_exceptions=True):
         if isinstance(result, BaseException):
             log.error("a selection response was not stored: %r", result)
@@ -100,12 +112,17 @@ async def publish_stored(messages: list[Outgoing]) -> None:
 
 async def keep(sorted_: once.Sorted, out: list[Outgoing]) -> once.Sorted:
     """Store each partition's answered record before anything is published; returns the
-    batch as the records now hold it (for the held requests' answers to join)."""
+    batch as the records now hold it (for the held requests' answers to join). The
+    answers a record replaces are stored first: a request below the new record's range
+    counts as answered."""
     responses = [o for o in out if o.topic != DEAD_LETTERS]
+    await stored()
     await partition_to_answers.ready_to_write()
     records = once.next_records(sorted_, responses, partition_of)
     for p, record in records.items():
-        partition_to_answers[str(p).encode()] = answered.dumps(record)
+        raw = answered.dumps(record)
+        partition_to_answers[str(p).encode()] = raw
+        _decoded[p] = (raw, record)
     await confirm_writes(partition_to_answers)
     return once.Sorted(sorted_.fresh, records, 0, 0)
 
@@ -152,10 +169,10 @@ async def handle(token: int, batch: list[Incoming]) -> bool:
         metrics.rebalance_dropped.labels(AGENT).inc(len(batch))
     else:
         kept = await keep(sorted_, out) if sorted_.fresh else sorted_
-        await publish_stored(out + sorted_.resend())
+        await publish_soon(out + sorted_.resend())
         if waiting is not None:
             late = await decide_held(waiting)
             await keep(kept, late)
-            await publish_stored(late)
+            await publish_soon(late)
     progress.finished(AGENT, time.time())
     return owned
