@@ -82,15 +82,21 @@ def known_stream(
 
 @dataclass
 class Traffic:
-    """What the drill published: events at a steady rate and requests beside them."""
+    """What the drill published: events at a steady rate and requests beside them. The
+    last `tail` share of the events waits until `over` is set (the disruption is over,
+    however long a restart took), so the disruption always falls mid-stream; requests
+    keep coming meanwhile."""
 
     settings: Settings
     events: list[Any]
     names: list[str]
     event_rate: float
     request_rate: float
+    tail: float = 0.1
+    over: asyncio.Event = field(default_factory=asyncio.Event)
     requests: list[str] = field(default_factory=list)
     started: float = 0.0
+    held_seconds: float = 0.0
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
@@ -108,11 +114,18 @@ class Traffic:
 
     async def _publish(self, producer: Any) -> None:
         chunk = max(1, int(self.event_rate / 10))
+        held = len(self.events) - int(self.tail * len(self.events))
+        paced, base = self.started, 0  # the rate is kept from here, from this index
         for index in range(0, len(self.events), chunk):
+            if index >= held and not self.over.is_set():
+                waited = time.monotonic()
+                await self.over.wait()
+                paced, base = time.monotonic(), index
+                self.held_seconds = paced - waited
             await asyncio.gather(
                 *await send_messages(producer, self.settings, self.events[index : index + chunk])
             )
-            ahead = (index + chunk) / self.event_rate - self.elapsed()
+            ahead = (index + chunk - base) / self.event_rate - (time.monotonic() - paced)
             if ahead > 0:
                 await asyncio.sleep(ahead)
 
