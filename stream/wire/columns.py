@@ -279,7 +279,7 @@ def _checked(spec: Spec, docs: list[dict[str, Any]]) -> tuple[dict[str, Column],
             ok &= ~there | np.fromiter(map(is_not, columns["cooldowns"], repeat(None)), bool, n)
     closed = spec.closed
     if closed is not None and not closed.issuperset(set().union(*docs)):
-        ok &= _mask(docs, closed.issuperset)
+        ok &= _mask(docs, closed.issuperset)  # unknown here: the codec says what it is
     return columns, ok
 
 

@@ -164,3 +164,17 @@ def test_random_changes_decode_as_the_codec_decodes_them(
     for i, name, value in changes:
         docs[i % len(docs)][name] = value
     assert_same(kind, [dumps(d) for d in docs])
+
+
+def test_the_checked_fields_are_the_codecs() -> None:
+    """A field the codec learns (and this module not yet) sends every value carrying it
+    to the codec: still exact, only slower. This test says when to add its check."""
+    from stream.wire.columns import _specs
+    from stream.wire.shapes import DECODERS, OK
+
+    specs = _specs(codec.LIMITS)
+    assert OK.known is not None
+    assert set(specs["selection_response"].checks) == {*OK.known, "schema"}
+    for kind in ("send", "click", "conversion"):
+        shape: Any = DECODERS[kind]
+        assert set(specs[kind].checks) == {name for name, _, _ in shape.fields} | {"schema"}
