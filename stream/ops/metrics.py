@@ -18,6 +18,7 @@ import math
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from selector.batch import REASONS
+from stream.ops.model_metrics import ModelMetrics
 
 PREFIX = "creative_selection"
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -134,6 +135,7 @@ class Metrics:
         self._events(r)
         self._replies(r)
         self._outages(r)
+        self.model = ModelMetrics(r)
 
     def _outages(self, r: CollectorRegistry) -> None:
         """What the worker does while Redis or the broker cannot be reached."""
