@@ -20,8 +20,8 @@ PREFIX = "creative_selection"
 PROFILE_OUTCOMES = ("applied", "replayed", "duplicate", *DECODE_REASONS, "store_failure")
 MODEL_LOADS = ("loaded", "older", "rejected")
 MODEL_SOURCES = ("model", "fallback")
-# the gate's verdicts, and an account the job did not train (too few matured sends)
-GATE_REASONS = (*GATE_VERDICTS, "too_few_sends")
+# the gate's verdicts, and why the job trained no candidate (stream.job.train.SKIPS)
+GATE_REASONS = (*GATE_VERDICTS, "not_due", "too_few_sends", "no_catalog")
 NE_BUCKETS = (0.5, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 1.0, 1.02, 1.1)
 CALIBRATION_BUCKETS = (0.5, 0.8, 0.9, 0.95, 1.0, 1.05, 1.1, 1.2, 1.5)
 

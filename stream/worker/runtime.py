@@ -28,6 +28,7 @@ from stream.handlers.catalog import Catalogs
 from stream.handlers.cooldowns import GuardedCooldowns
 from stream.handlers.dedup import GuardedDedup
 from stream.handlers.ingestion import IngestionService
+from stream.handlers.models import ModelBook
 from stream.handlers.profiles import (
     CooldownsWithProfiles,
     MemoryProfiles,
@@ -63,6 +64,8 @@ class Runtime:
         self.redis: RedisDedup | None = None  # for the background probe
         # one decoded catalog per account and change, shared by both services
         self.catalogs = Catalogs(account_to_catalog.get)
+        # every account's newest promoted model (stream.worker.agents.load_models)
+        self.models = ModelBook(metrics.model)
         self.reachability = Reachability()
         if settings.cooldown_store == "memory":
             self.reachability.not_used("redis")
@@ -144,6 +147,7 @@ class Runtime:
                 reply_topics=self.cluster_topics,
                 reply_check_seconds=settings.reply_topic_check_seconds,
                 reply_cache_seconds=settings.reply_topic_cache_seconds,
+                models=self.models.get,
             )
         return self._selection
 
