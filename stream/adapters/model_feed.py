@@ -58,13 +58,10 @@ class ModelFeed:
         )
         await consumer.start()
         try:
-            partitions = consumer.partitions_for_topic(self.topic)
-            if not partitions:
-                await consumer.force_metadata_update()
-                partitions = consumer.partitions_for_topic(self.topic)
-            if not partitions:
+            if self.topic not in await consumer.topics():
                 raise LookupError(f"no topic {self.topic}")
-            tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+            # every keyed topic has CS_PARTITIONS partitions (schemas/topics.yaml)
+            tps = [TopicPartition(self.topic, p) for p in range(self._settings.partitions)]
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)
             while True:

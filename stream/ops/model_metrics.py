@@ -11,6 +11,8 @@ the held-out normalized entropy and calibration over the accounts trained.
 
 from __future__ import annotations
 
+import math
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from selector.model.metrics import GATE_REASONS as GATE_VERDICTS
@@ -72,6 +74,8 @@ class ModelMetrics:
             self.model_loads.labels(outcome)
         for source in MODEL_SOURCES:
             self.model_requests.labels(source)
+        self.model_newest_trained.set(math.nan)  # no model yet
+        self.model_oldest_trained.set(math.nan)
 
 
 class TrainJobMetrics:
