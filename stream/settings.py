@@ -85,6 +85,7 @@ class Settings:
     log_level: str = "info"
     group_instance_id: str = ""
     session_timeout_seconds: float = 60.0
+    table_standby_replicas: int = 0  # other workers that follow each table partition
     pushgateway_url: str = ""  # the daily job pushes its metrics here when set
     # Where a request's reply_to may point besides the responses topic (after topic_prefix;
     # stream/handlers/reply_to.py); internal topics never, whatever these say.
@@ -126,6 +127,8 @@ class Settings:
             raise SettingsError("CS_SELECT_BATCH and CS_STATS_BATCH must be >= 1")
         if not 6.0 <= self.session_timeout_seconds <= 300.0:
             raise SettingsError("CS_SESSION_TIMEOUT_SECONDS must be between 6 and 300")
+        if not 0 <= self.table_standby_replicas <= 3:
+            raise SettingsError("CS_TABLE_STANDBY_REPLICAS must be between 0 and 3")
         self._validate_reply_topics()
 
     def _validate_reply_topics(self) -> None:

@@ -17,7 +17,6 @@ import time
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from faust.types import TP
 
 from stream.adapters.dedup_history import TopicHistory
 from stream.adapters.kafka_config import kafka_config
@@ -44,7 +43,7 @@ from stream.ops.metrics import Metrics
 from stream.wire import codec
 from stream.wire.envelope import Incoming, Outgoing
 from stream.worker.app import app, settings
-from stream.worker.delivery import ConfirmedTable, Continuity, Jump, committed_offset
+from stream.worker.delivery import ConfirmedTable, Jump
 from stream.worker.sensors import faust_monitor
 from stream.worker.tables import account_to_catalog, account_to_stats
 from stream.worker.topics import CONSUMED_TOPICS, OUTCOME_KINDS
@@ -211,18 +210,6 @@ async def publish(messages: list[Outgoing]) -> None:
 
 EXIT_CHANGELOG_FAILED = 75
 EXIT_MESSAGES_DROPPED = 76
-
-
-def watched_continuity() -> Continuity:
-    """A continuity check for one agent, started over for partitions this worker loses."""
-    continuity = Continuity(lambda topic, partition: committed_offset(app, topic, partition))
-
-    async def forget_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        revoked: set[TP] = args[0] if args else kwargs.get("revoked", set())
-        continuity.forget((tp.topic, tp.partition) for tp in revoked)
-
-    app.on_partitions_revoked.connect(forget_revoked)
-    return continuity
 
 
 async def confirm_writes(table: ConfirmedTable) -> None:
