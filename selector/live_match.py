@@ -43,7 +43,7 @@ REPORTED = np.dtype(
     [("account", "i4"), ("campaign", "i4"), ("creative", "i4"), ("contact", "i8"),
      ("time", "f8"), ("arm", "u1"), ("method", "u1"), ("pool", "u1"), ("propensity", "f8"),
      ("version", "i8"), ("clicks", "i4"), ("conversions", "i4"), ("revenue", "f8"),
-     ("decided", "f8")]
+     ("decided", "f8"), ("model", "i8")]
 )  # fmt: skip
 
 
@@ -122,6 +122,7 @@ def _reported(responses: Rows, sends: Rows) -> Rows:
     for name in ("arm", "method", "pool", "propensity", "version"):
         out[name] = responses[name]
     out["decided"] = responses["time"]
+    out["model"] = responses["model"]
     return out
 
 

@@ -23,7 +23,8 @@ from selector.live_match import NO_ID, Kind, Rows, Unmatched
 
 RESPONSE = np.dtype(
     [("key", "i8"), ("account", "i4"), ("campaign", "i4"), ("creative", "i4"), ("arm", "u1"),
-     ("method", "u1"), ("pool", "u1"), ("propensity", "f8"), ("version", "i8"), ("time", "f8")]
+     ("method", "u1"), ("pool", "u1"), ("propensity", "f8"), ("version", "i8"), ("time", "f8"),
+     ("model", "i8")]
 )  # fmt: skip
 SEND = np.dtype(
     [("key", "i8"), ("request", "i8"), ("account", "i4"), ("campaign", "i4"),
@@ -91,6 +92,9 @@ class Records:
     def __call__(self, name: str) -> Sequence[Any]:
         return list(map(attrgetter(name), self.records))
 
+    def optional(self, name: str) -> Sequence[Any]:
+        return [getattr(r, name, None) for r in self.records]
+
     def one(self, i: int) -> Records:
         return Records(self.records[i : i + 1])
 
@@ -110,6 +114,9 @@ class Lists:
     def __call__(self, name: str) -> Sequence[Any]:
         return self.values[name]
 
+    def optional(self, name: str) -> Sequence[Any]:
+        return self.values.get(name) or [None] * self.size
+
     def one(self, i: int) -> Lists:
         return Lists({k: v[i : i + 1] for k, v in self.values.items()}, 1)
 
@@ -126,6 +133,13 @@ def _hashes(ids: Sequence[Any]) -> NDArray[np.int64]:
 
 def _floats(values: Sequence[Any]) -> NDArray[np.float64]:
     return np.fromiter(values, dtype=np.float64, count=len(values))  # None -> NaN
+
+
+def _versions(values: Sequence[Any]) -> NDArray[np.int64]:
+    """Optional versions; -1 where there is none."""
+    if values.count(None) == len(values):
+        return np.full(len(values), -1, dtype=np.int64)
+    return np.fromiter((-1 if v is None else v for v in values), np.int64, len(values))
 
 
 def _codes(values: Sequence[Any], table: Mapping[Any, int]) -> NDArray[np.uint8]:
@@ -167,6 +181,7 @@ class Packers:
         rows["propensity"] = _floats(col("propensity"))
         rows["version"] = np.fromiter(col("params_version"), np.int64, len(col))
         rows["time"] = _floats(col("decided_at"))
+        rows["model"] = _versions(col.optional("model_version"))
         return _kept(rows, skipped)
 
     def sends(self, col: Source, skipped: Counter[Unmatched]) -> Rows:

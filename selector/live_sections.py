@@ -4,7 +4,7 @@ with notes, so every renderer (terminal, JSON, HTML) shows any section the same 
 
 - `model_section`: when an account's reported sends include decisions of the `model`
   method: its sends, rates and revenue-per-send lift over control, and the parameter
-  versions its decisions named (a selection response carries no model version).
+  model and parameter versions its decisions named (`model_version`, `params_version`).
 - `sendtime_section`: from send-time estimates (anything with `method`, `strata`,
   `lift`, `low`, `high`, `optimized_rate`, `control_rate`, as
   `selector.sendtime.measure.Estimate`), e.g. the send-time join over the topics.
@@ -60,17 +60,24 @@ def model_section(methods: Sequence[Group], lifts: Sequence[Lift], rows: Any) ->
     if at is None:
         return None
     g, rps = methods[at], lifts[at]
-    versions = np.unique(rows["version"][rows["method"] == _MODEL])
-    seen = ", ".join(str(v) for v in versions[:5].tolist())
-    more = f" and {versions.size - 5:,} more" if versions.size > 5 else ""
+    mine = rows[rows["method"] == _MODEL]
+    models = np.unique(mine["model"][mine["model"] >= 0])
     cells = (
         f"{g.sends:,}", _pct(g.click_rate.value), _pct(g.conversion_rate.value),
         f"{g.revenue_per_send.value:.3f}", f"{_signed(rps.lift)} [{_signed(rps.low)}, "
         f"{_signed(rps.high)}]",
     )  # fmt: skip
     head = ("sends", "click rate", "conversion rate", "revenue/send", "RPS lift over control")
-    note = f"params versions seen: {seen}{more} ({versions.size:,} distinct)"
-    return Section("model", "Model method", head, (cells,), (note,))
+    notes = (_seen("model versions", models), _seen("params versions", np.unique(mine["version"])))
+    return Section("model", "Model method", head, (cells,), notes)
+
+
+def _seen(what: str, versions: Any) -> str:
+    if versions.size == 0:
+        return f"{what} seen: none in the responses"
+    listed = ", ".join(str(v) for v in versions[:5].tolist())
+    more = f" and {versions.size - 5:,} more" if versions.size > 5 else ""
+    return f"{what} seen: {listed}{more} ({versions.size:,} distinct)"
 
 
 def sendtime_section(estimates: Sequence[Any], sends: int, aligned: int = 0) -> Section | None:

@@ -18,6 +18,7 @@ import math
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from selector.batch import REASONS
+from stream.ops.model_metrics import ModelMetrics
 from stream.ops.rebalance_metrics import PREFIX as PREFIX
 from stream.ops.rebalance_metrics import RebalanceMetrics
 
@@ -137,6 +138,7 @@ class Metrics(RebalanceMetrics):
         self._replies(r)
         self._rebalances(r)
         self._outages(r)
+        self.model = ModelMetrics(r)
 
     def _outages(self, r: CollectorRegistry) -> None:
         """What the worker does while Redis or the broker cannot be reached."""

@@ -47,6 +47,7 @@ Mask = NDArray[np.bool_]
 Column = Sequence[Any]  # a list or a tuple
 ColumnCheck = Callable[[Column], Mask | None]  # None: every value passes
 _CURRENCY = re.compile("[A-Z]{3}")
+_NOT_NULL = ("cooldowns", "model_version")
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -119,12 +120,19 @@ def numbers(low: float, high: float, nullable: bool = False) -> ColumnCheck:
     return check
 
 
-def integers(low: int, high: int) -> ColumnCheck:
+def integers(low: int, high: int, absent_ok: bool = False) -> ColumnCheck:
+    """Integers (`absent_ok`: or None, for an optional field not there)."""
+
     def one(x: Any) -> bool:
-        return type(x) is int and low <= x <= high
+        return (absent_ok and x is None) or (type(x) is int and low <= x <= high)
 
     def check(col: Column) -> Mask | None:
-        if set(map(type, col)) == {int} and min(col) >= low and max(col) <= high:
+        values = col
+        if absent_ok and None in col:
+            if col.count(None) == len(col):
+                return None
+            values = [x for x in col if x is not None]
+        if set(map(type, values)) == {int} and min(values) >= low and max(values) <= high:
             return None
         return _mask(col, one)
 
@@ -187,6 +195,7 @@ def _specs(limits: Limits) -> dict[ColumnKind, Spec]:
         "params_version": integers(0, MAX_INTEGER),
         "decided_at": time,
         "cooldowns": enum(COOLDOWN_STATES, absent_ok=True),
+        "model_version": integers(1, MAX_INTEGER, absent_ok=True),
     }
     sends = {"event_id": ids(), "account_id": few, "campaign_id": few, "contact_id": ids()}
     sends |= {"creative_id": few, "time": time, "request_id": ids(True)}
@@ -196,7 +205,7 @@ def _specs(limits: Limits) -> dict[ColumnKind, Spec]:
         "selection_response": _spec(
             SelectionResponse,
             response | {"schema": with_schema["selection_response"]},
-            "cooldowns",
+            "cooldowns model_version",
             closed=True,
         ),
         "send": _spec(SendEvent, sends | {"schema": with_schema["send"]}, "request_id", False),
@@ -272,11 +281,12 @@ def _checked(spec: Spec, docs: list[dict[str, Any]]) -> tuple[dict[str, Column],
         bad = check(columns[name])
         if bad is not None:
             ok &= bad
-    if "cooldowns" in spec.checks and None in columns["cooldowns"]:  # not null if there
-        n = len(docs)
-        there = np.fromiter(map(dict.__contains__, docs, repeat("cooldowns")), bool, n)
-        if columns["cooldowns"].count(None) != n - int(there.sum()):
-            ok &= ~there | np.fromiter(map(is_not, columns["cooldowns"], repeat(None)), bool, n)
+    for name in _NOT_NULL:  # optional, but not null when there
+        if name in spec.checks and None in columns[name]:
+            n = len(docs)
+            there = np.fromiter(map(dict.__contains__, docs, repeat(name)), bool, n)
+            if columns[name].count(None) != n - int(there.sum()):
+                ok &= ~there | np.fromiter(map(is_not, columns[name], repeat(None)), bool, n)
     closed = spec.closed
     if closed is not None and not closed.issuperset(set().union(*docs)):
         ok &= _mask(docs, closed.issuperset)  # unknown here: the codec says what it is

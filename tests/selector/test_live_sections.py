@@ -4,6 +4,7 @@ results from estimates; added per account."""
 from __future__ import annotations
 
 import doctest
+from dataclasses import dataclass, fields
 from types import SimpleNamespace
 from typing import Any
 
@@ -13,9 +14,14 @@ from selector.live_sections import sendtime_section
 from tests.selector.test_live_report import T0, Click, Response, Send
 
 
+@dataclass(frozen=True)
+class ModelResponse(Response):
+    model_version: int | None = None
+
+
 def model_log() -> list[Any]:
-    """Four model decisions at params versions 7, 7, 9, 12; two control sends; clicks on
-    two model sends and one control send."""
+    """Four model decisions at params versions 7, 7, 9, 12 (model versions 2, 2, 3 and
+    none); two control sends; clicks on two model sends and one control send."""
     out: list[Any] = []
     for n, (arm, method, version) in enumerate(
         [("automated", "model", 7), ("automated", "model", 7), ("automated", "model", 9),
@@ -23,7 +29,20 @@ def model_log() -> list[Any]:
     ):  # fmt: skip
         pool = "scored" if arm == "automated" else "control"
         out += [
-            Response(f"r{n}", "a", "camp", "x", arm, method, pool, "none", 0.5, version, T0 + n),
+            ModelResponse(
+                f"r{n}",
+                "a",
+                "camp",
+                "x",
+                arm,
+                method,
+                pool,
+                "none",
+                0.5,
+                version,
+                T0 + n,
+                (2, 2, 3, None, None, None)[n],
+            ),
             Send(f"s{n}", "a", "camp", f"c{n}", "x", T0 + n + 1, f"r{n}"),
         ]
     out += [Click(f"k{n}", "a", f"c{n}", "x", T0 + 99, f"s{n}") for n in (0, 2, 4)]
@@ -39,7 +58,20 @@ def test_a_model_section_appears_with_model_decisions_and_their_versions() -> No
     assert section.key == "model" and section.head[0] == "sends"
     (row,) = section.rows
     assert row[:2] == ("4", "50.0%")
-    assert section.notes == ("params versions seen: 7, 9, 12 (3 distinct)",)
+    assert section.notes == (
+        "model versions seen: 2, 3 (2 distinct)",
+        "params versions seen: 7, 9, 12 (3 distinct)",
+    )
+
+
+def test_responses_without_model_versions_say_so() -> None:
+    plain = [r if not isinstance(r, ModelResponse) else Response(*vars_of(r)) for r in model_log()]
+    (section,) = report_from_records(plain).accounts[0].sections
+    assert section.notes[0] == "model versions seen: none in the responses"
+
+
+def vars_of(r: ModelResponse) -> list[Any]:
+    return [getattr(r, f.name) for f in fields(Response)]
 
 
 def test_no_model_decisions_no_section() -> None:

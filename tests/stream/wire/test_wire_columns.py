@@ -82,7 +82,7 @@ def assert_same(kind: ColumnKind, raws: list[Any], limits: Limits = codec.LIMITS
 
 def variants(kind: ColumnKind) -> list[bytes | None]:
     doc = orjson.loads(encode(VALID[kind]))
-    names = [*doc, "cooldowns", "currency", "request_id", "send_event_id", "extra"]
+    names = [*doc, "cooldowns", "model_version", "currency", "request_id", "send_event_id", "x"]
     out: list[bytes | None] = [None, b"", b"{", b"[1]", b'"text"', b"{}", orjson.dumps(doc)]
     for name in names:
         for value in CANDIDATES:
