@@ -18,7 +18,9 @@ import orjson
 from selector.batch import Arm, DecidedBy, Decision, Pool, Reason
 from selector.domain import BetaPrior, Campaign, Creative, Offer, SelectionSettings
 from stream.wire.reasons import Rejection
-from stream.wire.sendtime_messages import SendTimeAnswer, SendTimeError, SendTimeQuery
+from stream.wire.sendtime_messages import SendTimeAnswer as SendTimeAnswer
+from stream.wire.sendtime_messages import SendTimeError as SendTimeError
+from stream.wire.sendtime_messages import SendTimeQuery as SendTimeQuery
 
 Kind = Literal[
     "send",
