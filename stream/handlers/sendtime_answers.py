@@ -51,12 +51,17 @@ class Answers:
         """The ok responses, each on its request's reply topic (else the default)."""
         self.count(decisions, decider)
         out = []
-        for i, (_, query, _) in enumerate(items):
+        default_delay = decider.settings.control_delay_seconds
+        for i, (_, query, request) in enumerate(items):
             d = decisions.row(i)
+            delay = request.control_delay_seconds
+            delay = default_delay if delay is None else delay
+            launch = request.launch_time
             answer = SendTimeAnswer(
                 query.request_id, query.account_id, query.campaign_id, d.send_at, d.slot,
                 d.weekend, d.arm, d.reason, min(1.0, max(0.0, d.propensity)), d.zone,
-                d.zone_source, d.deferred, now,
+                d.zone_source, d.deferred, launch, launch + (delay if d.arm == "control" else 0),
+                now,
             )  # fmt: skip
             topic = query.reply_to or self._responses_topic
             out.append(Outgoing(topic, query.account_id.encode(), m.encode(answer)))

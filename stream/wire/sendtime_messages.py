@@ -44,7 +44,9 @@ class SendTimeQuery:
 class SendTimeAnswer:
     """A send time (status "ok"); no contact id leaves the service on this topic.
     `slot` is the local slot of `send_at` (0 starts at local midnight), `deferred` says
-    the launch instant itself was quiet."""
+    the launch instant itself was quiet. `launch_time` is the request's; `outcomes_from`
+    is the launch of the contact's group (the control's is delayed by the control delay),
+    from which a fixed outcome window counts responses for measurement."""
 
     kind: ClassVar[Literal["send_time_response"]] = "send_time_response"
     request_id: str
@@ -59,6 +61,8 @@ class SendTimeAnswer:
     zone: str
     zone_source: ZoneSource
     deferred: bool
+    launch_time: float
+    outcomes_from: float
     decided_at: float
 
 

@@ -79,7 +79,7 @@ ZONE = nullable(string(1, MAX_ZONE_NAME))
 CLOCK = pattern("(?:[01][0-9]|2[0-3]):[0-5][0-9]|24:00", "a local time HH:MM (00:00 to 24:00)")
 ST_OK = Shape(
     "request_id account_id status campaign_id send_at slot weekend arm reason propensity zone"
-    " zone_source deferred decided_at",
+    " zone_source deferred launch_time outcomes_from decided_at",
     lambda status, **kw: stm.SendTimeAnswer(**kw),
     status=enum(("ok",)),
     send_at=number(0, 2 * m.MAX_TIME),
@@ -91,6 +91,8 @@ ST_OK = Shape(
     zone=string(1, MAX_ZONE_NAME),
     zone_source=enum(ZONE_SOURCES),
     deferred=boolean,
+    launch_time=COMMON["time"],
+    outcomes_from=number(0, 2 * m.MAX_TIME),
 )
 ST_ERROR = Shape(
     "request_id account_id status error decided_at",

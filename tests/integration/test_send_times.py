@@ -2,7 +2,9 @@
 hours and the delivery window over several zones (DST included), on the default topic and
 on a sender's reply topic; bad requests answered with their reasons and dead-lettered;
 sends and clicks moving a contact's slot counts in Redis, and its send times with them,
-and doing nothing more when published again."""
+and doing nothing more when published again. And the measurement from the topics: the
+pitfall scenario's experiments published as answers, sends and clicks, read back, give
+the simulator's estimates."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import io
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -18,19 +21,26 @@ import numpy as np
 import orjson
 import pytest
 import redis.asyncio as aioredis
+import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from selector.sendtime import ContactSlots, decode_slots, load_zone
+from selector.sendtime.report import build_report
+from selector.sendtime.scenario import sendtime_scenario_from_dict
+from selector.sendtime.simulate import simulate
 from stream.adapters.kafka_config import kafka_config
 from stream.client import SendTimeClient, publish_events
 from stream.commands import topics
 from stream.handlers.sendtime_store import slots_key
+from stream.sendtime.live import messages_of_run
+from stream.sendtime.live_topics import publish, results
 from stream.settings import Settings
 from stream.wire import codec
-from stream.wire.messages import ClickEvent, SendEvent, SendTimeAnswer, SendTimeError
+from stream.wire.messages import ClickEvent, Message, SendEvent, SendTimeAnswer, SendTimeError
 from tests.integration.worker import WorkerProcess, worker_settings
 
 pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
 
 SENDER = "sender-eu"
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -234,3 +244,30 @@ async def test_clicks_move_the_slot_counts_and_the_send_times_once(worker: Worke
     assert slots.size == 100
     # 18-20h won most draws; the morning slot that never answered almost none
     assert np.mean(slots == 9) > 0.6 and np.mean(slots == 4) < 0.05
+
+
+async def test_the_pitfalls_estimates_from_the_topics_are_the_simulators(
+    kafka_bootstrap: str,
+) -> None:
+    doc = yaml.safe_load((ROOT / "scenarios" / "sendtime_pitfall.yaml").read_text())
+    doc["contacts"] = 1000
+    scenario = sendtime_scenario_from_dict(doc)
+    standard, aligned = simulate(scenario), simulate(scenario, aligned=True)
+    expected = {e.method: e for e in build_report(standard, aligned).estimates}
+    settings = Settings(
+        kafka_bootstrap=kafka_bootstrap, topic_prefix=f"t{uuid.uuid4().hex[:8]}-", partitions=4
+    )
+    messages: list[Message] = []
+    for run in (standard, aligned):
+        for part in messages_of_run(run, scenario, "acme"):
+            messages += part
+    assert await publish(settings, messages) == len(messages)
+    window = scenario.campaigns.outcome_window_hours
+    live = await asyncio.to_thread(results, settings, window, scenario.settings.zone, 5)
+    assert not live.unjoined
+    got = live.reports["acme"].estimates
+    assert [e.method for e in got] == list(expected)
+    for e in got:
+        want = expected[e.method]
+        assert (e.sends, e.strata) == (want.sends, want.strata)
+        assert (e.lift, e.low, e.high) == pytest.approx((want.lift, want.low, want.high), rel=1e-9)
