@@ -10,6 +10,7 @@ from selector.sendtime.batch import ARMS, REASONS
 from selector.sendtime.clock import ZONE_ISSUES, ZONE_SOURCES
 from selector.sendtime.codec import CODEC_REASONS
 from selector.sendtime.counts import SLOT_OUTCOMES
+from stream.wire.reasons import REJECTIONS
 
 PREFIX = "creative_selection"
 # The local time of day in seconds, a bucket an hour: a send at 09:30 falls in le="36000".
@@ -20,6 +21,7 @@ LEARN_KINDS = ("send", "response")
 # event had no effect before it reached the fold.
 LEARN_OUTCOMES = (*SLOT_OUTCOMES, "rejected", "unattributed", "unknown_send")
 STATE_ISSUES = (*CODEC_REASONS, "store_unavailable")
+AGENTS = ("answer_send_time_requests", "learn_send_times")
 
 
 class SendTimeMetrics:
@@ -81,8 +83,10 @@ class SendTimeMetrics:
         )
 
     def start_series(self) -> None:
+        """Every series of these small label sets exists from the start, at 0."""
         for arm in ARMS:
             self.deferred.labels(arm)
+            self.local_time.labels(arm)
             for reason in REASONS:
                 self.decisions.labels(arm, reason)
         for kind in LEARN_KINDS:
@@ -91,3 +95,9 @@ class SendTimeMetrics:
         for source in ZONE_SOURCES[1:]:
             for issue in ZONE_ISSUES[1:]:
                 self.zone_fallbacks.labels(source, issue)
+        for rejection in REJECTIONS:
+            self.errors.labels(rejection)
+        for state_issue in STATE_ISSUES:
+            self.state_issues.labels(state_issue)
+        for agent in AGENTS:
+            self.batch_seconds.labels(agent)
