@@ -8,14 +8,17 @@ nothing for that long has no history left to keep (the counts keep one year).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import redis.asyncio as aioredis
 
 from stream.handlers.sendtime_store import (
     Blob,
+    Changes,
+    Learned,
     Pair,
     SendKey,
+    early_key,
     send_key,
     slots_key,
     zone_key,
@@ -36,9 +39,7 @@ class RedisSendTimeStore:
         values: list[Blob] = await self._redis.mget(keys)  # type: ignore[assignment]
         return values
 
-    async def for_learning(
-        self, pairs: Sequence[Pair], sends: Sequence[SendKey]
-    ) -> tuple[list[Blob], list[Blob], list[Blob]]:
+    async def for_learning(self, pairs: Sequence[Pair], sends: Sequence[SendKey]) -> Learned:
         p = self._prefix
         pipe = self._redis.pipeline(transaction=False)
         for account, contact in pairs:
@@ -46,9 +47,10 @@ class RedisSendTimeStore:
             pipe.get(zone_key(account, contact, p))
         for account, event_id in sends:
             pipe.get(send_key(account, event_id, p))
+            pipe.get(early_key(account, event_id, p))
         replies = list(await pipe.execute()) if pairs or sends else []
         n = 2 * len(pairs)
-        return replies[0:n:2], replies[1:n:2], replies[n:]
+        return Learned(replies[0:n:2], replies[1:n:2], replies[n::2], replies[n + 1 :: 2])
 
     async def remember_zones(self, rows: Sequence[tuple[str, str, str]], ttl: int) -> None:
         if not rows:
@@ -58,14 +60,17 @@ class RedisSendTimeStore:
             pipe.set(zone_key(account, contact, self._prefix), zone, ex=max(1, ttl))
         await pipe.execute()
 
-    async def write(
-        self, slots: Mapping[Pair, bytes], sends: Mapping[SendKey, bytes], send_ttl: int
-    ) -> None:
-        if not slots and not sends:
+    async def write(self, changes: Changes, send_ttl: int) -> None:
+        if not changes:
             return
+        p, ttl = self._prefix, max(1, send_ttl)
         pipe = self._redis.pipeline(transaction=True)
-        for (account, contact), value in slots.items():
-            pipe.set(slots_key(account, contact, self._prefix), value, ex=SLOTS_TTL_SECONDS)
-        for (account, event_id), value in sends.items():
-            pipe.set(send_key(account, event_id, self._prefix), value, ex=max(1, send_ttl))
+        for (account, contact), value in changes.slots.items():
+            pipe.set(slots_key(account, contact, p), value, ex=SLOTS_TTL_SECONDS)
+        for (account, event_id), value in changes.sends.items():
+            pipe.set(send_key(account, event_id, p), value, ex=ttl)
+        for (account, event_id), value in changes.early.items():
+            pipe.set(early_key(account, event_id, p), value, ex=ttl)
+        for account, event_id in changes.counted:
+            pipe.delete(early_key(account, event_id, p))
         await pipe.execute()

@@ -10,6 +10,12 @@ counts and records are written in one transaction. Upstream duplicates do not co
 twice: a send whose event id already has a record, a click on a send already claimed by
 another click. Invalid events are the stats agent's to dead-letter; here they are only
 counted (`rejected`).
+
+The sends and clicks topics are not ordered with each other, so a click may be read
+before its send (`early`): its position is kept under the send's event id and the click
+counts when the send arrives, guarded by the send's own position (source
+`early-responses`); the send's record then names that source as its claimant, so the
+same click read again counts as a repeat, not twice.
 """
 
 from __future__ import annotations
@@ -33,16 +39,25 @@ from selector.sendtime import (
     encode_slots,
 )
 from selector.sendtime.clock import ZoneCache, load_zone
-from selector.sendtime.counts import SOURCES
+from selector.sendtime.counts import SOURCES, SlotDelta, apply_slot_correction
 from selector.sendtime.hours import local_cells
-from stream.handlers.sendtime_store import Pair, SendKey, SendTimeStore
+from stream.handlers.sendtime_store import (
+    Changes,
+    Pair,
+    SendKey,
+    SendTimeStore,
+    decode_early,
+    encode_early,
+)
 from stream.ops.metrics import Metrics
 from stream.wire import codec
 from stream.wire.envelope import Incoming
 from stream.wire.messages import ClickEvent, SendEvent
 
 SEND_SOURCE, CLICK_SOURCE = SOURCES.index("sends"), SOURCES.index("clicks")
+EARLY_SOURCE = SOURCES.index("early-responses")
 Event = tuple[Incoming, SendEvent | ClickEvent]
+Outcomes = Counter[tuple[str, str]]
 
 
 @dataclass
@@ -52,8 +67,11 @@ class _Batch:
     slots: dict[Pair, ContactSlots]
     zones: dict[Pair, str]
     records: dict[SendKey, SendRecord | None]
+    early: dict[SendKey, tuple[int, int] | None]
     changed_slots: set[Pair] = field(default_factory=set)
     changed_records: set[SendKey] = field(default_factory=set)
+    new_early: set[SendKey] = field(default_factory=set)
+    counted_early: set[SendKey] = field(default_factory=set)
 
 
 class SendTimeLearner:
@@ -79,36 +97,39 @@ class SendTimeLearner:
         self._settings_for = settings_for or (lambda account: SendTimeSettings())
         self._zones = ZoneCache()
 
-    async def learn(self, batch: Sequence[Incoming]) -> Counter[tuple[str, str]]:
+    async def learn(self, batch: Sequence[Incoming]) -> Outcomes:
         """Apply a batch; returns (kind, outcome) counts, also added to the metrics."""
-        outcomes: Counter[tuple[str, str]] = Counter()
+        outcomes: Outcomes = Counter()
         events = self._decoded(batch, outcomes)
         pairs = sorted({(e.account_id, e.contact_id) for _, e in events})
         keys = sorted({k for _, e in events if (k := _send_key(e)) is not None})
-        slots, zones, records = await self._store.for_learning(pairs, keys)
+        read = await self._store.for_learning(pairs, keys)
         state = _Batch(
-            {p: self._contact(p[0], blob) for p, blob in zip(pairs, slots, strict=True)},
-            {p: z.decode() for p, z in zip(pairs, zones, strict=True) if z is not None},
-            {k: _record(blob) for k, blob in zip(keys, records, strict=True)},
+            {p: self._contact(p[0], blob) for p, blob in zip(pairs, read.slots, strict=True)},
+            {p: z.decode() for p, z in zip(pairs, read.zones, strict=True) if z is not None},
+            {k: _record(blob) for k, blob in zip(keys, read.records, strict=True)},
+            {k: decode_early(blob) for k, blob in zip(keys, read.early, strict=True)},
         )
         for message, event in events:
             if isinstance(event, SendEvent):
-                outcome = self._send(state, message, event)
-                outcomes["send", outcome] += 1
+                self._send(state, message, event, outcomes)
             else:
                 outcomes["response", self._click(state, message, event)] += 1
-        await self._store.write(
-            {p: self._encoded(p[0], state.slots[p]) for p in state.changed_slots},
-            {k: encode_record(r) for k in state.changed_records if (r := state.records[k])},
-            self._record_ttl,
-        )
+        await self._store.write(self._changes(state), self._record_ttl)
         for (kind, outcome), n in outcomes.items():
             self._metrics.sendtime.events.labels(kind, outcome).inc(n)
         return outcomes
 
-    def _decoded(
-        self, batch: Sequence[Incoming], outcomes: Counter[tuple[str, str]]
-    ) -> list[Event]:
+    def _changes(self, state: _Batch) -> Changes:
+        early = {k: encode_early(*e) for k in state.new_early if (e := state.early[k])}
+        return Changes(
+            {p: self._encoded(p[0], state.slots[p]) for p in state.changed_slots},
+            {k: encode_record(r) for k in state.changed_records if (r := state.records[k])},
+            early,
+            sorted(state.counted_early),
+        )
+
+    def _decoded(self, batch: Sequence[Incoming], outcomes: Outcomes) -> list[Event]:
         out: list[Event] = []
         for message in batch:
             kind = self._kinds.get(message.topic)
@@ -151,17 +172,42 @@ class SendTimeLearner:
             state.changed_slots.add(pair)
         return next(outcome for (_, outcome), n in counted.items() if n)
 
-    def _send(self, state: _Batch, message: Incoming, send: SendEvent) -> str:
+    def _send(self, state: _Batch, message: Incoming, send: SendEvent, outcomes: Outcomes) -> None:
         pair = (send.account_id, send.contact_id)
         key = (send.account_id, send.event_id)
         cell, day = self._cell(send.account_id, state.zones.get(pair), send.time)
         known = state.records.get(key) is not None
         event = SlotEvent("send", cell, day, SEND_SOURCE, message.partition, message.offset, known)
         outcome = self._apply(state, pair, event)
-        if not known:
-            state.records[key] = SendRecord(cell, day)
-            state.changed_records.add(key)
-        return outcome
+        outcomes["send", outcome] += 1
+        if known:
+            return
+        record = SendRecord(cell, day)
+        early = state.early.get(key)
+        if early is not None and outcome in ("applied", "expired"):
+            record = SendRecord(cell, day, (EARLY_SOURCE, *early))
+            state.early[key] = None
+            state.counted_early.add(key)
+            outcomes["response", self._early(state, pair, cell, day, message, outcome)] += 1
+        state.records[key] = record
+        state.changed_records.add(key)
+
+    def _early(
+        self, state: _Batch, pair: Pair, cell: int, day: int, message: Incoming, outcome: str
+    ) -> str:
+        """Count a click read before its send, at the send's position."""
+        if outcome != "applied":
+            return outcome  # the send itself is older than the history kept
+        history = self._settings_for(pair[0]).history
+        one = np.ones(1, dtype=np.int64)
+        delta = SlotDelta(one * history.bucket(day), one * cell, one * 0, one)
+        new, done = apply_slot_correction(
+            state.slots[pair], delta, EARLY_SOURCE, message.partition, message.offset
+        )
+        if done == "applied":
+            state.slots[pair] = new
+            state.changed_slots.add(pair)
+        return done
 
     def _click(self, state: _Batch, message: Incoming, click: ClickEvent) -> str:
         key = _send_key(click)
@@ -171,7 +217,7 @@ class SendTimeLearner:
             state.records.get(key), CLICK_SOURCE, message.partition, message.offset
         )
         if record is None:
-            return "unknown_send"
+            return self._before_its_send(state, key, message)
         if claim == "first":
             state.records[key] = record
             state.changed_records.add(key)
@@ -180,6 +226,16 @@ class SendTimeLearner:
             message.offset, claim == "repeat",
         )  # fmt: skip
         return self._apply(state, (click.account_id, click.contact_id), event)
+
+    def _before_its_send(self, state: _Batch, key: SendKey, message: Incoming) -> str:
+        """A click whose send is not recorded (yet): keep its position for the send."""
+        position = (message.partition, message.offset)
+        early = state.early.get(key)
+        if early is None:
+            state.early[key] = position
+            state.new_early.add(key)
+            return "early"
+        return "replayed" if early == position else "duplicate"
 
 
 def _send_key(event: SendEvent | ClickEvent) -> SendKey | None:

@@ -243,11 +243,33 @@ async def test_redelivery_and_upstream_duplicates_change_nothing() -> None:
         ("send", "duplicate"): 1,
         ("send", "rejected"): 1,
         ("response", "duplicate"): 1,
-        ("response", "unknown_send"): 1,
+        ("response", "early"): 1,
         ("response", "unattributed"): 1,
     }
     sends, clicks = counts(store, "ct-1")
     assert (sends.sum(), clicks.sum()) == (10, 5)
+
+
+async def test_a_click_read_before_its_send_counts_once_when_the_send_arrives() -> None:
+    store, metrics = MemorySendTimeStore(), Metrics()
+    events = history("ct-2", 6)
+    sends = [e for e in events if e.topic == "sends"]
+    clicks = [e for e in events if e.topic == "clicks"]
+    first = await learner(store, metrics).learn(clicks[:3])  # three clicks, no send yet
+    assert first == {("response", "early"): 3}
+    again = await learner(store, metrics).learn(clicks[:3])  # read again before the sends
+    assert again == {("response", "replayed"): 3}
+    # the rest of the clicks come in the same batch as all the sends, before them
+    mixed = await learner(store, metrics).learn(clicks[3:] + sends)
+    assert mixed == {("send", "applied"): 12, ("response", "early"): 3, ("response", "applied"): 6}
+    sends_per_slot, clicks_per_slot = counts(store, "ct-2")
+    assert (sends_per_slot.sum(), clicks_per_slot.sum(), clicks_per_slot[9]) == (12, 6, 6)
+    replay = await learner(store, metrics).learn(clicks + sends)  # all of it again
+    # the clicks now find their sends claimed (by the early count): repeats, not counted
+    assert replay == {("response", "duplicate"): 6, ("send", "replayed"): 12}
+    again_sends, again_clicks = counts(store, "ct-2")
+    assert (again_sends == sends_per_slot).all() and (again_clicks == clicks_per_slot).all()
+    assert not any(k.startswith("st:early:") for k in store.data)
 
 
 async def test_metrics_never_name_a_contact() -> None:
