@@ -9,22 +9,12 @@ import logging
 import time
 
 from stream.worker.app import app, settings
-from stream.worker.delivery import mark_read, with_missing
-from stream.worker.runtime import (
-    incoming,
-    metrics,
-    progress,
-    read_missing,
-    runtime,
-    watched_continuity,
-)
+from stream.worker.runtime import incoming, metrics, progress, runtime
 from stream.worker.topics import sendtime_event_topics
 
 log = logging.getLogger(__name__)
 AGENT = "learn_send_times"
 ATTEMPTS = 3
-# Messages skipped before the agent are read again, as the stats agent does.
-continuity = watched_continuity()
 
 
 @app.agent(sendtime_event_topics, concurrency=1)
@@ -33,9 +23,6 @@ async def learn_send_times(stream):  # type: ignore[no-untyped-def]
     async for events in stream.take_events(settings.stats_batch, settings.stats_within_ms / 1e3):
         started = time.perf_counter()
         batch = [incoming(e) for e in events]
-        jumps = continuity.check(batch)
-        if jumps:
-            batch = await with_missing(batch, jumps, read_missing)
         progress.started(AGENT, time.time())
         metrics.batch_size.labels(AGENT).observe(len(batch))
         for attempt in range(ATTEMPTS):
@@ -48,7 +35,5 @@ async def learn_send_times(stream):  # type: ignore[no-untyped-def]
                     metrics.agent_errors.labels(AGENT).inc()
                 else:
                     await asyncio.sleep(0.2 * (attempt + 1))
-        if jumps:
-            mark_read(app, jumps)
         progress.finished(AGENT, time.time())
         metrics.sendtime.batch_seconds.labels(AGENT).observe(time.perf_counter() - started)
