@@ -61,6 +61,7 @@ DELEGATED = {
     "single-decide": "bench.single_decide",
     "peer-regret": "bench.peer_regret",
     "report": "bench.report_bench",
+    "sendtime": "bench.sendtime_bench",
     "model": "bench.model_bench",
 }
 
