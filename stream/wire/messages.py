@@ -93,6 +93,12 @@ class ClickEvent:
     time: float
     send_event_id: str | None = None
     campaign_id: str | None = None
+    send_time: float | None = None  # when its send happened, if the sender knows
+
+    @property
+    def origin_time(self) -> float | None:
+        """The time of the click's cause (its send), from which its delay is observed."""
+        return self.send_time
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +113,12 @@ class ConversionEvent:
     send_event_id: str | None = None
     campaign_id: str | None = None
     currency: str | None = None
+    click_time: float | None = None  # when its click happened, if known
+
+    @property
+    def origin_time(self) -> float | None:
+        """The time of the conversion's cause (its click)."""
+        return self.click_time
 
     @property
     def revenue_micros(self) -> int:
@@ -302,6 +314,8 @@ class StatsCorrection:
     run_id: str
     computed_at: float
     creatives: Mapping[str, CreativeCorrection]
+    # the feedback timing's difference in `selector.timing.Timing.to_plain` form, or None
+    timing: Mapping[str, Any] | None = None
 
 
 Message = (
@@ -350,6 +364,8 @@ def _body(message: Message) -> dict[str, Any]:
         if message.cooldowns is None:  # exact cooldowns: the field is left out
             del body["cooldowns"]
         return {"status": "ok", **body}
+    if isinstance(message, StatsCorrection) and message.timing is None:
+        del body["timing"]  # readers from before the field was added accept the message
     if isinstance(message, DeadLetter):
         body["source"] = {name: body.pop(name) for name in ("topic", "partition", "offset")}
         body["original"] = _b64(message.original)
