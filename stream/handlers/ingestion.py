@@ -50,6 +50,7 @@ from stream.wire.reasons import Rejection
 
 log = logging.getLogger(__name__)
 CORRECTION = "stats_correction"  # the kind of the corrections topic in `kinds`
+ORIGIN = {"click": "send_time", "conversion": "click_time"}  # the field of the cause's time
 
 
 class IngestionService:
@@ -127,7 +128,7 @@ class IngestionService:
                     message.partition,
                     message.offset,
                     duplicate,
-                    getattr(event, "origin_time", None),
+                    getattr(event, ORIGIN.get(kind, ""), None),
                 )
             )
         updates: dict[bytes, Ledger] = {}

@@ -141,7 +141,7 @@ def decode_event(
     if isinstance(event, codec.Rejected):
         return event
     micros = getattr(event, "revenue_micros", 0)
-    origin = getattr(event, "origin_time", None)
+    origin = getattr(event, _ORIGIN.get(kind, ""), None)
     return (event.account_id, event.creative_id, event.event_id, event.time, micros, origin)
 
 

@@ -102,11 +102,6 @@ class ClickEvent:
     campaign_id: str | None = None
     send_time: float | None = None  # when its send happened, if the sender knows
 
-    @property
-    def origin_time(self) -> float | None:
-        """The time of the click's cause (its send), from which its delay is observed."""
-        return self.send_time
-
 
 @dataclass(frozen=True, slots=True)
 class ConversionEvent:
@@ -121,11 +116,6 @@ class ConversionEvent:
     campaign_id: str | None = None
     currency: str | None = None
     click_time: float | None = None  # when its click happened, if known
-
-    @property
-    def origin_time(self) -> float | None:
-        """The time of the conversion's cause (its click)."""
-        return self.click_time
 
     @property
     def revenue_micros(self) -> int:

@@ -33,7 +33,7 @@ def assert_same_as_codec(kind: str, raw: bytes, key: bytes | None) -> None:
             theirs.event_id,
             theirs.time,
             revenue,
-            getattr(theirs, "origin_time", None),
+            getattr(theirs, {"click": "send_time", "conversion": "click_time"}.get(kind, ""), None),
         )
         assert type(ours[3]) is float
 
