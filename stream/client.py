@@ -7,6 +7,12 @@ before the first request leaves, so it never misses its own answers and never ta
 partitions from another sender. Replies nobody waits for (late, or another sender's)
 are dropped and counted.
 
+Requests leave in batches by default: those of one account queued within `linger_ms`
+(2 ms) go out as one `selection_request_batch.v1` of up to `batch_size` (100) requests,
+and are answered with `selection_response_batch.v1` messages, which the client reads
+like single answers. `batch_size=1` sends every request as a `selection_request.v1` of
+its own, as senders without this client do.
+
 >>> async def main() -> None:  # doctest: +SKIP
 ...     async with SelectionClient("127.0.0.1:9092") as client:
 ...         answer = await client.select("acme-lending", "welcome-series", "contact-1")
@@ -19,6 +25,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import Iterable, Sequence
+from functools import partial
 from types import TracebackType
 from typing import Any
 
@@ -28,6 +35,7 @@ from stream.adapters.kafka_config import kafka_config
 from stream.adapters.producer import as_settings, open_producer, send_messages
 from stream.settings import Settings
 from stream.wire import codec
+from stream.wire.batches import MAX_ITEMS, open_responses, request_batch
 from stream.wire.messages import (
     ClickEvent,
     ConversionEvent,
@@ -50,7 +58,9 @@ class SelectionClient:
 
     `responses_topic` (default: the service's responses topic, prefixed): when it is
     another topic, requests carry it as `reply_to` and the worker answers there.
-    `timeout` (seconds) is the default for `select` and `select_many`.
+    `timeout` (seconds) is the default for `select` and `select_many`. `batch_size`
+    (1 to 1,000) and `linger_ms`: a batch of one account's requests leaves when it is
+    full or `linger_ms` after its first request was queued.
     """
 
     def __init__(
@@ -59,8 +69,13 @@ class SelectionClient:
         *,
         responses_topic: str | None = None,
         timeout: float = 5.0,
+        batch_size: int = 100,
+        linger_ms: float = 2.0,
     ) -> None:
+        if not 1 <= batch_size <= MAX_ITEMS or linger_ms < 0:
+            raise ValueError(f"batch_size must be 1 to {MAX_ITEMS} and linger_ms >= 0")
         self.settings = as_settings(settings)
+        self.batch_size, self.linger_ms = batch_size, linger_ms
         self.requests_topic = self.settings.topic("selection-requests")
         default_responses = self.settings.topic("selection-responses")
         self.responses_topic = responses_topic or default_responses
@@ -72,6 +87,9 @@ class SelectionClient:
         self._producer: AIOKafkaProducer | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._reader: asyncio.Task[None] | None = None
+        self._queued: dict[str, list[tuple[SelectionRequest, asyncio.Future[Answer]]]] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._flushes: set[asyncio.Task[None]] = set()
 
     @property
     def pending(self) -> int:
@@ -105,6 +123,12 @@ class SelectionClient:
 
     async def stop(self) -> None:
         """Stop reading and disconnect; requests still waiting fail with `CancelledError`."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._queued.clear()
+        for task in list(self._flushes):
+            task.cancel()
         if self._reader is not None:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -176,6 +200,7 @@ class SelectionClient:
                 request = self._request(*item)
                 request_ids.append(request.request_id)
                 futures.append(await self._submit(producer, request))
+            await self.flush()
             if futures:
                 await asyncio.wait(futures, timeout=max(0.0, deadline - loop.time()))
             return [_outcome(f, return_exceptions) for f in futures]
@@ -204,10 +229,51 @@ class SelectionClient:
         delivery error when the request could not be published)."""
         answer: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self._pending[request.request_id] = answer
-        raw, key = encode(request), request.account_id.encode()
-        delivery = await producer.send(self.requests_topic, raw, key=key)
-        delivery.add_done_callback(lambda d: _fail_if_undelivered(d, answer))
+        if self.batch_size == 1:
+            raw, key = encode(request), request.account_id.encode()
+            delivery = await producer.send(self.requests_topic, raw, key=key)
+            delivery.add_done_callback(lambda d: _fail_if_undelivered(d, answer))
+            return answer
+        queue = self._queued.setdefault(request.account_id, [])
+        queue.append((request, answer))
+        if len(queue) >= self.batch_size:
+            await self._send_batch(producer, request.account_id)
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(
+                self.linger_ms / 1e3, self._flush_soon
+            )
         return answer
+
+    async def flush(self) -> None:
+        """Send every queued request now (they leave within `linger_ms` otherwise)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        producer = self._producer
+        for account_id in list(self._queued):
+            if producer is not None:
+                await self._send_batch(producer, account_id)
+
+    def _flush_soon(self) -> None:
+        self._timer = None
+        task = asyncio.ensure_future(self.flush())
+        self._flushes.add(task)
+        task.add_done_callback(self._flushes.discard)
+
+    async def _send_batch(self, producer: AIOKafkaProducer, account_id: str) -> None:
+        queued = self._queued.pop(account_id, [])
+        if not queued:
+            return
+        raw = request_batch(account_id, [request for request, _ in queued])
+        try:
+            delivery = await producer.send(self.requests_topic, raw, key=account_id.encode())
+        except Exception as exc:
+            for _, answer in queued:
+                if not answer.done():
+                    answer.set_exception(exc)
+            return
+        for _, answer in queued:
+            delivery.add_done_callback(partial(_fail_if_undelivered, answer=answer))
 
     def _started(self) -> AIOKafkaProducer:
         if self._producer is None or self._reader is None:
@@ -225,15 +291,20 @@ class SelectionClient:
                     self._resolve(record.value)
 
     def _resolve(self, raw: bytes | None) -> None:
-        answer = codec.decode("selection_response", raw)
-        if isinstance(answer, codec.Rejected):
+        answers = open_responses(raw)
+        if isinstance(answers, codec.Rejected):
             self.unreadable_replies += 1
             return
-        future = None if answer.request_id is None else self._pending.pop(answer.request_id, None)
-        if future is None or future.done():
-            self.late_replies += 1
-        else:
-            future.set_result(answer)
+        for answer in answers:
+            if isinstance(answer, codec.Rejected):
+                self.unreadable_replies += 1
+                continue
+            rid = answer.request_id
+            future = None if rid is None else self._pending.pop(rid, None)
+            if future is None or future.done():
+                self.late_replies += 1
+            else:
+                future.set_result(answer)
 
 
 def _fail_if_undelivered(delivery: asyncio.Future[Any], answer: asyncio.Future[Answer]) -> None:
