@@ -14,6 +14,7 @@ from bench.stream_load import (
     Load,
     Message,
     event_messages,
+    items_in,
     pin,
     produce,
     request_messages,
@@ -90,11 +91,13 @@ async def raw_rates(load: Load, kinds: dict[str, list[Message]], topic: str) -> 
         produced = await produce(load.settings, moved)
         consumed = await consume_all(load.settings, scratch, len(moved))
         size = sum(len(v) for _, _, v in moved) / len(moved)
+        items = items_in(moved)  # the rates count items: requests, responses, events
         out[kind] = {
             "messages": len(moved),
+            "items": items,
             "mean_bytes": size,
-            "produce_per_second": len(moved) / produced,
-            "consume_per_second": len(moved) / consumed,
+            "produce_per_second": items / produced,
+            "consume_per_second": items / consumed,
         }
     return out
 

@@ -20,6 +20,7 @@ class Part:
 
     message: Incoming
     item: Item
+    field: str = "requests"  # the envelope's list: requests, or events
 
     @property
     def value(self) -> bytes:
@@ -52,7 +53,7 @@ class Part:
 
     def where(self, detail: str) -> str:
         """`detail` naming the item, unless it already does."""
-        prefix = f"requests[{self.item.index}]"
+        prefix = f"{self.field}[{self.item.index}]"
         return detail if detail.startswith(prefix) else f"{prefix}: {detail}"
 
 

@@ -23,7 +23,6 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import numpy as np
@@ -37,6 +36,7 @@ from stream.job.cut import read_catalog
 from stream.replay.ranges import topic_ranges
 from stream.settings import Settings
 from stream.wire import codec
+from stream.wire.batches import open_events, open_responses
 from stream.wire.messages import TOPICS
 
 __all__ = [
@@ -131,11 +131,12 @@ def read_into(
 ) -> None:
     """Every planned record into `accumulator`, one fetched run at a time."""
     kinds = {topic: kind for kind, ranges in plan.items() for topic, _ in ranges}
-    decode = partial(codec.decode, limits=codec.Limits(settings.max_message_bytes))
+    limits = codec.Limits(settings.max_message_bytes)
 
     def on_run(topic: str, _partition: int, run: list[Any]) -> None:
         kind = kinds[topic]
-        accumulator.add_raw(((kind, m.value()) for m in run), decode)
+        values = [v for m in run for v in opened(kind, m.value(), limits)]
+        accumulator.add_raw(((kind, v) for v in values), _decoded)
 
     ranges = {tp: r for per_kind in plan.values() for tp, r in per_kind.items()}
     consumer = open_consumer(settings, f"{settings.app_id}-report")
@@ -143,6 +144,19 @@ def read_into(
         read_ranges(consumer, ranges, on_run, progress)
     finally:
         consumer.close()
+
+
+def opened(kind: str, raw: bytes | None, limits: codec.Limits) -> list[Any]:
+    """A record's messages, decoded: one, or each of a batch envelope's."""
+    if kind == "selection_response":
+        responses = open_responses(raw)
+        return [responses] if isinstance(responses, codec.Rejected) else responses
+    events = open_events(kind, raw, limits=limits)
+    return [events] if isinstance(events, codec.Rejected) else [i.value for i in events.items]
+
+
+def _decoded(_kind: str, value: Any) -> Any:
+    return value
 
 
 def _bar(total: int, enabled: bool) -> Any:

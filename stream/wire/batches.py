@@ -122,12 +122,12 @@ def _open(
     limits = options.get("limits", LIMITS)
     single = options.get("max_bytes") or limits.max_bytes_for(kind)
     doc = _parse(raw, max(single, limits.max_batch_bytes))
+    name = doc.pop("schema", None) if type(doc) is dict else None
+    if raw is not None and len(raw) > single and name != schema:  # only a batch may be
+        return Rejected("oversized", f"{len(raw)} bytes, the limit is {single}")
     if isinstance(doc, Rejected):
         return doc
-    name = doc.pop("schema", None)
     if name == m.SCHEMAS[kind]:
-        if raw is not None and len(raw) > single:
-            return Rejected("oversized", f"{len(raw)} bytes, the limit is {single}")
         return Opened((Item(0, codec.decode_object(kind, doc, options)),), False)
     if name != schema:
         got = repr(name) if name is None or name in m.KIND_OF_SCHEMA else "another value"

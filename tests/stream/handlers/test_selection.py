@@ -294,8 +294,6 @@ async def test_bad_items_get_their_own_error_and_dead_letter_the_rest_are_decide
         "requests[2]",
         "requests[3]",
     ]
-    import base64
-
     originals = [orjson.loads(base64.b64decode(d["original"])) for d in letters]
     assert sorted(o["request_id"] for o in originals) == ["r1", "r2", "r3"]  # the item alone
 
