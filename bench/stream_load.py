@@ -29,7 +29,7 @@ from aiokafka import AIOKafkaProducer
 from bench.selector_bench import OFFERS
 from stream.adapters.kafka_config import kafka_config
 from stream.settings import Settings
-from stream.wire.batches import request_batch, response_batch
+from stream.wire.batches import EVENT_BATCH, request_batch, response_batch
 from stream.wire.messages import (
     ClickEvent,
     ConversionEvent,
@@ -40,6 +40,7 @@ from stream.wire.messages import (
 )
 
 CREATIVES = 10
+TOPIC_OF_KIND = {"send": "sends", "click": "clicks", "conversion": "conversions"}
 CAMPAIGNS = ("welcome-series", "winback")
 COOLDOWN_SECONDS = 3 * 86400
 CLICK_RATES = np.linspace(0.08, 0.15, CREATIVES)
@@ -212,11 +213,37 @@ def event_messages(load: Load, at: float) -> list[Message]:
     copies = rng.choice(len(events), duplicate_count(len(events), load), replace=False)
     events += [events[i] for i in copies.tolist()]
     order = rng.permutation(len(events)).tolist()
-    topics = {"send": "sends", "click": "clicks", "conversion": "conversions"}
     return [
-        (settings.topic(topics[e.kind]), e.account_id.encode(), encode(e))
+        (settings.topic(TOPIC_OF_KIND[e.kind]), e.account_id.encode(), encode(e))
         for e in (events[i] for i in order)
     ]
+
+
+def batched_events(load: Load, singles: Sequence[Message]) -> list[Message]:
+    """Single event messages regrouped into `event_batch.v1` messages of `load.batch`
+    events of one kind and account, in the order they come (as `publish_events` does)."""
+    if load.batch == 1:
+        return list(singles)
+    out: list[Message] = []
+    queued: dict[tuple[str, bytes], list[Any]] = {}
+    kinds = {load.settings.topic(t): k for k, t in TOPIC_OF_KIND.items()}
+    for topic, key, value in singles:
+        queue = queued.setdefault((topic, key), [])
+        queue.append(value)
+        if len(queue) == load.batch:
+            out.append(_event_batch(kinds[topic], topic, key, queued.pop((topic, key))))
+    out += [_event_batch(kinds[t], t, key, values) for (t, key), values in queued.items()]
+    return out
+
+
+def _event_batch(kind: str, topic: str, key: bytes, values: list[bytes]) -> Message:
+    items = []
+    for value in values:
+        doc = orjson.loads(value)
+        del doc["schema"], doc["account_id"]
+        items.append(doc)
+    body = {"schema": EVENT_BATCH, "kind": kind, "account_id": key.decode(), "events": items}
+    return topic, key, orjson.dumps(body)
 
 
 def response_sample(load: Load, count: int) -> list[Message]:
@@ -267,12 +294,12 @@ def publish_process(load: Load, what: str, cpus: list[int] | None, out: Any) -> 
     """Build `what` ("events" or "requests"), signal ready, publish on "go" from the pipe."""
     pin(cpus)
     at = time.time()
-    messages = (
-        event_messages(load, at)
-        if what == "events"
-        else request_messages(load, "t", load.requests, at)
-    )
-    out.send(("ready", len(messages) if what == "events" else load.requests))
+    if what == "events":
+        singles = event_messages(load, at)
+        messages, total = batched_events(load, singles), len(singles)
+    else:
+        messages, total = request_messages(load, "t", load.requests, at), load.requests
+    out.send(("ready", total))
     out.recv()
     seconds = asyncio.run(produce(load.settings, messages))
     out.send(("done", {"messages": len(messages), "seconds": seconds}))

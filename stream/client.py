@@ -35,10 +35,12 @@ from stream.adapters.kafka_config import kafka_config
 from stream.adapters.producer import as_settings, open_producer, send_messages
 from stream.settings import Settings
 from stream.wire import codec
-from stream.wire.batches import MAX_ITEMS, open_responses, request_batch
+from stream.wire.batches import MAX_ITEMS, event_batch, open_responses, request_batch
 from stream.wire.messages import (
+    TOPICS,
     ClickEvent,
     ConversionEvent,
+    Kind,
     SelectionError,
     SelectionRequest,
     SelectionResponse,
@@ -210,11 +212,10 @@ class SelectionClient:
                 future.cancel()  # a no-op when answered
 
     async def publish_events(self, events: Iterable[Event]) -> int:
-        """Publish sends, clicks and conversions to their topics, keyed by account;
-        returns how many, once all are stored."""
-        deliveries = await send_messages(self._started(), self.settings, events)
-        await asyncio.gather(*deliveries)
-        return len(deliveries)
+        """Publish sends, clicks and conversions to their topics, keyed by account, in
+        `event_batch.v1` messages of up to `batch_size` events of one kind and account
+        (single v1 messages when it is 1); returns how many events, once all are stored."""
+        return await _publish(self._started(), self.settings, list(events), self.batch_size)
 
     def _request(
         self, account_id: str, campaign_id: str, contact_id: str, at: float | None = None
@@ -327,11 +328,30 @@ def _outcome(future: asyncio.Future[Answer], return_exceptions: bool) -> Answer 
     raise error
 
 
-async def publish_events(settings: Settings | str, events: Sequence[Event]) -> int:
-    """Publish outcome events with a producer of their own (see
-    `SelectionClient.publish_events` to reuse a client's)."""
+async def publish_events(
+    settings: Settings | str, events: Sequence[Event], batch_size: int = 100
+) -> int:
+    """Publish outcome events with a producer of their own, batched as
+    `SelectionClient.publish_events` does (which reuses a client's producer)."""
     resolved = as_settings(settings)
     async with open_producer(resolved) as producer:
-        deliveries = await send_messages(producer, resolved, events)
-        await asyncio.gather(*deliveries)
-    return len(deliveries)
+        return await _publish(producer, resolved, events, batch_size)
+
+
+async def _publish(
+    producer: AIOKafkaProducer, settings: Settings, events: Sequence[Event], batch_size: int
+) -> int:
+    if batch_size == 1:
+        deliveries = await send_messages(producer, settings, events)
+    else:
+        groups: dict[tuple[Kind, str], list[Event]] = {}
+        for event in events:
+            groups.setdefault((event.kind, event.account_id), []).append(event)
+        deliveries = []
+        for (kind, account_id), group in groups.items():
+            topic = settings.topic(TOPICS[kind])
+            for start in range(0, len(group), batch_size):
+                raw = event_batch(kind, account_id, group[start : start + batch_size])
+                deliveries.append(await producer.send(topic, raw, key=account_id.encode()))
+    await asyncio.gather(*deliveries)
+    return len(events)

@@ -53,7 +53,7 @@ class Part:
 
     def where(self, detail: str) -> str:
         """`detail` naming the item, unless it already does."""
-        prefix = f"{self.field}[{self.item.index}]"
+        prefix = f"{self.field}[{self.item.place}]"
         return detail if detail.startswith(prefix) else f"{prefix}: {detail}"
 
 

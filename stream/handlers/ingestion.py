@@ -46,6 +46,7 @@ from stream.wire.reasons import Rejection
 log = logging.getLogger(__name__)
 CORRECTION = "stats_correction"  # the kind of the corrections topic in `kinds`
 Valid = tuple[Incoming, Any, str, int]  # (message, event, kind, index in its batch)
+ROUND = 10_000  # events per dedup round trip
 
 
 def event_position(message: Incoming, index: int = 0) -> str:
@@ -115,7 +116,7 @@ class IngestionService:
         for item in opened.items:
             event = self._in_catalog(item.value)
             if not isinstance(event, codec.Rejected):
-                valid.append((message, event, kind, item.index))
+                valid.append((message, event, kind, item.place))
                 continue
             self._metrics.events.labels(kind, "rejected").inc()
             source = Part(message, item, "events") if opened.batched else message
@@ -194,13 +195,22 @@ class IngestionService:
         return catalog.creative_ids if catalog is not None else None
 
     async def _duplicates(self, valid: list[Valid]) -> list[bool]:
-        if not valid:
-            return []
-        accounts = [e.account_id for _, e, _, _ in valid]
-        kinds = [kind for _, _, kind, _ in valid]
-        ids = [e.event_id for _, e, _, _ in valid]
-        positions = [event_position(m, i) for m, _, _, i in valid]
-        return await self._dedup.duplicates(accounts, kinds, ids, positions)
+        """The dedup store's answers, in round trips of about `ROUND` events that never
+        split a message (a batch of batch messages can hold hundreds of thousands)."""
+        flags: list[bool] = []
+        start = 0
+        while start < len(valid):
+            end = min(len(valid), start + ROUND)
+            while end < len(valid) and valid[end][0] is valid[end - 1][0]:
+                end += 1
+            part = valid[start:end]
+            accounts = [e.account_id for _, e, _, _ in part]
+            kinds = [kind for _, _, kind, _ in part]
+            ids = [e.event_id for _, e, _, _ in part]
+            positions = [event_position(m, i) for m, _, _, i in part]
+            flags += await self._dedup.duplicates(accounts, kinds, ids, positions)
+            start = end
+        return flags
 
     def _half_life(self, key: bytes) -> float | None:
         catalog = self._catalog(key)

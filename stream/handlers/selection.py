@@ -43,6 +43,7 @@ from stream.wire.messages import SelectionRequest
 from stream.wire.reasons import Rejection
 
 Item = tuple[Source, SelectionRequest]
+ROUND = 2000  # requests per cooldown round trip
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +133,15 @@ class SelectionService:
         if waiting:
             names = {str(request.reply_to) for _, request in waiting}
             held = Held(waiting, asyncio.ensure_future(self._replies.look_up(names)))
-        return pack(out + await self._decide(ready, now)), held
+        return pack(out + await self._decide_all(ready, now)), held
+
+    async def _decide_all(self, ready: list[Item], now: float) -> list[Outgoing]:
+        """`_decide` in rounds of at most `ROUND` requests: a batch of batch messages can
+        hold tens of thousands, and each store round trip must stay within its timeout."""
+        out: list[Outgoing] = []
+        for start in range(0, len(ready), ROUND):
+            out += await self._decide(ready[start : start + ROUND], now)
+        return out
 
     def _open(self, message: Incoming, now: float, out: list[Outgoing]) -> list[Item]:
         """The valid requests of a message (single or a batch); the answers to the
@@ -169,7 +178,7 @@ class SelectionService:
                 ready.append((message, request))
             else:
                 out += self._refuse(message, request, "missing_topic", now)
-        return pack(out + await self._decide(ready, now))
+        return pack(out + await self._decide_all(ready, now))
 
     def _refuse(
         self, message: Source, request: SelectionRequest, cause: ReplyRefusal, now: float

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Unpack
+from typing import Any, Literal, NamedTuple, Unpack
 
 import orjson
 
@@ -44,13 +44,12 @@ EventKind = Literal["send", "click", "conversion"]
 EVENT_KINDS: tuple[EventKind, ...] = ("send", "click", "conversion")
 
 
-@dataclass(frozen=True, slots=True)
-class Item:
-    """One item of a consumed message: its index in the batch (0 for a single message),
+class Item(NamedTuple):
+    """One item of a consumed message: its place in the batch (0 for a single message),
     its decoded value or why not, and its JSON object (None for a single message, whose
-    bytes are the message's own)."""
+    bytes are the message's own). A tuple: one is made per item on the hot path."""
 
-    index: int
+    place: int
     value: Any
     source: dict[str, Any] | None = None
 
@@ -139,7 +138,8 @@ def _open(
     if isinstance(envelope, Rejected):
         return envelope
     account, objs = envelope
-    items = tuple(_item(kind, account, i, o, field, options) for i, o in enumerate(objs))
+    each: codec.Options = {k: v for k, v in options.items() if k != "key"}  # type: ignore[assignment]
+    items = tuple(_item(kind, account, i, o, field, each) for i, o in enumerate(objs))
     return Opened(items, True, account)
 
 

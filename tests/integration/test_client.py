@@ -22,8 +22,7 @@ from stream.adapters.kafka_config import kafka_config
 from stream.adapters.topic_specs import TopicSpec, all_topics, ensure_topics
 from stream.client import SelectionClient, publish_events
 from stream.settings import Settings
-from stream.wire import codec
-from stream.wire.batches import Opened, open_requests
+from stream.wire.batches import Opened, open_events, open_requests
 from stream.wire.messages import (
     ClickEvent,
     ConversionEvent,
@@ -255,8 +254,9 @@ async def read_events(settings: Settings, count: int) -> dict[str, list[object]]
             while sum(map(len, found.values())) < count:
                 for tp, records in (await consumer.getmany(timeout_ms=200)).items():
                     for r in records:
-                        event = codec.decode(kinds[tp.topic], r.value, key=r.key)
-                        found[tp.topic].append(event)
+                        opened = open_events(kinds[tp.topic], r.value, key=r.key)
+                        assert isinstance(opened, Opened), opened
+                        found[tp.topic] += [item.value for item in opened.items]
         return found
     finally:
         await consumer.stop()

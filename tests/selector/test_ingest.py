@@ -88,4 +88,5 @@ def test_the_items_of_one_batch_message_share_its_offset_and_count_once() -> Non
     assert again is ledger and totals(outcome)["replayed"] == 6
     # an item repeated within one call counts once
     twice, outcome = apply_events(Ledger(), [batch[0], batch[1], batch[1]])
+    assert sum(c.sends for c in twice.stats.counts.values()) == 2
     assert totals(outcome) == {"applied": 2, "replayed": 1, "duplicate": 0}

@@ -340,3 +340,15 @@ class CountingCooldowns(MemoryCooldowns):
     async def record(self, sends):  # type: ignore[no-untyped-def]
         self.writes += 1
         return await super().record(sends)
+
+
+async def test_a_large_batch_is_decided_in_rounds_and_answered_in_one_message(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("stream.handlers.selection.ROUND", 3)
+    cooldowns = CountingCooldowns()
+    items = [{k: v for k, v in request(i).items() if k != "schema"} for i in range(10)]
+    out = await service(cooldowns=cooldowns).answer([record(request_batch(items), "sr", 1)])
+    messages, found, _ = answers_in(out)
+    assert (cooldowns.reads, cooldowns.writes) == (4, 4)
+    assert len(messages) == 1 and [r["request_id"] for r in found] == [f"r{i}" for i in range(10)]
