@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 CORRECTION = "stats_correction"  # the kind of the corrections topic in `kinds`
 Valid = tuple[Incoming, Any, str, int]  # (message, event, kind, index in its batch)
 ROUND = 10_000  # events per dedup round trip
+MISSING = object()
 
 
 def event_position(message: Incoming, index: int = 0) -> str:
@@ -113,8 +114,10 @@ class IngestionService:
             letters.append(self._letter(message, opened.reason, opened.detail, now))
             return []
         valid: list[Valid] = []
+        account = opened.account_id  # one catalog look-up for a batch: one account
+        creatives = self._creatives(account.encode()) if account is not None else None
         for item in opened.items:
-            event = self._in_catalog(item.value)
+            event = self._in_catalog(item.value, creatives if account is not None else MISSING)
             if not isinstance(event, codec.Rejected):
                 valid.append((message, event, kind, item.place))
                 continue
@@ -178,11 +181,13 @@ class IngestionService:
             updates[key] = new
         return None
 
-    def _in_catalog(self, event: Any) -> Any:
-        """The decoded event, or why its account or creative cannot take it."""
+    def _in_catalog(self, event: Any, creatives: Any = MISSING) -> Any:
+        """The decoded event, or why its account or creative cannot take it; `creatives`:
+        its account's, when already looked up."""
         if isinstance(event, codec.Rejected):
             return event
-        creatives = self._creatives(event.account_id.encode())
+        if creatives is MISSING:
+            creatives = self._creatives(event.account_id.encode())
         if creatives is None:
             return codec.Rejected("unknown_account", "the account has no catalog")
         if event.creative_id not in creatives:
