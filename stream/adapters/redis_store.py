@@ -19,6 +19,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
+import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -27,11 +28,12 @@ from stream.handlers.stores import DedupRow, Pair, RecordsLost, Sent, cooldown_k
 from stream.settings import Settings
 
 RESTORE_CHUNK = 1000
-# Every key's hash (cooldowns: creative -> time of the last send).
+# Every key's hash (cooldowns: creative -> time of the last send) as one JSON array of
+# flat [field, value, ...] arrays: one reply to parse rather than one per field.
 _READ = """
 local out = {}
 for i, key in ipairs(KEYS) do out[i] = redis.call('HGETALL', key) end
-return out
+return cjson.encode(out)
 """
 # ARGV: creative, time, ttl per key.
 _RECORD = """
@@ -44,19 +46,19 @@ return #KEYS
 """
 # KEYS: ARGV[1] partition marks, then one key per event; ARGV[2]: TTL; then a position per
 # event. A missing mark returns {"lost", its indexes...} before anything is written;
-# otherwise {"ok", the position each key held before (false: it was new)...}.
+# otherwise {"ok", the position each key held before (false: it was new)...}, as JSON.
 _DEDUP = """
 local marks = tonumber(ARGV[1])
 local lost = {'lost'}
 for i = 1, marks do
   if redis.call('EXISTS', KEYS[i]) == 0 then lost[#lost + 1] = i end
 end
-if #lost > 1 then return lost end
+if #lost > 1 then return cjson.encode(lost) end
 local out = {'ok'}
 for i = marks + 1, #KEYS do
   out[#out + 1] = redis.call('SET', KEYS[i], ARGV[i - marks + 2], 'NX', 'GET', 'EX', ARGV[2])
 end
-return out
+return cjson.encode(out)
 """
 # Marks the partition refilled, if the refill's token is still there (same server).
 _FINISH = """
@@ -103,9 +105,9 @@ class RedisCooldowns:
         if not pairs:
             return []
         keys = [cooldown_key(account_id, contact, self._prefix) for account_id, contact in pairs]
-        rows = await self._read(keys=keys)
+        rows = orjson.loads(await self._read(keys=keys))
         return [
-            {row[i].decode(): float(row[i + 1]) for i in range(0, len(row), 2)} if row else {}
+            {row[i]: float(row[i + 1]) for i in range(0, len(row), 2)} if row else {}
             for row in rows
         ]
 
@@ -160,12 +162,11 @@ class RedisDedup:
         keys += [
             dedup_key(account, kind, event_id, self._prefix) for account, kind, event_id in rows
         ]
-        reply = await self._dedup(keys=keys, args=[len(marks), self._ttl, *positions])
-        if reply[0] == b"lost":
+        reply = orjson.loads(await self._dedup(keys=keys, args=[len(marks), self._ttl, *positions]))
+        if reply[0] == "lost":
             raise RecordsLost([marks[i - 1] for i in reply[1:]])
         return [
-            old is not None and old.decode() != pos
-            for old, pos in zip(reply[1:], positions, strict=True)
+            old is not False and old != pos for old, pos in zip(reply[1:], positions, strict=True)
         ]
 
     async def begin(self, partition: str) -> str:
