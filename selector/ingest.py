@@ -90,6 +90,25 @@ def apply_events(
     return Ledger(stats, MappingProxyType(applied)), outcome
 
 
+def advance(ledger: Ledger, through: Mapping[str, int]) -> Ledger:
+    """The ledger with the applied offset of each `"topic:partition"` in `through` raised
+    to the given offset, where every event of that topic-partition up to it has been
+    seen: this account's applied or skipped, the others' not its own. Skipping works as
+    before; the offsets now also say, for accounts quiet in a topic-partition, how far
+    the agent has read it, so a resume from the lowest applied offset reads little.
+
+    >>> ledger = Ledger(applied=MappingProxyType({"sends:0": 4}))
+    >>> dict(advance(ledger, {"sends:0": 9, "clicks:0": 7, "opens:0": -1}).applied)
+    {'sends:0': 9, 'clicks:0': 7}
+    >>> advance(ledger, {"sends:0": 3}) is ledger
+    True
+    """
+    raised = {k: v for k, v in through.items() if v > ledger.applied.get(k, -1)}
+    if not raised:
+        return ledger
+    return Ledger(ledger.stats, MappingProxyType({**ledger.applied, **raised}))
+
+
 def totals(outcome: Counter[tuple[EventKind, Outcome]]) -> dict[Outcome, int]:
     """Outcome counts summed over event kinds."""
     out: dict[Outcome, int] = dict.fromkeys(OUTCOMES, 0)

@@ -21,6 +21,7 @@ COMMANDS = (
     "replay",
     "demo",
     "stats-job",
+    "train",
     "report",
 )
 

@@ -78,12 +78,14 @@ class Settings:
     stats_batch: int = 2000
     stats_within_ms: float = 50.0
     dedup_ttl_seconds: int = 14 * 86400
+    profile_retention_days: float = 180.0  # a contact's profile expires after this silence
     max_message_bytes: int = 65536
     max_revenue: float = 1_000_000.0
     max_future_seconds: float = 86400.0
     log_level: str = "info"
     group_instance_id: str = ""
     session_timeout_seconds: float = 60.0
+    table_standby_replicas: int = 0  # other workers that follow each table partition
     pushgateway_url: str = ""  # the daily job pushes its metrics here when set
     # Where a request's reply_to may point besides the responses topic (after topic_prefix;
     # stream/handlers/reply_to.py); internal topics never, whatever these say.
@@ -119,10 +121,14 @@ class Settings:
             raise SettingsError("CS_COOLDOWN_MEMORY_CONTACTS must be >= 0")
         if self.partitions < 1:
             raise SettingsError("CS_PARTITIONS must be >= 1")
+        if not 0.0 < self.profile_retention_days <= 3650.0:
+            raise SettingsError("CS_PROFILE_RETENTION_DAYS must be above 0 and at most 3650")
         if self.select_batch < 1 or self.stats_batch < 1:
             raise SettingsError("CS_SELECT_BATCH and CS_STATS_BATCH must be >= 1")
         if not 6.0 <= self.session_timeout_seconds <= 300.0:
             raise SettingsError("CS_SESSION_TIMEOUT_SECONDS must be between 6 and 300")
+        if not 0 <= self.table_standby_replicas <= 3:
+            raise SettingsError("CS_TABLE_STANDBY_REPLICAS must be between 0 and 3")
         self._validate_reply_topics()
 
     def _validate_reply_topics(self) -> None:

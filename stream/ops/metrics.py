@@ -18,8 +18,10 @@ import math
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from selector.batch import REASONS
+from stream.ops.model_metrics import ModelMetrics
+from stream.ops.rebalance_metrics import PREFIX as PREFIX
+from stream.ops.rebalance_metrics import RebalanceMetrics
 
-PREFIX = "creative_selection"
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 BATCH_BUCKETS = (1, 5, 10, 50, 100, 250, 500, 1000, 2000, 5000)
 AGENTS = ("answer_selection_requests", "count_outcomes", "update_catalog", "dedup")
@@ -33,7 +35,7 @@ REPLY_REFUSALS = ("internal_topic", "not_allowed", "missing_topic")
 REPLY_CHECKS = ("found", "missing", "unconfirmed")
 
 
-class Metrics:
+class Metrics(RebalanceMetrics):
     """The service's metrics, registered in their own registry (tests make their own)."""
 
     def _outcomes_by_arm(self, r: CollectorRegistry) -> None:
@@ -111,6 +113,7 @@ class Metrics:
             self.reply_to_refused.labels(cause)
         for outcome in REPLY_CHECKS:
             self.reply_topic_checks.labels(outcome)
+        self._start_rebalance_series(AGENTS[:3])
         self.top_creative_share.set(math.nan)
         self.exposure_entropy_ratio.set(math.nan)
         return self
@@ -133,7 +136,9 @@ class Metrics:
         self._agents(r)
         self._events(r)
         self._replies(r)
+        self._rebalances(r)
         self._outages(r)
+        self.model = ModelMetrics(r)
 
     def _outages(self, r: CollectorRegistry) -> None:
         """What the worker does while Redis or the broker cannot be reached."""

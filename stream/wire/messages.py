@@ -145,6 +145,8 @@ class SelectionResponse:
     # "degraded": the cooldown store did not answer and this worker's own record of its
     # recent decisions stood in (stream.handlers.cooldowns); absent when exact
     cooldowns: CooldownState | None = None
+    # the contextual model's version, for decisions the `model` method made with one
+    model_version: int | None = None
 
     @classmethod
     def from_decision(
@@ -169,6 +171,7 @@ class SelectionResponse:
             int(decision.stats_version),
             decided_at,
             cooldowns,
+            decision.model_version,
         )
 
 
@@ -349,6 +352,8 @@ def _body(message: Message) -> dict[str, Any]:
     if isinstance(message, SelectionResponse):
         if message.cooldowns is None:  # exact cooldowns: the field is left out
             del body["cooldowns"]
+        if message.model_version is None:
+            del body["model_version"]
         return {"status": "ok", **body}
     if isinstance(message, DeadLetter):
         body["source"] = {name: body.pop(name) for name in ("topic", "partition", "offset")}

@@ -45,7 +45,7 @@ catalog = {name: enum(get_args(values)) for name, values in CATALOG_ENUMS.items(
 PARAMS = "sends clicks conversions revenue ctr_alpha ctr_beta cvr_alpha cvr_beta"
 OK = Shape(
     "request_id account_id status campaign_id creative_id arm method pool reason propensity"
-    " params_version decided_at cooldowns?",
+    " params_version decided_at cooldowns? model_version?",
     lambda status, **kw: m.SelectionResponse(**kw),
     status=enum(("ok",)),
     arm=enum(ARMS),

@@ -1,16 +1,10 @@
-"""Delivery: that the agents see every message of their partitions, that a batch's table
-writes are stored before its offsets are committed, and every touch of Faust's private
-API, here and nowhere else.
+"""Delivery: every touch of Faust's private API, here and nowhere else, and what it is
+for: that the agents see every message of their partitions, that a batch's table writes
+are stored before its offsets are committed, that a rebalance never rewinds a table nor
+lets a batch it overtook write, and that commits keep moving after a takeover.
 
-Continuity. Event topics are neither compacted nor transactional, so their offsets are
-contiguous. After an assignment the agent must first see the group's committed offset,
-and then n + 1 right after n. A jump means messages were dropped between the fetch and
-the agent: Faust resumes stream partitions before it seeks them to the committed
-offsets, and a fetch in flight across that seek delivers later offsets while it records
-the earlier ones as a gap that its commit then passes. Acknowledging the batch would lose
-the dropped messages for good. The agent therefore reads them directly from the
-partition (`with_missing`) and applies them in the same batch, before the messages that
-follow them; the offsets kept in the stats make any later re-read exact.
+The continuity check itself (plain code) is `stream.worker.continuity`, re-exported here;
+where each partition resumes after an assignment is `stream.worker.resume`.
 
 Faust's private API. Each use below names the faust-streaming version it was checked
 against (`CHECKED_FAUST`) and the fault it works around; `tests/stream/worker/
@@ -20,69 +14,22 @@ test_delivery.py` fails if Faust changes under any of them.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
+import logging
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from faust import App, Table
 from faust.types import TP
 
 from stream.wire.envelope import Incoming
+from stream.worker.continuity import Continuity, Jump, TopicPartition, with_missing
 
-TopicPartition = tuple[str, int]
+__all__ = ["Continuity", "Jump", "with_missing"]  # kept importable from here
+
+log = logging.getLogger(__name__)
+
 # The faust-streaming release every private-API use below was read against.
 CHECKED_FAUST = "0.15.3"
-
-
-@dataclass(frozen=True, slots=True)
-class Jump:
-    topic: str
-    partition: int
-    expected: int
-    got: int
-
-    def __str__(self) -> str:
-        return f"{self.topic}:{self.partition} expected offset {self.expected}, got {self.got}"
-
-
-class Continuity:
-    """The next offset expected per topic-partition, from the committed offset on."""
-
-    def __init__(self, committed: Callable[[str, int], int | None]) -> None:
-        self._committed = committed
-        self._next: dict[TopicPartition, int | None] = {}
-
-    def check(self, batch: Iterable[Incoming]) -> list[Jump]:
-        """Jumps in `batch`; remembers where each topic-partition got to."""
-        jumps = []
-        for message in batch:
-            tp = (message.topic, message.partition)
-            expected = self._next[tp] if tp in self._next else self._committed(*tp)
-            if expected is not None and message.offset > expected:
-                jumps.append(Jump(message.topic, message.partition, expected, message.offset))
-            self._next[tp] = message.offset + 1
-        return jumps
-
-    def forget(self, partitions: Iterable[TopicPartition]) -> None:
-        """After a revocation the consumer starts again from the committed offsets."""
-        for tp in partitions:
-            self._next.pop(tp, None)
-
-
-Fetch = Callable[[Jump], Awaitable[list[Incoming]]]
-
-
-async def with_missing(
-    batch: Sequence[Incoming], jumps: Sequence[Jump], fetch: Fetch
-) -> list[Incoming]:
-    """The batch with each jump's missing messages (read by `fetch`) placed right before
-    the message that came after them."""
-    fill = {(j.topic, j.partition, j.got): await fetch(j) for j in jumps}
-    out: list[Incoming] = []
-    for message in batch:
-        out.extend(fill.pop((message.topic, message.partition, message.offset), ()))
-        out.append(message)
-    return out
 
 
 # --- Faust's private API ----------------------------------------------------------------------
@@ -109,20 +56,45 @@ class _Read:
         self.tp, self.topic, self.offset, self.acked = tp, tp.topic, offset, False
 
 
-def mark_read(app: App, jumps: Sequence[Jump]) -> None:
+def mark_read(app: App, jumps: Sequence[Jump], batch: Iterable[Incoming] = ()) -> None:
     """Acknowledge to Faust's consumer the messages of `jumps`, which the agent read and
-    applied itself.
+    applied itself (they are in `batch`), unless the consumer already counts them as done.
 
     Private: `Consumer.ack` is public but takes Faust's own `Message`; we pass a stand-in
     with the four attributes it reads (checked against `CHECKED_FAUST`). Its commit stops
     at the first offset it has not seen acknowledged, so without this the committed
     offset would stay there. Called only after the batch's writes are stored, so a crash
     before it still reads them again.
+
+    Private: `Consumer._acked` and `Consumer._gap`. The fetch loop (`_drain_messages`)
+    records a jump in offsets as a gap, and `_new_offset` adds the gap's offsets to the
+    acknowledged list without its index, so an offset acknowledged again is in the list
+    twice. `consecutive_numbers` then splits the list at every repeat, and each commit
+    (one per `broker_commit_interval`) moves the committed offset by one: after a
+    takeover, whose seek race makes such jumps, the committed offsets of the moved
+    partitions crawled until the next rebalance. Offsets the consumer already holds are
+    therefore not acknowledged again.
+
+    Private: `Consumer._committed_offset` (the group's commit, Kafka's "next to read").
+    Offsets below it need no acknowledgement; with nothing committed, Faust's first
+    commit starts at the lowest acknowledged offset, so none below the first message of
+    `batch` is needed either (a partition read from offset 0 whose head retention or
+    compaction removed would otherwise acknowledge every removed offset).
     """
+    consumer: Any = app.consumer
+    firsts: dict[TopicPartition, int] = {}
+    for m in batch:
+        firsts[m.topic, m.partition] = min(firsts.get((m.topic, m.partition), m.offset), m.offset)
     for jump in jumps:
         tp = TP(jump.topic, jump.partition)
-        for offset in range(jump.expected, jump.got):
-            app.consumer.ack(_Read(tp, offset))  # type: ignore[arg-type]
+        committed = consumer._committed_offset.get(tp)
+        if committed is None:
+            committed = firsts.get((jump.topic, jump.partition), jump.got)
+        held = set(consumer._acked.get(tp, ()))
+        gap = consumer._gap.get(tp)
+        for offset in range(max(jump.expected, committed), jump.got):
+            if offset not in held and not (gap and gap.overlaps(offset)):
+                consumer.ack(_Read(tp, offset))
 
 
 async def consumer_offsets(
@@ -143,6 +115,50 @@ async def consumer_offsets(
         if committed[tp] is None:
             positions[tp] = await consumer.position(tp) or 0
     return ends, committed, positions
+
+
+class Ownership:
+    """Whether a batch may still change state: taken after the latest rebalance was
+    over, of messages fetched in the current group generation, with no rebalance begun
+    since.
+
+    Undocumented attributes (checked against `CHECKED_FAUST`): `App.rebalancing` and
+    `App.rebalancing_count`, which Faust's rebalance listener sets synchronously when a
+    rebalance starts (`on_rebalance_start`) and which stay set until its recovery is over;
+    `App.consumer_generation_id` and `Message.generation_id`, the group generation now
+    and when the message was fetched. The fault: with `stream_wait_empty=False` Faust
+    does not wait for agents at a revocation, and `Stream.take_events` keeps its own
+    buffer, which `flow_control.clear()` does not empty, so a batch taken before a
+    rebalance goes on after it, for partitions that may belong to another worker by then.
+    Such a batch changes nothing: its messages are read again from the durable record's
+    resume point by whichever worker holds the partition.
+    """
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.dropped = 0
+
+    def take(self, events: Sequence[Any]) -> tuple[int, list[Any]]:
+        """A token for `holds`, and the events of the current generation (none while a
+        rebalance is going on)."""
+        app = self.app
+        token = app.rebalancing_count
+        if app.rebalancing:
+            current: list[Any] = []
+        else:
+            generation = app.consumer_generation_id
+            current = [e for e in events if e.message.generation_id == generation]
+        self.dropped += len(events) - len(current)
+        return token, current
+
+    def holds(self, token: int) -> bool:
+        """No rebalance has begun since `take` gave `token`."""
+        return not self.app.rebalancing and self.app.rebalancing_count == token
+
+
+def assigned(app: App) -> set[TopicPartition]:
+    """The topic-partitions assigned to this worker now."""
+    return {(tp.topic, tp.partition) for tp in app.consumer.assignment()}
 
 
 def recovery_completed(app: App) -> bool:
@@ -170,8 +186,39 @@ class LedgerValue:
         return data
 
 
+class OwnWrites:
+    """This process's changelog writes of a table: per key, the highest offset the
+    broker stored, and the writes still in flight."""
+
+    def __init__(self) -> None:
+        self.stored: dict[Any, int] = {}
+        self.in_flight: dict[Any, int] = {}
+        self.pending: set[asyncio.Future[Any]] = set()
+        self.ignored = 0  # changelog records not applied because this process wrote later
+        self.on_ignored: Callable[[int], Any] | None = None
+
+    def sent(self, key: Any, future: asyncio.Future[Any]) -> None:
+        self.in_flight[key] = self.in_flight.get(key, 0) + 1
+        self.pending.add(future)
+        future.add_done_callback(lambda f: self._settled(key, f))
+
+    def _settled(self, key: Any, future: asyncio.Future[Any]) -> None:
+        self.pending.discard(future)
+        left = self.in_flight.pop(key, 1) - 1
+        if left > 0:
+            self.in_flight[key] = left
+        if not future.cancelled() and future.exception() is None:
+            self.stored[key] = max(self.stored.get(key, -1), future.result().offset)
+
+    def supersedes(self, key: Any, offset: int) -> bool:
+        """Whether this process has written `key` at `offset` or later (or is writing it
+        now), so a changelog record of `key` at `offset` is not newer than its value."""
+        return key in self.in_flight or offset <= self.stored.get(key, -1)
+
+
 class ConfirmedTable(Table[Any, Any]):
-    """A table whose changelog writes can be awaited until the broker has stored them.
+    """A table whose changelog writes can be awaited until the broker has stored them,
+    and which never takes back a value older than one it wrote itself.
 
     Private: overrides `Table.on_key_set` and calls `send_changelog`,
     `partition_for_key` and `_sensor_on_set` as Faust's own does (checked against
@@ -179,12 +226,49 @@ class ConfirmedTable(Table[Any, Any]):
     after flushing its producer, but that flush gives up on its send queue after 0.1 s
     without progress, so without the confirmation a commit can overtake a changelog
     write, and a crash then loses the write while its events count as done.
+
+    Private: overrides `Collection.apply_changelog_batch`, which Faust's `Recovery`
+    calls with the changelog records it read. `Recovery._slurp_changelogs` keeps
+    buffering records of active partitions after a recovery has ended (a fetch in
+    flight, or the table's own writes made while the recovery ran), and applies them at
+    the next `flush_buffers`, which `App._on_partitions_revoked` calls first thing at the
+    next rebalance, and the next recovery again: with the in-memory store that puts
+    values back that the agent has since replaced, and a rebalance rewinds the table to
+    the previous recovery. Records of a key this process wrote at a later offset (or is
+    writing) are therefore left out; records another worker wrote after this one are
+    newer, and are applied.
     """
+
+    def _own(self) -> OwnWrites:
+        return self.__dict__.setdefault("_own_writes", OwnWrites())  # type: ignore[no-any-return]
 
     def on_key_set(self, key: Any, value: Any) -> None:
         future = self.send_changelog(self.partition_for_key(key), key, value)
+        self._own().sent(key, future)
         self.__dict__.setdefault("_unconfirmed", []).append(future)
         self._sensor_on_set(self, key, value)
+
+    def apply_changelog_batch(self, batch: Iterable[Any]) -> None:
+        own = self._own()
+        events = list(batch)
+        fresh = [e for e in events if not own.supersedes(e.key, e.message.offset)]
+        left_out = len(events) - len(fresh)
+        if left_out:
+            own.ignored += left_out
+            if own.on_ignored is not None:
+                own.on_ignored(left_out)
+            log.info("%s: left out %d records older than own writes", self.name, left_out)
+        super().apply_changelog_batch(fresh)
+
+    def count_ignored(self, callback: Callable[[int], Any]) -> None:
+        """Call `callback(n)` whenever a recovery leaves out n records."""
+        self._own().on_ignored = callback
+
+    async def settle(self) -> None:
+        """Wait until every write in flight is stored or has failed."""
+        pending = list(self._own().pending)
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
 
     async def ready_to_write(self) -> None:
         """Wait until the producer knows the changelog topic's partitions: a write picks
@@ -201,3 +285,14 @@ class ConfirmedTable(Table[Any, Any]):
         if pending:
             self.__dict__["_unconfirmed"] = []
             await asyncio.gather(*pending)
+
+
+class PartitionTable(ConfirmedTable):
+    """A table keyed by a partition number (its decimal digits): each key's changelog
+    record goes to that partition, so the value moves with the partition it describes.
+
+    Private: overrides `Collection.partition_for_key` (checked against `CHECKED_FAUST`),
+    which otherwise takes the current event's partition or the key's hash."""
+
+    def partition_for_key(self, key: Any) -> int | None:
+        return int(key)

@@ -17,16 +17,23 @@ import time
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from faust.types import TP
 
 from stream.adapters.dedup_history import TopicHistory
 from stream.adapters.kafka_config import kafka_config
-from stream.adapters.redis_store import RedisCooldowns, RedisDedup, redis_client
+from stream.adapters.profile_store import RedisContactState, RedisProfiles
+from stream.adapters.redis_store import RedisDedup, redis_client
 from stream.adapters.topic_specs import ClusterTopics
 from stream.handlers.catalog import Catalogs
 from stream.handlers.cooldowns import GuardedCooldowns
 from stream.handlers.dedup import GuardedDedup
 from stream.handlers.ingestion import IngestionService
+from stream.handlers.models import ModelBook
+from stream.handlers.profiles import (
+    CooldownsWithProfiles,
+    MemoryProfiles,
+    ProfileFolder,
+    ProfileStore,
+)
 from stream.handlers.reply_to import ReplyPolicy
 from stream.handlers.selection import SelectionService
 from stream.handlers.stores import CooldownStore, DedupStore, MemoryCooldowns, MemoryDedup
@@ -36,7 +43,7 @@ from stream.ops.metrics import Metrics
 from stream.wire import codec
 from stream.wire.envelope import Incoming, Outgoing
 from stream.worker.app import app, settings
-from stream.worker.delivery import ConfirmedTable, Continuity, Jump, committed_offset
+from stream.worker.delivery import ConfirmedTable, Jump
 from stream.worker.sensors import faust_monitor
 from stream.worker.tables import account_to_catalog, account_to_stats
 from stream.worker.topics import CONSUMED_TOPICS, OUTCOME_KINDS
@@ -52,9 +59,12 @@ class Runtime:
         self._selection: SelectionService | None = None
         self._ingestion: IngestionService | None = None
         self._stores: tuple[CooldownStore, DedupStore] | None = None
+        self._profiles: ProfileFolder | None = None
         self.redis: RedisDedup | None = None  # for the background probe
         # one decoded catalog per account and change, shared by both services
         self.catalogs = Catalogs(account_to_catalog.get)
+        # every account's newest promoted model (stream.worker.agents.load_models)
+        self.models = ModelBook(metrics.model)
         self.reachability = Reachability()
         if settings.cooldown_store == "memory":
             self.reachability.not_used("redis")
@@ -68,10 +78,20 @@ class Runtime:
                     "CS_COOLDOWN_STORE=memory: cooldowns and event dedup live in this process "
                     "only and are lost on restart; use Redis in production"
                 )
-                self._stores = (MemoryCooldowns(), MemoryDedup())
+                profiles = MemoryProfiles()
+                self._stores = (CooldownsWithProfiles(MemoryCooldowns(), profiles), MemoryDedup())
+                self._profiles = self._folder(profiles)
             else:
                 self._stores = self._redis_stores()
         return self._stores
+
+    def _folder(self, store: ProfileStore) -> ProfileFolder:
+        counter = metrics.model.profile_events
+        return ProfileFolder(
+            store,
+            retention_seconds=settings.profile_retention_days * 86400.0,
+            on_outcome=lambda outcome, count: counter.labels(outcome).inc(count),
+        )
 
     def _redis_stores(self) -> tuple[GuardedCooldowns, GuardedDedup]:
         client = redis_client(settings)
@@ -82,8 +102,9 @@ class Runtime:
             max_revenue=settings.max_revenue,
             max_future_seconds=settings.max_future_seconds,
         )
+        self._profiles = self._folder(RedisProfiles(client, prefix))
         cooldowns = GuardedCooldowns(
-            RedisCooldowns(client, prefix),
+            RedisContactState(client, prefix),
             metrics,
             timeout=settings.redis_timeout_seconds,
             max_contacts=settings.cooldown_memory_contacts,
@@ -125,6 +146,7 @@ class Runtime:
                 reply_topics=self.cluster_topics,
                 reply_check_seconds=settings.reply_topic_check_seconds,
                 reply_cache_seconds=settings.reply_topic_cache_seconds,
+                models=self.models.get,
             )
         return self._selection
 
@@ -141,6 +163,7 @@ class Runtime:
                 max_message_bytes=settings.max_message_bytes,
                 max_revenue=settings.max_revenue,
                 max_future_seconds=settings.max_future_seconds,
+                profiles=self._profiles,
             )
         return self._ingestion
 
@@ -187,18 +210,6 @@ async def publish(messages: list[Outgoing]) -> None:
 
 EXIT_CHANGELOG_FAILED = 75
 EXIT_MESSAGES_DROPPED = 76
-
-
-def watched_continuity() -> Continuity:
-    """A continuity check for one agent, started over for partitions this worker loses."""
-    continuity = Continuity(lambda topic, partition: committed_offset(app, topic, partition))
-
-    async def forget_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        revoked: set[TP] = args[0] if args else kwargs.get("revoked", set())
-        continuity.forget((tp.topic, tp.partition) for tp in revoked)
-
-    app.on_partitions_revoked.connect(forget_revoked)
-    return continuity
 
 
 async def confirm_writes(table: ConfirmedTable) -> None:

@@ -11,7 +11,8 @@ as done.
 `use_partitioner=True`: the changelog partition comes from hashing the key exactly like
 the producers of the event topics do, so a table's changelog partition is the account's
 partition on every topic, whatever event happened to be current when it was written
-(batched agents write after a whole batch).
+(batched agents write after a whole batch). `partition-to-answers` is keyed by the
+request partition itself, and its records go to that partition.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from faust.serializers import codecs
 
 from stream.wire import ledger_codec
 from stream.worker.app import app, settings
-from stream.worker.delivery import ConfirmedTable, LedgerValue
+from stream.worker.delivery import ConfirmedTable, LedgerValue, PartitionTable
 
 
 class LedgerCodec(codecs.Codec):
@@ -36,8 +37,8 @@ class LedgerCodec(codecs.Codec):
 codecs.register("ledger", LedgerCodec())
 
 
-def _table(name: str, **options: Any) -> ConfirmedTable:
-    table = ConfirmedTable(
+def _table(name: str, kind: type[ConfirmedTable] = ConfirmedTable, **options: Any) -> Any:
+    table = kind(
         app,
         name=name,
         default=None,
@@ -53,3 +54,5 @@ def _table(name: str, **options: Any) -> ConfirmedTable:
 
 account_to_stats = _table("account-to-stats", value_type=LedgerValue)
 account_to_catalog = _table("account-to-catalog")
+# Per selection-request partition, what the selection agent answered (`stream.wire.answered`)
+partition_to_answers = _table("partition-to-answers", PartitionTable, value_type=bytes)

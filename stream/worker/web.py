@@ -9,7 +9,10 @@ batch for `stall_seconds` without finishing it (`stream.worker.runtime.progress`
 partition with messages waiting has gone `stall_seconds` without its committed offset
 moving (`stream.ops.lag`); "degraded" (200 unless `CS_DEGRADED_READY=false`) while
 Redis does not answer or is being caught up; "unavailable" (503) otherwise. Nothing here
-makes a network call.
+makes a network call. The body also says how often partitions resumed from their durable
+record behind the group's commit, how many requests came again after they were
+answered, and how many partitions still have messages to read back
+(`stream.worker.resume`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from stream.ops.health import Facts, report
+from stream.worker import resume
 from stream.worker.app import app, settings
 from stream.worker.delivery import recovery_completed
 from stream.worker.runtime import consumer_lag, metrics, progress, runtime
@@ -46,7 +50,8 @@ def health_report(now: float) -> tuple[int, dict[str, Any]]:
         stalled_partitions=consumer_lag.stalled(now),
         progress=progress.ages(now),
     )
-    return report(facts, _is_event_partition, settings.degraded_ready)
+    status, body = report(facts, _is_event_partition, settings.degraded_ready)
+    return status, {**body, **resume.health(app)}
 
 
 def _is_event_partition(position: str) -> bool:

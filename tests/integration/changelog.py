@@ -44,3 +44,44 @@ async def latest_ledgers(settings: Settings) -> dict[str, Ledger]:
     finally:
         await consumer.stop()
     return {k.decode(): load_ledger(v) for k, v in latest.items()}
+
+
+async def regressions(settings: Settings) -> list[str]:
+    """Stats values in the changelog that went back: an account's value whose applied
+    offset for some source partition, or whose total sends, clicks or conversions, is
+    lower than in the value written before it (no corrections are published here)."""
+    topic = f"{settings.app_id}-account-to-stats-changelog"
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None)
+    await consumer.start()
+    found: list[str] = []
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(settings.partitions)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        last: dict[bytes, dict[str, int]] = {}
+        while any([await consumer.position(tp) < ends[tp] for tp in partitions]):
+            for records in (await consumer.getmany(timeout_ms=1000)).values():
+                for r in records:
+                    now = marks(load_ledger(r.value))
+                    before = last.get(r.key, {})
+                    back = {k: (v, now.get(k, -1)) for k, v in before.items() if now.get(k, -1) < v}
+                    if back:
+                        found.append(f"{r.key.decode()} at {r.partition}:{r.offset}: {back}")
+                    last[r.key] = now
+    finally:
+        await consumer.stop()
+    return found
+
+
+def marks(ledger: Ledger) -> dict[str, int]:
+    """What only grows in a stats value: applied offsets and total counts."""
+    totals = Counts()
+    for counts in ledger.stats.counts.values():
+        totals = totals + counts
+    return {
+        **ledger.applied,
+        "sends": totals.sends,
+        "clicks": totals.clicks,
+        "conversions": totals.conversions,
+    }

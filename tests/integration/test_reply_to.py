@@ -224,6 +224,8 @@ async def test_every_reply_to_gets_one_answer_and_internal_topics_get_nothing(
     assert moved.pop(letters) == len(internal) + len(outside) + len(missing)
     assert moved.pop(s.topic("selection-requests")) == len(plan)
     moved.pop("__consumer_offsets", None)  # the worker's commits
+    # what the selection agent answered, per request partition (stream/handlers/once.py)
+    assert moved.pop(f"{s.app_id}-partition-to-answers-changelog", 0) > 0
     assert moved == {}
     await nothing_of_ours_in(s, "__consumer_offsets", marker)
 

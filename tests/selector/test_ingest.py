@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from selector.ingest import Ledger, SourcedEvent, apply_events, totals
+from selector.ingest import Ledger, SourcedEvent, advance, apply_events, totals
 from selector.stats import Counts
 from selector.timing import delay_bin
 
@@ -90,3 +92,20 @@ def test_the_items_of_one_batch_message_share_its_offset_and_count_once() -> Non
     twice, outcome = apply_events(Ledger(), [batch[0], batch[1], batch[1]])
     assert sum(c.sends for c in twice.stats.counts.values()) == 2
     assert totals(outcome) == {"applied": 2, "replayed": 1, "duplicate": 0}
+
+
+def test_advance_raises_applied_offsets_and_then_skips_what_it_covers() -> None:
+    ledger, _ = apply_events(Ledger(), [SourcedEvent("send", "c1", 0.0, 0, "sends", 0, 3)])
+    stamped = advance(ledger, {"sends:0": 9, "clicks:0": 4})
+    assert dict(stamped.applied) == {"sends:0": 9, "clicks:0": 4}
+    assert stamped.stats == ledger.stats
+    replay, outcome = apply_events(stamped, [SourcedEvent("click", "c1", 0.0, 0, "clicks", 0, 4)])
+    assert replay is stamped and outcome[("click", "replayed")] == 1
+    later, _ = apply_events(stamped, [SourcedEvent("click", "c1", 0.0, 0, "clicks", 0, 5)])
+    assert later.stats.creative("c1").clicks == 1
+
+
+def test_advance_never_lowers_an_offset() -> None:
+    ledger = Ledger(applied=MappingProxyType({"sends:0": 7}))
+    assert advance(ledger, {"sends:0": 2}) is ledger
+    assert advance(ledger, {}) is ledger
