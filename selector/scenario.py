@@ -26,7 +26,11 @@ from numpy.typing import NDArray
 
 from selector.contacts import SEGMENT_FIELDS, ContactModel, contact_model_from_dict
 from selector.delays import NO_DELAY, DelayDistribution, delay_from_dict
-from selector.domain import DAY_SECONDS, Account, ConfigError, CreativeStatus, account_from_dict
+from selector.domain import DAY_SECONDS, Account, CreativeStatus, account_from_dict
+from selector.fields import count as _count
+from selector.fields import mapping as _mapping
+from selector.fields import number as _number
+from selector.fields import require as _require
 
 FloatMatrix = NDArray[np.float64]
 TOP_LEVEL = {
@@ -36,34 +40,6 @@ TOP_LEVEL = {
 }
 REQUIRED = ("offers", "creatives", "campaign", "contacts", "horizon")
 RATE_FIELDS = {"click_rate", "conversion_rate", "click_multiplier", "conversion_multiplier"}
-
-
-def _require(ok: bool, path: str, message: str) -> None:
-    if not ok:
-        raise ConfigError(path, message)
-
-
-def _mapping(data: object, path: str, allowed: set[str], what: str = "field") -> dict[str, Any]:
-    _require(isinstance(data, Mapping), path, f"must be an object; got {type(data).__name__}")
-    assert isinstance(data, Mapping)
-    unknown = sorted(map(str, set(data) - allowed))
-    _require(not unknown, path, f"unknown {what}(s) {', '.join(unknown)}")
-    return dict(data)
-
-
-def _number(value: object, path: str, low: float, high: float = math.inf) -> float:
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    _require(ok, path, f"must be a finite number; got {value!r}")
-    assert isinstance(value, int | float)
-    _require(low <= value <= high, path, f"must be between {low:g} and {high:g}; got {value!r}")
-    return float(value)
-
-
-def _count(value: object, path: str, low: int = 1) -> int:
-    ok = isinstance(value, int) and not isinstance(value, bool) and value >= low
-    _require(ok, path, f"must be a whole number >= {low}; got {value!r}")
-    assert isinstance(value, int)
-    return value
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,23 +32,25 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from stream.adapters.kafka_config import kafka_config
-from stream.adapters.producer import as_settings, open_producer, send_messages
+from stream.adapters.producer import as_settings, open_producer, publish_batched
 from stream.settings import Settings
 from stream.wire import codec
-from stream.wire.batches import MAX_ITEMS, event_batch, open_responses, request_batch
+from stream.wire.batches import MAX_ITEMS, open_responses, request_batch
 from stream.wire.messages import (
-    TOPICS,
     ClickEvent,
     ConversionEvent,
-    Kind,
     SelectionError,
     SelectionRequest,
     SelectionResponse,
     SendEvent,
+    SendTimeAnswer,
+    SendTimeError,
+    SendTimeQuery,
     encode,
 )
 
 Answer = SelectionResponse | SelectionError
+SendTime = SendTimeAnswer | SendTimeError
 # (account_id, campaign_id, contact_id) or with a fourth item, the decision time.
 RequestTuple = tuple[str, str, str] | tuple[str, str, str, float | None]
 Event = SendEvent | ClickEvent | ConversionEvent
@@ -215,7 +217,7 @@ class SelectionClient:
         """Publish sends, clicks and conversions to their topics, keyed by account, in
         `event_batch.v1` messages of up to `batch_size` events of one kind and account
         (single v1 messages when it is 1); returns how many events, once all are stored."""
-        return await _publish(self._started(), self.settings, list(events), self.batch_size)
+        return await publish_batched(self._started(), self.settings, list(events), self.batch_size)
 
     def _request(
         self, account_id: str, campaign_id: str, contact_id: str, at: float | None = None
@@ -224,7 +226,7 @@ class SelectionClient:
         return SelectionRequest(request_id, account_id, campaign_id, contact_id, at, self._reply_to)
 
     async def _submit(
-        self, producer: AIOKafkaProducer, request: SelectionRequest
+        self, producer: AIOKafkaProducer, request: SelectionRequest | SendTimeQuery
     ) -> asyncio.Future[Answer]:
         """Register the request, then queue it; the future gets its answer (or the
         delivery error when the request could not be published)."""
@@ -236,6 +238,7 @@ class SelectionClient:
             delivery.add_done_callback(lambda d: _fail_if_undelivered(d, answer))
             return answer
         queue = self._queued.setdefault(request.account_id, [])
+        assert isinstance(request, SelectionRequest)  # other clients send one per message
         queue.append((request, answer))
         if len(queue) >= self.batch_size:
             await self._send_batch(producer, request.account_id)
@@ -292,20 +295,72 @@ class SelectionClient:
                     self._resolve(record.value)
 
     def _resolve(self, raw: bytes | None) -> None:
-        answers = open_responses(raw)
+        answers = open_responses(raw)  # single, or a selection_response_batch.v1
         if isinstance(answers, codec.Rejected):
             self.unreadable_replies += 1
             return
         for answer in answers:
-            if isinstance(answer, codec.Rejected):
-                self.unreadable_replies += 1
-                continue
-            rid = answer.request_id
-            future = None if rid is None else self._pending.pop(rid, None)
-            if future is None or future.done():
-                self.late_replies += 1
-            else:
-                future.set_result(answer)
+            self._deliver(answer)
+
+    def _deliver(self, answer: Answer | SendTime | codec.Rejected) -> None:
+        if isinstance(answer, codec.Rejected):
+            self.unreadable_replies += 1
+            return
+        future = None if answer.request_id is None else self._pending.pop(answer.request_id, None)
+        if future is None or future.done():
+            self.late_replies += 1
+        else:
+            future.set_result(answer)  # type: ignore[arg-type]  # a SendTimeClient's: SendTime
+
+
+class SendTimeClient(SelectionClient):
+    """Ask for send times over Kafka: `send_time_request.v1` on `send-time-requests`,
+    answers read from `send-time-responses` (or `responses_topic`, sent as `reply_to`).
+
+    >>> async def main() -> None:  # doctest: +SKIP
+    ...     async with SendTimeClient("127.0.0.1:9092") as client:
+    ...         answer = await client.send_time("acme", "news", "ct-1", 1773064800.0, 86400)
+    ...         print(answer.send_at, answer.slot, answer.reason)
+    """
+
+    def __init__(
+        self, settings: Settings | str, *, responses_topic: str | None = None, timeout: float = 5.0
+    ) -> None:
+        default = as_settings(settings).topic("send-time-responses")
+        super().__init__(  # one message per request: the send-time agent reads no batches
+            settings, responses_topic=responses_topic or default, timeout=timeout, batch_size=1
+        )
+        self.requests_topic = self.settings.topic("send-time-requests")
+        self._reply_to = None if self.responses_topic == default else self.responses_topic
+
+    async def send_time(
+        self,
+        account_id: str,
+        campaign_id: str,
+        contact_id: str,
+        launch_time: float,
+        window_seconds: float,
+        *,
+        timeout: float | None = None,
+        **options: Any,
+    ) -> SendTime:
+        """When to send: a `SendTimeAnswer` or a `SendTimeError` (a bounded reason).
+        `options` are the request's optional fields (`zone`, `profile_zone`, `launch_id`,
+        `sending_hours`, `control_pct`, `control_delay_seconds`)."""
+        producer = self._started()
+        query = SendTimeQuery(
+            str(uuid.uuid4()), account_id, campaign_id, contact_id, launch_time,
+            window_seconds, **options, reply_to=self._reply_to,
+        )  # fmt: skip
+        try:
+            async with asyncio.timeout(self.timeout if timeout is None else timeout):
+                future = await self._submit(producer, query)
+                return await future  # type: ignore[return-value]
+        finally:
+            self._pending.pop(query.request_id, None)
+
+    def _resolve(self, raw: bytes | None) -> None:
+        self._deliver(codec.decode("send_time_response", raw))
 
 
 def _fail_if_undelivered(delivery: asyncio.Future[Any], answer: asyncio.Future[Answer]) -> None:
@@ -335,23 +390,4 @@ async def publish_events(
     `SelectionClient.publish_events` does (which reuses a client's producer)."""
     resolved = as_settings(settings)
     async with open_producer(resolved) as producer:
-        return await _publish(producer, resolved, events, batch_size)
-
-
-async def _publish(
-    producer: AIOKafkaProducer, settings: Settings, events: Sequence[Event], batch_size: int
-) -> int:
-    if batch_size == 1:
-        deliveries = await send_messages(producer, settings, events)
-    else:
-        groups: dict[tuple[Kind, str], list[Event]] = {}
-        for event in events:
-            groups.setdefault((event.kind, event.account_id), []).append(event)
-        deliveries = []
-        for (kind, account_id), group in groups.items():
-            topic = settings.topic(TOPICS[kind])
-            for start in range(0, len(group), batch_size):
-                raw = event_batch(kind, account_id, group[start : start + batch_size])
-                deliveries.append(await producer.send(topic, raw, key=account_id.encode()))
-    await asyncio.gather(*deliveries)
-    return len(events)
+        return await publish_batched(producer, resolved, events, batch_size)

@@ -117,6 +117,12 @@ def number(
     return check
 
 
+def boolean(v: Any, path: str) -> bool:
+    if type(v) is not bool:
+        raise wrong(path, "a boolean", v)
+    return v
+
+
 def integer(low: int) -> Check:
     return number(low, MAX_INTEGER, integer=True)
 

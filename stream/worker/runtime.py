@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from dataclasses import replace
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -21,6 +22,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from stream.adapters.dedup_history import TopicHistory
 from stream.adapters.kafka_config import kafka_config
 from stream.adapters.profile_store import RedisContactState, RedisProfiles
+from stream.adapters.redis_sendtime import RedisSendTimeStore
 from stream.adapters.redis_store import RedisDedup, redis_client
 from stream.adapters.topic_specs import ClusterTopics
 from stream.handlers.catalog import Catalogs
@@ -36,6 +38,9 @@ from stream.handlers.profiles import (
 )
 from stream.handlers.reply_to import ReplyPolicy
 from stream.handlers.selection import SelectionService
+from stream.handlers.sendtime import SendTimeService
+from stream.handlers.sendtime_learning import SendTimeLearner
+from stream.handlers.sendtime_store import MemorySendTimeStore, SendTimeStore
 from stream.handlers.stores import CooldownStore, DedupStore, MemoryCooldowns, MemoryDedup
 from stream.ops.health import Reachability
 from stream.ops.lag import LagGauge
@@ -46,7 +51,7 @@ from stream.worker.app import app, settings
 from stream.worker.delivery import ConfirmedTable, Jump
 from stream.worker.sensors import faust_monitor
 from stream.worker.tables import account_to_catalog, account_to_stats
-from stream.worker.topics import CONSUMED_TOPICS, OUTCOME_KINDS
+from stream.worker.topics import CONSUMED_TOPICS, OUTCOME_KINDS, SENDTIME_EVENT_KINDS
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +65,7 @@ class Runtime:
         self._ingestion: IngestionService | None = None
         self._stores: tuple[CooldownStore, DedupStore] | None = None
         self._profiles: ProfileFolder | None = None
+        self._sendtime: tuple[SendTimeService, SendTimeLearner] | None = None
         self.redis: RedisDedup | None = None  # for the background probe
         # one decoded catalog per account and change, shared by both services
         self.catalogs = Catalogs(account_to_catalog.get)
@@ -166,6 +172,39 @@ class Runtime:
                 profiles=self._profiles,
             )
         return self._ingestion
+
+    def send_times(self) -> tuple[SendTimeService, SendTimeLearner]:
+        """The send-time service and learner, sharing one store (Redis unless
+        `CS_COOLDOWN_STORE=memory`)."""
+        if self._sendtime is None:
+            store: SendTimeStore = (
+                MemorySendTimeStore()
+                if settings.cooldown_store == "memory"
+                else RedisSendTimeStore(redis_client(settings), settings.redis_key_prefix)
+            )
+            service = SendTimeService(
+                store=store,
+                metrics=metrics,
+                responses_topic=settings.topic("send-time-responses"),
+                dead_letters_topic=settings.topic("dead-letters"),
+                max_message_bytes=settings.max_message_bytes,
+                reply_policy=replace(
+                    ReplyPolicy.from_settings(settings),
+                    default_topic=settings.topic("send-time-responses"),
+                ),
+                reply_topics=self.cluster_topics,
+                reply_check_seconds=settings.reply_topic_check_seconds,
+                reply_cache_seconds=settings.reply_topic_cache_seconds,
+            )
+            learner = SendTimeLearner(
+                store=store,
+                metrics=metrics,
+                kinds=SENDTIME_EVENT_KINDS,
+                record_ttl=settings.dedup_ttl_seconds,
+                max_message_bytes=settings.max_message_bytes,
+            )
+            self._sendtime = (service, learner)
+        return self._sendtime
 
 
 runtime = Runtime()
