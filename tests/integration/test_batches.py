@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -156,7 +157,17 @@ async def test_batched_events_give_exact_stats(worker: WorkerProcess) -> None:
     assert duplicates == len(events) - sum(
         n.sends + n.clicks + n.conversions for row in truth.values() for n in row.values()
     )
-    streamed = await streamed_stats(worker.settings)
-    for account, row in truth.items():
-        got = {c: (n.sends, n.clicks, n.conversions) for c, n in streamed[account].items()}
-        assert got == {c: (n.sends, n.clicks, n.conversions) for c, n in row.items()}
+    want = {
+        a: {c: (n.sends, n.clicks, n.conversions) for c, n in row.items()}
+        for a, row in truth.items()
+    }
+    got: dict[str, dict[str, tuple[int, int, int]]] = {}
+    deadline = time.monotonic() + 90.0  # the table's changelog catches up with the counter
+    while got != want and time.monotonic() < deadline:
+        streamed = await streamed_stats(worker.settings)
+        got = {
+            a: {c: (n.sends, n.clicks, n.conversions) for c, n in streamed.get(a, {}).items()}
+            for a in want
+        }
+        await asyncio.sleep(1.0)
+    assert got == want
