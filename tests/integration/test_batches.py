@@ -149,7 +149,7 @@ async def test_batched_events_give_exact_stats(worker: WorkerProcess) -> None:
     before = await asyncio.to_thread(worker.metric, "creative_selection_events_total")
     async with SelectionClient(worker.settings, batch_size=100) as client:
         for start in range(0, len(events), 1000):
-            assert await client.publish_events(events[start : start + 1000]) == 1000
+            assert await client.publish_events(events[start : start + 1000], 100) == 1000
     await worker.wait_for("creative_selection_events_total", before + len(events))
     duplicates = await asyncio.to_thread(
         worker.metric, "creative_selection_events_total", outcome="duplicate"
