@@ -1,11 +1,7 @@
 # Benchmarks (DESIGN.md section 6) go through the CLI, like everything else.
 PYTHON ?= python3
 
-<<<<<<< HEAD
-.PHONY: bench-peers bench-single bench bench-quick bench-stream bench-stream-quick bench-recompute bench-recompute-quick bench-report bench-report-quick
-=======
-.PHONY: bench-model bench-model-quick bench-peers bench-single bench bench-quick bench-stream bench-stream-quick bench-recompute bench-recompute-quick
->>>>>>> origin/main
+.PHONY: bench-model bench-model-quick bench-peers bench-single bench bench-quick bench-stream bench-stream-quick bench-recompute bench-recompute-quick bench-report bench-report-quick
 
 bench:  ## selector benchmark, default run (~2-3 min); table on stdout, JSON in bench/results/
 	$(PYTHON) -m bench selector

@@ -204,6 +204,8 @@ def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--accounts", type=count, help="accounts (10 creatives each)")
     parser.add_argument("--contacts", type=count, help="distinct contacts")
     parser.add_argument("--no-pin", action="store_true", help="do not pin the worker to a core")
+    parser.add_argument("--batch", type=count, help="requests per message (1: single, default 100)")
+    parser.add_argument("--linger-ms", type=seconds, help="the paced sender's linger (default 2)")
     parser.add_argument("--bootstrap", help="use this Kafka instead of starting one")
     parser.add_argument("--redis-url", help="use this Redis instead of starting one")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
@@ -216,9 +218,11 @@ def stream_config_from_args(args: argparse.Namespace) -> StreamConfig:
     for name in ("requests", "events", "raw_messages", "rate", "latency_seconds"):
         if getattr(args, name) is not None:
             values[name] = getattr(args, name)
-    for name in ("warmup_seconds", "accounts", "contacts", "bootstrap", "redis_url"):
+    for name in ("warmup_seconds", "accounts", "contacts", "bootstrap", "redis_url", "batch"):
         if getattr(args, name) is not None:
             values[name] = getattr(args, name)
+    if args.linger_ms is not None:
+        values["linger_ms"] = args.linger_ms
     return StreamConfig(pin=not args.no_pin, progress=not args.no_progress, **values)
 
 

@@ -63,6 +63,8 @@ class StreamConfig:
     bootstrap: str | None = None
     redis_url: str | None = None
     seed: int = 7
+    batch: int = 100  # requests per message; 1: single selection_request.v1 messages
+    linger_ms: float = 2.0
 
 
 QUICK = {
@@ -190,6 +192,8 @@ def _load(config: StreamConfig, env: dict[str, str]) -> sl.Load:
         events=config.events,
         duplicate_pct=config.duplicate_pct,
         seed=config.seed,
+        batch=config.batch,
+        linger_ms=config.linger_ms,
     )
 
 
@@ -241,6 +245,8 @@ def run(config: StreamConfig) -> dict[str, Any]:
             "goal": "revenue",
             "sends_per_creative": load.sends_per_creative,
             "learning_threshold": load.learning_threshold,
+            "request_batch": load.batch,
+            "linger_ms": load.linger_ms,
             "worker_env": {k: v for k, v in load.env.items() if k.startswith("CS_SELECT")},
         },
         "seconds": time.perf_counter() - started,

@@ -23,11 +23,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import orjson
 from aiokafka import AIOKafkaProducer
 
 from bench.selector_bench import OFFERS
 from stream.adapters.kafka_config import kafka_config
 from stream.settings import Settings
+from stream.wire.batches import EVENT_BATCH, request_batch, response_batch
 from stream.wire.messages import (
     ClickEvent,
     ConversionEvent,
@@ -38,6 +40,7 @@ from stream.wire.messages import (
 )
 
 CREATIVES = 10
+TOPIC_OF_KIND = {"send": "sends", "click": "clicks", "conversion": "conversions"}
 CAMPAIGNS = ("welcome-series", "winback")
 COOLDOWN_SECONDS = 3 * 86400
 CLICK_RATES = np.linspace(0.08, 0.15, CREATIVES)
@@ -60,6 +63,8 @@ class Load:
     events: int = 200_000
     duplicate_pct: float = 1.0
     seed: int = 7
+    batch: int = 100  # requests per message (`selection_request_batch.v1`); 1: single ones
+    linger_ms: float = 2.0  # the paced sender's, as `SelectionClient`'s
 
     @property
     def settings(self) -> Settings:
@@ -123,14 +128,48 @@ def request_message(
 
 
 def request_messages(load: Load, tag: str, count: int, at: float) -> list[Message]:
+    """`count` requests, in batches of `load.batch` of one account each (in the order
+    the requests come, as `SelectionClient` makes them), or single ones when it is 1."""
     rng = np.random.default_rng([load.seed, count])
     accounts = rng.integers(0, load.accounts, count).tolist()
     campaigns = rng.integers(0, len(CAMPAIGNS), count).tolist()
     contacts = rng.integers(0, load.contacts, count).tolist()
-    return [
+    singles = [
         request_message(load, tag, i, accounts[i], campaigns[i], contacts[i], at)
         for i in range(count)
     ]
+    return batched(load, singles)
+
+
+def batched(load: Load, singles: Sequence[Message]) -> list[Message]:
+    """Single request messages regrouped by account into batches of `load.batch`."""
+    if load.batch == 1:
+        return list(singles)
+    out: list[Message] = []
+    queued: dict[bytes, list[SelectionRequest]] = {}
+    for topic, key, value in singles:
+        queue = queued.setdefault(key, [])
+        queue.append(_request(value))
+        if len(queue) == load.batch:
+            out.append((topic, key, request_batch(key.decode(), queued.pop(key))))
+    topic = load.settings.topic("selection-requests")
+    out += [(topic, key, request_batch(key.decode(), q)) for key, q in queued.items()]
+    return out
+
+
+def _request(value: bytes) -> SelectionRequest:
+    doc = orjson.loads(value)
+    del doc["schema"]
+    return SelectionRequest(**doc)
+
+
+def items_in(messages: Sequence[Message]) -> int:
+    """Requests, responses or events in messages, single or batched."""
+    count = 0
+    for _, _, value in messages:
+        doc = orjson.loads(value)
+        count += len(doc.get("requests") or doc.get("responses") or doc.get("events") or [1])
+    return count
 
 
 def duplicate_count(unique: int, load: Load) -> int:
@@ -174,11 +213,37 @@ def event_messages(load: Load, at: float) -> list[Message]:
     copies = rng.choice(len(events), duplicate_count(len(events), load), replace=False)
     events += [events[i] for i in copies.tolist()]
     order = rng.permutation(len(events)).tolist()
-    topics = {"send": "sends", "click": "clicks", "conversion": "conversions"}
     return [
-        (settings.topic(topics[e.kind]), e.account_id.encode(), encode(e))
+        (settings.topic(TOPIC_OF_KIND[e.kind]), e.account_id.encode(), encode(e))
         for e in (events[i] for i in order)
     ]
+
+
+def batched_events(load: Load, singles: Sequence[Message]) -> list[Message]:
+    """Single event messages regrouped into `event_batch.v1` messages of `load.batch`
+    events of one kind and account, in the order they come (as `publish_events` does)."""
+    if load.batch == 1:
+        return list(singles)
+    out: list[Message] = []
+    queued: dict[tuple[str, bytes], list[Any]] = {}
+    kinds = {load.settings.topic(t): k for k, t in TOPIC_OF_KIND.items()}
+    for topic, key, value in singles:
+        queue = queued.setdefault((topic, key), [])
+        queue.append(value)
+        if len(queue) == load.batch:
+            out.append(_event_batch(kinds[topic], topic, key, queued.pop((topic, key))))
+    out += [_event_batch(kinds[t], t, key, values) for (t, key), values in queued.items()]
+    return out
+
+
+def _event_batch(kind: str, topic: str, key: bytes, values: list[bytes]) -> Message:
+    items = []
+    for value in values:
+        doc = orjson.loads(value)
+        del doc["schema"], doc["account_id"]
+        items.append(doc)
+    body = {"schema": EVENT_BATCH, "kind": kind, "account_id": key.decode(), "events": items}
+    return topic, key, orjson.dumps(body)
 
 
 def response_sample(load: Load, count: int) -> list[Message]:
@@ -192,7 +257,12 @@ def response_sample(load: Load, count: int) -> list[Message]:
             time.time(),
         )  # fmt: skip
         out.append((topic, response.account_id.encode(), encode(response)))
-    return out
+    if load.batch == 1:
+        return out
+    return [
+        (topic, out[i][1], response_batch([v for _, _, v in out[i : i + load.batch]]))
+        for i in range(0, count, load.batch)
+    ]
 
 
 def pin(cpus: Sequence[int] | None) -> None:
@@ -224,12 +294,12 @@ def publish_process(load: Load, what: str, cpus: list[int] | None, out: Any) -> 
     """Build `what` ("events" or "requests"), signal ready, publish on "go" from the pipe."""
     pin(cpus)
     at = time.time()
-    messages = (
-        event_messages(load, at)
-        if what == "events"
-        else request_messages(load, "t", load.requests, at)
-    )
-    out.send(("ready", len(messages)))
+    if what == "events":
+        singles = event_messages(load, at)
+        messages, total = batched_events(load, singles), len(singles)
+    else:
+        messages, total = request_messages(load, "t", load.requests, at), load.requests
+    out.send(("ready", total))
     out.recv()
     seconds = asyncio.run(produce(load.settings, messages))
     out.send(("done", {"messages": len(messages), "seconds": seconds}))
@@ -241,27 +311,38 @@ async def paced(
     """Open loop: request i leaves at `t0 + i / rate` whatever came back; when behind,
     the late ones leave at once (they were due). Latency is counted from the schedule,
     so a stall here or in the worker shows as latency, not as fewer requests. `t0` comes
-    from the pipe once the producer is connected."""
+    from the pipe once the producer is connected. With `load.batch` > 1 the requests due
+    leave in batches by account once the first of them has waited `load.linger_ms`."""
     rng = np.random.default_rng([load.seed, 1])
     accounts = rng.integers(0, load.accounts, count).tolist()
     campaigns = rng.integers(0, len(CAMPAIGNS), count).tolist()
     contacts = rng.integers(0, load.contacts, count).tolist()
     producer = AIOKafkaProducer(**kafka_config(load.settings), **CLIENT_PRODUCER)
     await producer.start()
-    behind = 0.0
+    behind, linger = 0.0, (load.linger_ms / 1e3 if load.batch > 1 else 0.0)
     try:
         pipe.send(("ready", count))
         t0 = pipe.recv()
-        for i in range(count):
-            delay = t0 + i / rate - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            else:
-                behind = max(behind, -delay)
-            requests, key, value = request_message(
-                load, tag, i, accounts[i], campaigns[i], contacts[i], time.time()
-            )
-            await producer.send(topic or requests, value, key=key)
+        i = 0
+        while i < count:
+            # the requests due by now leave once the first has waited `linger`, or when
+            # a batch's worth is due: as SelectionClient sends them
+            now = time.monotonic()
+            due = min(count, int((now - t0) * rate) + 1)
+            deadline = t0 + i / rate + linger
+            if due - i < load.batch and now < deadline:
+                full = t0 + (i + load.batch - 1) / rate
+                await asyncio.sleep(min(deadline, full) - now)
+                continue
+            behind = max(behind, now - deadline)
+            at = time.time()
+            singles = [
+                request_message(load, tag, j, accounts[j], campaigns[j], contacts[j], at)
+                for j in range(i, due)
+            ]
+            for requests, key, value in batched(load, singles):
+                await producer.send(topic or requests, value, key=key)
+            i = due
         await producer.flush()
     finally:
         await producer.stop()

@@ -75,6 +75,11 @@ class Collector:
 
     def _take(self, raw: bytes, now: float) -> None:
         body = orjson.loads(raw)
+        batch = body.get("responses") or body.get("requests")  # a batch, or one echoed
+        for item in batch if type(batch) is list else [body]:
+            self._take_one(item, now)
+
+    def _take_one(self, body: dict[str, Any], now: float) -> None:
         rid = body.get("request_id")
         if not isinstance(rid, str) or not rid.startswith(self.tag):
             self.foreign += 1

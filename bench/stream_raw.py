@@ -13,7 +13,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from bench.stream_load import (
     Load,
     Message,
+    batched_events,
     event_messages,
+    items_in,
     pin,
     produce,
     request_messages,
@@ -28,7 +30,7 @@ KINDS = ("request", "response", "event", "echo-requests", "echo-responses")
 async def echo(settings: Settings, source: str, target: str, count: int, pipe: Any) -> int:
     """Forward every message of `source` to `target` as it comes, with a producer set like
     the worker's (acks all, no linger): a request->response round trip through Kafka with
-    nothing but aiokafka in between."""
+    nothing but aiokafka in between. `count` is in requests (a batch holds several)."""
     config = kafka_config(settings)
     consumer = AIOKafkaConsumer(**config, group_id=None, enable_auto_commit=False)
     producer = AIOKafkaProducer(**config, acks="all", linger_ms=0)
@@ -47,7 +49,7 @@ async def echo(settings: Settings, source: str, target: str, count: int, pipe: A
             for records in batches.values():
                 for record in records:
                     await producer.send(target, record.value, key=record.key)
-                seen += len(records)
+                    seen += record.value.count(b'"request_id"')  # requests: one, or a batch
         await producer.flush()
         return seen
     finally:
@@ -90,11 +92,13 @@ async def raw_rates(load: Load, kinds: dict[str, list[Message]], topic: str) -> 
         produced = await produce(load.settings, moved)
         consumed = await consume_all(load.settings, scratch, len(moved))
         size = sum(len(v) for _, _, v in moved) / len(moved)
+        items = items_in(moved)  # the rates count items: requests, responses, events
         out[kind] = {
             "messages": len(moved),
+            "items": items,
             "mean_bytes": size,
-            "produce_per_second": len(moved) / produced,
-            "consume_per_second": len(moved) / consumed,
+            "produce_per_second": items / produced,
+            "consume_per_second": items / consumed,
         }
     return out
 
@@ -107,6 +111,6 @@ def raw_process(load: Load, count: int, topic: str, cpus: list[int] | None, out:
     kinds = {
         "request": request_messages(load, "raw", count, at),
         "response": response_sample(load, count),
-        "event": event_messages(load, at)[:count],
+        "event": batched_events(load, event_messages(load, at)[:count]),
     }
     out.send(("done", asyncio.run(raw_rates(load, kinds, topic))))

@@ -65,7 +65,8 @@ def format_table(result: dict[str, Any]) -> str:
         f"worker and the load generator); Python {m['python']}, {versions}; load average at "
         f"start {' '.join(f'{x:.2f}' for x in m['load_average'])}",
         f"cores: {m['layout_note']}",
-        f"message sizes: {sizes}",
+        f"requests and events per message: {load.get('request_batch', 1)} (linger "
+        f"{load.get('linger_ms', 0):g} ms when paced); message sizes: {sizes}",
         "",
         *rows(result),
         "",

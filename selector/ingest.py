@@ -6,6 +6,11 @@ offset it has applied; anything at or below it is a re-delivery and is skipped. 
 that upstream published twice (same `event_id`, different offset) are flagged by the
 caller's dedup store and skipped too, but still advance the offset. Both the stats agent
 and the daily recomputation use this one function, so they cannot disagree.
+
+A Kafka message may hold a batch of events (one offset, items `index` 0, 1, ...). The
+items of one message are applied together, in one call and in order: an event is new
+when `(offset, index)` comes after the last one applied in this call, and everything at
+or below the ledger's offset was applied before.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from selector.stats import AccountStats, EventKind
 Outcome = Literal["applied", "replayed", "duplicate"]
 CorrectionOutcome = Literal["applied", "replayed"]
 OUTCOMES: tuple[Outcome, ...] = ("applied", "replayed", "duplicate")
+_EVERY_INDEX = 2**62  # the ledger's offset: every item of that message was applied
 
 
 def partition_key(topic: str, partition: int) -> str:
@@ -40,6 +46,7 @@ class SourcedEvent:
     offset: int
     duplicate: bool = False
     origin_time: float | None = None  # a click's send time, a conversion's click time
+    index: int = 0  # the event's place in its message's batch (0 for a single event)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,12 +67,17 @@ def apply_events(
     outcome: Counter[tuple[EventKind, Outcome]] = Counter()
     stats = ledger.stats
     applied = dict(ledger.applied)
+    last: dict[str, tuple[int, int]] = {}  # per partition: (offset, index) applied last
     changed = False
     for e in events:
         key = partition_key(e.topic, e.partition)
-        if e.offset <= applied.get(key, -1):
+        seen = last.get(key)
+        if seen is None:
+            seen = (applied.get(key, -1), _EVERY_INDEX)
+        if (e.offset, e.index) <= seen:
             outcome[e.kind, "replayed"] += 1
             continue
+        last[key] = (e.offset, e.index)
         applied[key] = e.offset
         changed = True
         if e.duplicate:

@@ -7,6 +7,12 @@ before the first request leaves, so it never misses its own answers and never ta
 partitions from another sender. Replies nobody waits for (late, or another sender's)
 are dropped and counted.
 
+Requests leave in batches by default: those of one account queued within `linger_ms`
+(2 ms) go out as one `selection_request_batch.v1` of up to `batch_size` (100) requests,
+and are answered with `selection_response_batch.v1` messages, which the client reads
+like single answers. `batch_size=1` sends every request as a `selection_request.v1` of
+its own, as senders without this client do.
+
 >>> async def main() -> None:  # doctest: +SKIP
 ...     async with SelectionClient("127.0.0.1:9092") as client:
 ...         answer = await client.select("acme-lending", "welcome-series", "contact-1")
@@ -19,15 +25,17 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import Iterable, Sequence
+from functools import partial
 from types import TracebackType
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from stream.adapters.kafka_config import kafka_config
-from stream.adapters.producer import as_settings, open_producer, send_messages
+from stream.adapters.producer import as_settings, open_producer, publish_batched
 from stream.settings import Settings
 from stream.wire import codec
+from stream.wire.batches import MAX_ITEMS, open_responses, request_batch
 from stream.wire.messages import (
     ClickEvent,
     ConversionEvent,
@@ -54,7 +62,9 @@ class SelectionClient:
 
     `responses_topic` (default: the service's responses topic, prefixed): when it is
     another topic, requests carry it as `reply_to` and the worker answers there.
-    `timeout` (seconds) is the default for `select` and `select_many`.
+    `timeout` (seconds) is the default for `select` and `select_many`. `batch_size`
+    (1 to 1,000) and `linger_ms`: a batch of one account's requests leaves when it is
+    full or `linger_ms` after its first request was queued.
     """
 
     def __init__(
@@ -63,8 +73,13 @@ class SelectionClient:
         *,
         responses_topic: str | None = None,
         timeout: float = 5.0,
+        batch_size: int = 100,
+        linger_ms: float = 2.0,
     ) -> None:
+        if not 1 <= batch_size <= MAX_ITEMS or linger_ms < 0:
+            raise ValueError(f"batch_size must be 1 to {MAX_ITEMS} and linger_ms >= 0")
         self.settings = as_settings(settings)
+        self.batch_size, self.linger_ms = batch_size, linger_ms
         self.requests_topic = self.settings.topic("selection-requests")
         default_responses = self.settings.topic("selection-responses")
         self.responses_topic = responses_topic or default_responses
@@ -76,6 +91,9 @@ class SelectionClient:
         self._producer: AIOKafkaProducer | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._reader: asyncio.Task[None] | None = None
+        self._queued: dict[str, list[tuple[SelectionRequest, asyncio.Future[Answer]]]] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._flushes: set[asyncio.Task[None]] = set()
 
     @property
     def pending(self) -> int:
@@ -109,6 +127,12 @@ class SelectionClient:
 
     async def stop(self) -> None:
         """Stop reading and disconnect; requests still waiting fail with `CancelledError`."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._queued.clear()
+        for task in list(self._flushes):
+            task.cancel()
         if self._reader is not None:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -180,6 +204,7 @@ class SelectionClient:
                 request = self._request(*item)
                 request_ids.append(request.request_id)
                 futures.append(await self._submit(producer, request))
+            await self.flush()
             if futures:
                 await asyncio.wait(futures, timeout=max(0.0, deadline - loop.time()))
             return [_outcome(f, return_exceptions) for f in futures]
@@ -188,12 +213,12 @@ class SelectionClient:
                 self._pending.pop(request_id, None)
                 future.cancel()  # a no-op when answered
 
-    async def publish_events(self, events: Iterable[Event]) -> int:
-        """Publish sends, clicks and conversions to their topics, keyed by account;
-        returns how many, once all are stored."""
-        deliveries = await send_messages(self._started(), self.settings, events)
-        await asyncio.gather(*deliveries)
-        return len(deliveries)
+    async def publish_events(self, events: Iterable[Event], batch_size: int = 1) -> int:
+        """Publish sends, clicks and conversions to their topics, keyed by account, in
+        `event_batch.v1` messages of up to `batch_size` events of one kind and account
+        (single v1 messages when it is 1, the default: the send-time learner reads single
+        events only); returns how many events, once all are stored."""
+        return await publish_batched(self._started(), self.settings, list(events), batch_size)
 
     def _request(
         self, account_id: str, campaign_id: str, contact_id: str, at: float | None = None
@@ -208,10 +233,52 @@ class SelectionClient:
         delivery error when the request could not be published)."""
         answer: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self._pending[request.request_id] = answer
-        raw, key = encode(request), request.account_id.encode()
-        delivery = await producer.send(self.requests_topic, raw, key=key)
-        delivery.add_done_callback(lambda d: _fail_if_undelivered(d, answer))
+        if self.batch_size == 1:
+            raw, key = encode(request), request.account_id.encode()
+            delivery = await producer.send(self.requests_topic, raw, key=key)
+            delivery.add_done_callback(lambda d: _fail_if_undelivered(d, answer))
+            return answer
+        queue = self._queued.setdefault(request.account_id, [])
+        assert isinstance(request, SelectionRequest)  # other clients send one per message
+        queue.append((request, answer))
+        if len(queue) >= self.batch_size:
+            await self._send_batch(producer, request.account_id)
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(
+                self.linger_ms / 1e3, self._flush_soon
+            )
         return answer
+
+    async def flush(self) -> None:
+        """Send every queued request now (they leave within `linger_ms` otherwise)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        producer = self._producer
+        for account_id in list(self._queued):
+            if producer is not None:
+                await self._send_batch(producer, account_id)
+
+    def _flush_soon(self) -> None:
+        self._timer = None
+        task = asyncio.ensure_future(self.flush())
+        self._flushes.add(task)
+        task.add_done_callback(self._flushes.discard)
+
+    async def _send_batch(self, producer: AIOKafkaProducer, account_id: str) -> None:
+        queued = self._queued.pop(account_id, [])
+        if not queued:
+            return
+        raw = request_batch(account_id, [request for request, _ in queued])
+        try:
+            delivery = await producer.send(self.requests_topic, raw, key=account_id.encode())
+        except Exception as exc:
+            for _, answer in queued:
+                if not answer.done():
+                    answer.set_exception(exc)
+            return
+        for _, answer in queued:
+            delivery.add_done_callback(partial(_fail_if_undelivered, answer=answer))
 
     def _started(self) -> AIOKafkaProducer:
         if self._producer is None or self._reader is None:
@@ -229,7 +296,12 @@ class SelectionClient:
                     self._resolve(record.value)
 
     def _resolve(self, raw: bytes | None) -> None:
-        self._deliver(codec.decode("selection_response", raw))
+        answers = open_responses(raw)  # single, or a selection_response_batch.v1
+        if isinstance(answers, codec.Rejected):
+            self.unreadable_replies += 1
+            return
+        for answer in answers:
+            self._deliver(answer)
 
     def _deliver(self, answer: Answer | SendTime | codec.Rejected) -> None:
         if isinstance(answer, codec.Rejected):
@@ -256,7 +328,9 @@ class SendTimeClient(SelectionClient):
         self, settings: Settings | str, *, responses_topic: str | None = None, timeout: float = 5.0
     ) -> None:
         default = as_settings(settings).topic("send-time-responses")
-        super().__init__(settings, responses_topic=responses_topic or default, timeout=timeout)
+        super().__init__(  # one message per request: the send-time agent reads no batches
+            settings, responses_topic=responses_topic or default, timeout=timeout, batch_size=1
+        )
         self.requests_topic = self.settings.topic("send-time-requests")
         self._reply_to = None if self.responses_topic == default else self.responses_topic
 
@@ -310,11 +384,11 @@ def _outcome(future: asyncio.Future[Answer], return_exceptions: bool) -> Answer 
     raise error
 
 
-async def publish_events(settings: Settings | str, events: Sequence[Event]) -> int:
-    """Publish outcome events with a producer of their own (see
-    `SelectionClient.publish_events` to reuse a client's)."""
+async def publish_events(
+    settings: Settings | str, events: Sequence[Event], batch_size: int = 1
+) -> int:
+    """Publish outcome events with a producer of their own, batched as
+    `SelectionClient.publish_events` does (which reuses a client's producer)."""
     resolved = as_settings(settings)
     async with open_producer(resolved) as producer:
-        deliveries = await send_messages(producer, resolved, events)
-        await asyncio.gather(*deliveries)
-    return len(deliveries)
+        return await publish_batched(producer, resolved, events, batch_size)

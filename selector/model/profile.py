@@ -194,7 +194,9 @@ def apply_profile_events(
 ) -> tuple[ContactProfile, Counter[Outcome]]:
     """Fold one contact's events, in the order read, into its profile; skips events at or
     below the offset already applied for their topic-partition (re-deliveries) and
-    advances past upstream duplicates without counting them.
+    advances past upstream duplicates without counting them. The items of one batch
+    message (one offset, `index` 0, 1, ...) are folded together and once, as
+    `selector.ingest.apply_events` applies them.
 
     Examples
     --------
@@ -207,11 +209,16 @@ def apply_profile_events(
     (True, {'replayed': 2})
     """
     outcome: Counter[Outcome] = Counter()
+    last: dict[int, tuple[int, int]] = {}  # per source: (offset, index) applied last here
     for e in events:
         key = source_key(e.topic, e.partition)
-        if e.offset <= next((o for k, o, _ in profile.sources if k == key), -1):
+        seen = last.get(key)
+        if seen is None:  # every item of the applied offset's message was applied
+            seen = (next((o for k, o, _ in profile.sources if k == key), -1), 2**62)
+        if (e.offset, e.index) <= seen:
             outcome["replayed"] += 1
             continue
+        last[key] = (e.offset, e.index)
         profile = _remember_offset(profile, key, e.offset, e.time)
         if e.duplicate:
             outcome["duplicate"] += 1

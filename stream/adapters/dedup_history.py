@@ -20,7 +20,7 @@ from confluent_kafka import TopicPartition
 
 from stream.adapters.kafka_reader import open_consumer, read_ranges, watermarks
 from stream.handlers.dedup import Seen, Sink
-from stream.job.recompute import decode_event
+from stream.job.recompute import decode_events
 from stream.settings import Settings
 from stream.wire import codec
 
@@ -60,11 +60,11 @@ class TopicHistory:
             kind = self._kinds[topic]
             seen: list[Seen] = []
             for record in run:
-                fields = decode_event(kind, record.value(), record.key(), limits, now)
-                if type(fields) is tuple:
-                    account, creative, event_id = fields[:3]
-                    age = now - record.timestamp()[1] / 1000.0
-                    seen.append((account, event_id, creative, record.offset(), age))
+                age = now - record.timestamp()[1] / 1000.0
+                for fields in decode_events(kind, record.value(), record.key(), limits, now):
+                    if type(fields) is tuple:
+                        account, creative, event_id = fields[:3]
+                        seen.append((account, event_id, creative, record.offset(), age))
             read += len(run)
             asyncio.run_coroutine_threadsafe(sink(f"{topic}:{partition}", seen), loop).result()
 

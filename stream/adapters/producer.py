@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -19,7 +19,8 @@ from aiokafka.structs import RecordMetadata
 
 from stream.adapters.kafka_config import kafka_config
 from stream.settings import Settings
-from stream.wire.messages import TOPICS, Message, encode, key_of
+from stream.wire.batches import event_batch
+from stream.wire.messages import TOPICS, Kind, Message, encode, key_of
 
 LINGER_MS = 5
 
@@ -67,3 +68,24 @@ def partition_for(key: bytes, partitions: int) -> int:
     """The partition aiokafka's (and Java's) default partitioner picks for `key`."""
     index: int = murmur2(key) & 0x7FFFFFFF
     return index % partitions
+
+
+async def publish_batched(
+    producer: AIOKafkaProducer, settings: Settings, events: Sequence[Any], batch_size: int
+) -> int:
+    """Publish outcome events in `event_batch.v1` messages of up to `batch_size` events of
+    one kind and account (single v1 messages when it is 1), once all are stored."""
+    if batch_size == 1:
+        deliveries = await send_messages(producer, settings, events)
+    else:
+        groups: dict[tuple[Kind, str], list[Any]] = {}
+        for event in events:
+            groups.setdefault((event.kind, event.account_id), []).append(event)
+        deliveries = []
+        for (kind, account_id), group in groups.items():
+            topic = settings.topic(TOPICS[kind])
+            for start in range(0, len(group), batch_size):
+                raw = event_batch(kind, account_id, group[start : start + batch_size])
+                deliveries.append(await producer.send(topic, raw, key=account_id.encode()))
+    await asyncio.gather(*deliveries)
+    return len(events)

@@ -1,7 +1,10 @@
 """Redis-backed state: per-contact cooldowns and the `event_id` dedup set.
 
 Both are best-effort (DESIGN.md section 3): the daily job is the arbiter of counts.
-Each operation over a batch is one pipelined round trip.
+Each operation over a batch is one round trip: one Lua script call over every key of the
+batch (`_READ`, `_RECORD`, `_DEDUP`), which costs the client one command to encode and
+one reply to parse where a pipeline of per-key commands cost one of each per key (on a
+single Redis server; a script's keys would all have to share a slot on a cluster).
 
 Dedup records store where an event was first seen ("topic:partition:offset"), so a
 re-delivery of the same message after a crash (same position) is told apart from a true
@@ -16,6 +19,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
+import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -24,6 +28,38 @@ from stream.handlers.stores import DedupRow, Pair, RecordsLost, Sent, cooldown_k
 from stream.settings import Settings
 
 RESTORE_CHUNK = 1000
+# Every key's hash (cooldowns: creative -> time of the last send) as one JSON array of
+# flat [field, value, ...] arrays: one reply to parse rather than one per field.
+_READ = """
+local out = {}
+for i, key in ipairs(KEYS) do out[i] = redis.call('HGETALL', key) end
+return cjson.encode(out)
+"""
+# ARGV: creative, time, ttl per key.
+_RECORD = """
+for i, key in ipairs(KEYS) do
+  local j = 3 * (i - 1)
+  redis.call('HSET', key, ARGV[j + 1], ARGV[j + 2])
+  redis.call('EXPIRE', key, ARGV[j + 3])
+end
+return #KEYS
+"""
+# KEYS: ARGV[1] partition marks, then one key per event; ARGV[2]: TTL; then a position per
+# event. A missing mark returns {"lost", its indexes...} before anything is written;
+# otherwise {"ok", the position each key held before (false: it was new)...}, as JSON.
+_DEDUP = """
+local marks = tonumber(ARGV[1])
+local lost = {'lost'}
+for i = 1, marks do
+  if redis.call('EXISTS', KEYS[i]) == 0 then lost[#lost + 1] = i end
+end
+if #lost > 1 then return cjson.encode(lost) end
+local out = {'ok'}
+for i = marks + 1, #KEYS do
+  out[#out + 1] = redis.call('SET', KEYS[i], ARGV[i - marks + 2], 'NX', 'GET', 'EX', ARGV[2])
+end
+return cjson.encode(out)
+"""
 # Marks the partition refilled, if the refill's token is still there (same server).
 _FINISH = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -62,26 +98,29 @@ class RedisCooldowns:
     def __init__(self, client: aioredis.Redis, prefix: str = "") -> None:
         self._redis = client
         self._prefix = prefix
+        self._read = client.register_script(_READ)
+        self._record = client.register_script(_RECORD)
 
     async def last_sent(self, pairs: Sequence[Pair]) -> list[dict[str, float]]:
-        pipe = self._redis.pipeline(transaction=False)
-        for account_id, contact in pairs:
-            pipe.hgetall(cooldown_key(account_id, contact, self._prefix))
-        rows = await pipe.execute()
-        return [{k.decode(): float(v) for k, v in row.items()} if row else {} for row in rows]
+        if not pairs:
+            return []
+        keys = [cooldown_key(account_id, contact, self._prefix) for account_id, contact in pairs]
+        rows = orjson.loads(await self._read(keys=keys))
+        return [
+            {row[i]: float(row[i + 1]) for i in range(0, len(row), 2)} if row else {}
+            for row in rows
+        ]
 
     async def record(self, sends: Sequence[Sent]) -> None:
-        pipe = self._redis.pipeline(transaction=False)
-        count = 0
+        keys: list[str] = []
+        args: list[str | int] = []
         for account_id, contact, creative, when, ttl in sends:
             if ttl <= 0:
                 continue
-            key = cooldown_key(account_id, contact, self._prefix)
-            pipe.hset(key, creative, repr(when))
-            pipe.expire(key, max(1, int(ttl)))
-            count += 1
-        if count:
-            await pipe.execute()
+            keys.append(cooldown_key(account_id, contact, self._prefix))
+            args += (creative, repr(when), max(1, int(ttl)))
+        if keys:
+            await self._record(keys=keys, args=args)
 
 
 class RedisDedup:
@@ -100,6 +139,7 @@ class RedisDedup:
         self._prefix = prefix
         self._marked = marked
         self._finish = client.register_script(_FINISH)
+        self._dedup = client.register_script(_DEDUP)
 
     def _mark_key(self, partition: str) -> str:
         return f"{self._prefix}dd-mark:{partition}"
@@ -114,22 +154,19 @@ class RedisDedup:
         event_ids: Sequence[str],
         positions: Sequence[str],
     ) -> list[bool]:
-        pipe = self._redis.pipeline(transaction=False)
+        if not positions:
+            return []
         marks = sorted({p.rsplit(":", 1)[0] for p in positions}) if self._marked else []
-        for partition in marks:
-            pipe.exists(self._mark_key(partition))
-        rows = zip(account_ids, kinds, event_ids, positions, strict=True)
-        for account, kind, event_id, position in rows:
-            key = dedup_key(account, kind, event_id, self._prefix)
-            pipe.set(key, position, nx=True, get=True, ex=self._ttl)
-        replies = await pipe.execute()
-        lost = [p for p, found in zip(marks, replies, strict=False) if not found]
-        if lost:
-            raise RecordsLost(lost)
-        previous = replies[len(marks) :]
+        keys = [self._mark_key(partition) for partition in marks]
+        rows = zip(account_ids, kinds, event_ids, strict=True)
+        keys += [
+            dedup_key(account, kind, event_id, self._prefix) for account, kind, event_id in rows
+        ]
+        reply = orjson.loads(await self._dedup(keys=keys, args=[len(marks), self._ttl, *positions]))
+        if reply[0] == "lost":
+            raise RecordsLost([marks[i - 1] for i in reply[1:]])
         return [
-            old is not None and old.decode() != pos
-            for old, pos in zip(previous, positions, strict=True)
+            old is not False and old != pos for old, pos in zip(reply[1:], positions, strict=True)
         ]
 
     async def begin(self, partition: str) -> str:

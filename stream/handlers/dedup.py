@@ -151,8 +151,9 @@ class GuardedDedup:
         for account, kind, event_id, position in zip(
             account_ids, kinds, event_ids, positions, strict=True
         ):
-            tp, offset = position.rsplit(":", 1)
-            stops[tp] = min(stops.get(tp, int(offset)), int(offset))
+            tp, at = position.rsplit(":", 1)
+            offset = int(at.split("/", 1)[0])  # "offset/index" for an item of a batch
+            stops[tp] = min(stops.get(tp, offset), offset)
             keys.setdefault(tp, []).append((account, kind, event_id))
         lost = {tp: stops[tp] for tp in partitions}
         try:

@@ -38,12 +38,14 @@ from typing import Any
 from selector.ingest import Ledger, SourcedEvent, apply_correction, apply_events
 from selector.stats import AccountStats
 from stream.handlers.attribution import ArmOutcomes, ViewCache
+from stream.handlers.batching import Part
 from stream.handlers.catalog import AccountCatalog
 from stream.handlers.dedup import GuardedDedup
 from stream.handlers.profiles import ProfileFolder
 from stream.handlers.stores import DedupStore
 from stream.ops.metrics import Metrics
 from stream.wire import codec
+from stream.wire.batches import open_events
 from stream.wire.corrections import to_delta
 from stream.wire.envelope import Incoming, Outgoing
 from stream.wire.reasons import Rejection
@@ -51,6 +53,15 @@ from stream.wire.reasons import Rejection
 log = logging.getLogger(__name__)
 CORRECTION = "stats_correction"  # the kind of the corrections topic in `kinds`
 ORIGIN = {"click": "send_time", "conversion": "click_time"}  # the field of the cause's time
+Valid = tuple[Incoming, Any, str, int]  # (message, event, kind, index in its batch)
+ROUND = 10_000  # events per dedup round trip
+MISSING = object()
+
+
+def event_position(message: Incoming, index: int = 0) -> str:
+    """Where an event was read, as the dedup store records it: `topic:partition:offset`,
+    with `/index` for the items after the first of a batch message."""
+    return message.position if index == 0 else f"{message.position}/{index}"
 
 
 class IngestionService:
@@ -87,19 +98,14 @@ class IngestionService:
         """New ledgers for the accounts that changed, and dead letters to publish."""
         now = self._clock()
         letters: list[Outgoing] = []
-        valid: list[tuple[Incoming, Any, str]] = []
+        valid: list[Valid] = []
         corrections: list[Incoming] = []
         for message in batch:
             kind = self._kinds[message.topic]
             if kind == CORRECTION:
                 corrections.append(message)
-                continue
-            event = self._decode(kind, message, now)
-            if isinstance(event, codec.Rejected):
-                self._metrics.events.labels(kind, "rejected").inc()
-                letters.append(self._letter(message, event.reason, event.detail, now))
             else:
-                valid.append((message, event, kind))
+                valid += self._open(kind, message, now, letters)
         flags = await self._duplicates(valid)
         updates = self._fold(valid, flags)
         if self._profiles is not None and valid:
@@ -110,13 +116,34 @@ class IngestionService:
                 letters.append(letter)
         return updates, letters
 
-    def _fold(
-        self, valid: list[tuple[Incoming, Any, str]], flags: list[bool]
-    ) -> dict[bytes, Ledger]:
+    def _open(
+        self, kind: str, message: Incoming, now: float, letters: list[Outgoing]
+    ) -> list[Valid]:
+        """The valid events of a message (single, or an `event_batch.v1`); dead letters
+        for the others (each item of a batch its own) go to `letters`."""
+        opened = open_events(kind, message.value, key=message.key, limits=self._limits, now=now)
+        if isinstance(opened, codec.Rejected):
+            self._metrics.events.labels(kind, "rejected").inc()
+            letters.append(self._letter(message, opened.reason, opened.detail, now))
+            return []
+        valid: list[Valid] = []
+        account = opened.account_id  # one catalog look-up for a batch: one account
+        creatives = self._creatives(account.encode()) if account is not None else None
+        for item in opened.items:
+            event = self._in_catalog(item.value, creatives if account is not None else MISSING)
+            if not isinstance(event, codec.Rejected):
+                valid.append((message, event, kind, item.place))
+                continue
+            self._metrics.events.labels(kind, "rejected").inc()
+            source = Part(message, item, "events") if opened.batched else message
+            letters.append(self._letter(source, event.reason, event.detail, now))
+        return valid
+
+    def _fold(self, valid: list[Valid], flags: list[bool]) -> dict[bytes, Ledger]:
         """Each account's events applied to its ledger; only the ledgers that changed."""
         grouped: dict[bytes, list[SourcedEvent]] = defaultdict(list)
         decoded: dict[bytes, list[Any]] = defaultdict(list)
-        for (message, event, kind), duplicate in zip(valid, flags, strict=True):
+        for (message, event, kind, index), duplicate in zip(valid, flags, strict=True):
             decoded[event.account_id.encode()].append(event)
             grouped[event.account_id.encode()].append(
                 SourcedEvent(
@@ -129,6 +156,7 @@ class IngestionService:
                     message.offset,
                     duplicate,
                     getattr(event, ORIGIN.get(kind, ""), None),
+                    index=index,
                 )
             )
         updates: dict[bytes, Ledger] = {}
@@ -167,13 +195,13 @@ class IngestionService:
             updates[key] = new
         return None
 
-    def _decode(self, kind: str, message: Incoming, now: float) -> Any:
-        event: Any = codec.decode(
-            kind, message.value, key=message.key, limits=self._limits, now=now
-        )
+    def _in_catalog(self, event: Any, creatives: Any = MISSING) -> Any:
+        """The decoded event, or why its account or creative cannot take it; `creatives`:
+        its account's, when already looked up."""
         if isinstance(event, codec.Rejected):
             return event
-        creatives = self._creatives(event.account_id.encode())
+        if creatives is MISSING:
+            creatives = self._creatives(event.account_id.encode())
         if creatives is None:
             return codec.Rejected("unknown_account", "the account has no catalog")
         if event.creative_id not in creatives:
@@ -185,14 +213,23 @@ class IngestionService:
         catalog = self._catalog(key)
         return catalog.creative_ids if catalog is not None else None
 
-    async def _duplicates(self, valid: list[tuple[Incoming, Any, str]]) -> list[bool]:
-        if not valid:
-            return []
-        accounts = [e.account_id for _, e, _ in valid]
-        kinds = [kind for _, _, kind in valid]
-        ids = [e.event_id for _, e, _ in valid]
-        positions = [f"{m.topic}:{m.partition}:{m.offset}" for m, _, _ in valid]
-        return await self._dedup.duplicates(accounts, kinds, ids, positions)
+    async def _duplicates(self, valid: list[Valid]) -> list[bool]:
+        """The dedup store's answers, in round trips of about `ROUND` events that never
+        split a message (a batch of batch messages can hold hundreds of thousands)."""
+        flags: list[bool] = []
+        start = 0
+        while start < len(valid):
+            end = min(len(valid), start + ROUND)
+            while end < len(valid) and valid[end][0] is valid[end - 1][0]:
+                end += 1
+            part = valid[start:end]
+            accounts = [e.account_id for _, e, _, _ in part]
+            kinds = [kind for _, _, kind, _ in part]
+            ids = [e.event_id for _, e, _, _ in part]
+            positions = [event_position(m, i) for m, _, _, i in part]
+            flags += await self._dedup.duplicates(accounts, kinds, ids, positions)
+            start = end
+        return flags
 
     def _half_life(self, key: bytes) -> float | None:
         catalog = self._catalog(key)
@@ -207,8 +244,12 @@ class IngestionService:
             self._metrics.events.labels(kind, "rejected").inc()
         return self._letter(message, "internal_error", type(exc).__name__, self._clock())
 
-    def _letter(self, message: Incoming, reason: Rejection, detail: str, now: float) -> Outgoing:
+    def _letter(
+        self, message: Incoming | Part, reason: Rejection, detail: str, now: float
+    ) -> Outgoing:
         self._metrics.dead_letters.labels(reason, message.topic).inc()
+        if isinstance(message, Part):
+            detail = message.where(detail)
         # positions and reasons only: details may quote ids, which stay out of INFO logs
         log.info("dead letter %s from %s", reason, message.position)
         body = codec.dead_letter(

@@ -69,7 +69,8 @@ class MemoryProfiles:
         return conflicts
 
 
-Item = tuple[Incoming, Any, str]  # (message, decoded event, kind), as the ingestion has them
+# (message, decoded event, kind, index in its batch message), as the ingestion has them
+Item = tuple[Incoming, Any, str, int]
 
 
 def sourced_by_contact(
@@ -77,7 +78,7 @@ def sourced_by_contact(
 ) -> dict[Pair, list[SourcedEvent]]:
     """Each contact's events of a batch, in the order read."""
     out: dict[Pair, list[SourcedEvent]] = {}
-    for (message, event, kind), duplicate in zip(items, flags, strict=True):
+    for (message, event, kind, index), duplicate in zip(items, flags, strict=True):
         sourced = SourcedEvent(
             kind,  # type: ignore[arg-type]
             event.creative_id,
@@ -87,6 +88,7 @@ def sourced_by_contact(
             message.partition,
             message.offset,
             duplicate,
+            index=index,
         )
         out.setdefault((event.account_id, event.contact_id), []).append(sourced)
     return out

@@ -31,6 +31,7 @@ from selector.batch import DECIDER, BatchDecision
 from selector.ingest import Ledger
 from selector.model.artifact import ContextualModel
 from selector.model.record import records
+from stream.handlers.batching import Part, Source, group_of, pack
 from stream.handlers.catalog import AccountCatalog
 from stream.handlers.cooldowns import read_cooldowns
 from stream.handlers.reply_to import ReplyPolicy, ReplyRefusal, ReplyRouter, TopicDirectory
@@ -38,11 +39,14 @@ from stream.handlers.stores import CooldownStore
 from stream.ops.exposure import DecisionMetrics
 from stream.ops.metrics import Metrics
 from stream.wire import codec
+from stream.wire.batches import open_requests, salvage_request_ids
+from stream.wire.encoders import valid_id
 from stream.wire.envelope import Incoming, Outgoing
 from stream.wire.messages import SelectionRequest
 from stream.wire.reasons import Rejection
 
-Item = tuple[Incoming, SelectionRequest]
+Item = tuple[Source, SelectionRequest]
+ROUND = 2000  # requests per cooldown round trip
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +58,13 @@ class Held:
 
     @property
     def messages(self) -> list[Incoming]:
-        return [message for message, _ in self.items]
+        """The messages the held requests came from (each once)."""
+        found = {id(m): m for source, _ in self.items for m in [_message(source)]}
+        return list(found.values())
+
+
+def _message(source: Source) -> Incoming:
+    return source.message if isinstance(source, Part) else source
 
 
 class SelectionService:
@@ -116,29 +126,51 @@ class SelectionService:
         ready: list[Item] = []
         waiting: list[Item] = []
         for message in batch:
-            decoded = codec.decode(
-                "selection_request",
-                message.value,
-                max_bytes=self._max_bytes,
-                key=message.key,
-                now=now,
-            )
-            if isinstance(decoded, codec.Rejected):
-                rid, acct = codec.salvage_ids(message.value)
-                out += self._reject(message, rid, acct, decoded.reason, decoded.detail, now)
-                continue
-            route = self._replies.route(decoded.reply_to, now)
-            if route == "answer":
-                ready.append((message, decoded))
-            elif route == "check":
-                waiting.append((message, decoded))
-            else:
-                out += self._refuse(message, decoded, route, now)
+            for source, decoded in self._open(message, now, out):
+                route = self._replies.route(decoded.reply_to, now)
+                if route == "answer":
+                    ready.append((source, decoded))
+                elif route == "check":
+                    waiting.append((source, decoded))
+                else:
+                    out += self._refuse(source, decoded, route, now)
         held = None
         if waiting:
             names = {str(request.reply_to) for _, request in waiting}
             held = Held(waiting, asyncio.ensure_future(self._replies.look_up(names)))
-        return out + await self._decide(ready, now), held
+        return pack(out + await self._decide_all(ready, now)), held
+
+    async def _decide_all(self, ready: list[Item], now: float) -> list[Outgoing]:
+        """`_decide` in rounds of at most `ROUND` requests: a batch of batch messages can
+        hold tens of thousands, and each store round trip must stay within its timeout."""
+        out: list[Outgoing] = []
+        for start in range(0, len(ready), ROUND):
+            out += await self._decide(ready[start : start + ROUND], now)
+        return out
+
+    def _open(self, message: Incoming, now: float, out: list[Outgoing]) -> list[Item]:
+        """The valid requests of a message (single or a batch); the answers to the
+        invalid ones, and to a message refused whole, go to `out`."""
+        opened = open_requests(message.value, max_bytes=self._max_bytes, key=message.key, now=now)
+        if isinstance(opened, codec.Rejected):
+            ids, acct, batched = salvage_request_ids(message.value)
+            group = message.position if batched else None
+            out += self._reject(message, ids[0], acct, opened.reason, opened.detail, now, group)
+            for rid in ids[1:]:
+                out.append(self._error(rid, acct, opened.reason, opened.detail, now, group))
+            return []
+        valid: list[Item] = []
+        for item in opened.items:
+            source: Source = Part(message, item) if opened.batched else message
+            if not isinstance(item.value, codec.Rejected):
+                valid.append((source, item.value))
+                continue
+            if item.source is not None:
+                rid, acct = _item_ids(item.source, opened.account_id)
+            else:
+                rid, acct = codec.salvage_ids(message.value)
+            out += self._reject(source, rid, acct, item.value.reason, item.value.detail, now)
+        return valid
 
     async def answer_held(self, held: Held) -> list[Outgoing]:
         """Answers to the held requests, once their reply topics are checked."""
@@ -151,10 +183,10 @@ class SelectionService:
                 ready.append((message, request))
             else:
                 out += self._refuse(message, request, "missing_topic", now)
-        return out + await self._decide(ready, now)
+        return pack(out + await self._decide_all(ready, now))
 
     def _refuse(
-        self, message: Incoming, request: SelectionRequest, cause: ReplyRefusal, now: float
+        self, message: Source, request: SelectionRequest, cause: ReplyRefusal, now: float
     ) -> list[Outgoing]:
         reason, detail = self._replies.refused(cause, str(request.reply_to))
         return self._reject(message, request.request_id, request.account_id, reason, detail, now)
@@ -232,12 +264,12 @@ class SelectionService:
         self.decision_metrics.observe(account_id, selector.view, batch, decision)
         cooldown = selector.account.settings.cooldown_seconds
         for row, req in enumerate(reqs):
-            d = decision[row]
+            d, group = decision[row], group_of(items[known[row]][0])
             if self._metrics is not None and req.time is not None:
                 self._metrics.request_age.observe(max(0.0, now - req.time))
             sent.append((account_id, req.contact_id, d.creative_id, times[row], cooldown))
             body = codec.ok_response(req, d, now, degraded)
-            out.append(Outgoing(req.reply_to or self._responses_topic, key, body))
+            out.append(Outgoing(req.reply_to or self._responses_topic, key, body, group))
         return out
 
     def _count_model(self, decision: BatchDecision) -> None:
@@ -276,38 +308,68 @@ class SelectionService:
         ]
 
     def internal_error(self, batch: Sequence[Incoming], exc: Exception) -> list[Outgoing]:
-        """Answers for a batch that failed on our side: every request still gets a reply."""
+        """Answers for a batch that failed on our side: every request still gets a reply
+        (each request of a batch message, when its ids can be read)."""
         now = self._clock()
         out: list[Outgoing] = []
+        reason: Rejection = "internal_error"
         for message in batch:
-            rid, acct = codec.salvage_ids(message.value)
-            out += self._reject(message, rid, acct, "internal_error", type(exc).__name__, now)
-        return out
+            ids, acct, batched = salvage_request_ids(message.value)
+            group = message.position if batched else None
+            out += self._reject(message, ids[0], acct, reason, type(exc).__name__, now, group)
+            out += [self._error(r, acct, reason, type(exc).__name__, now, group) for r in ids[1:]]
+        return pack(out)
+
+    def _error(
+        self,
+        request_id: str | None,
+        account_id: str | None,
+        reason: Rejection,
+        detail: str,
+        now: float,
+        group: str | None = None,
+    ) -> Outgoing:
+        """An error response (without a dead letter: see `_reject`)."""
+        self._metrics.selection_errors.labels(reason).inc()
+        key = account_id.encode() if account_id else b""
+        response = codec.error_response(request_id, account_id, reason, detail, now)
+        return Outgoing(self._responses_topic, key, response, group)
 
     def _reject(
         self,
-        message: Incoming,
+        message: Source,
         request_id: str | None,
         account_id: str | None,
         reason: Rejection,
         detail: str | None,
         now: float,
+        group: str | None = None,
     ) -> list[Outgoing]:
+        """An error response and a dead letter; `group`: that of the message's answers
+        (default: the item's batch, for an item of one)."""
         self._metrics.selection_errors.labels(reason).inc()
         self._metrics.dead_letters.labels(reason, message.topic).inc()
         key = account_id.encode() if account_id else (message.key or b"")
-        response = codec.error_response(request_id, account_id, reason, detail or reason, now)
+        detail = detail or reason
+        if isinstance(message, Part):
+            detail, group = message.where(detail), message.group
+        response = codec.error_response(request_id, account_id, reason, detail, now)
         letter = codec.dead_letter(
             message.value,
             message.key,
             reason,
-            detail or reason,
+            detail,
             message.topic,
             message.partition,
             message.offset,
             now,
         )
         return [
-            Outgoing(self._responses_topic, key, response),
+            Outgoing(self._responses_topic, key, response, group),
             Outgoing(self._dead_letters_topic, key, letter),
         ]
+
+
+def _item_ids(source: dict[str, Any], account_id: str | None) -> tuple[str | None, str | None]:
+    """A rejected item's request id and the batch's account, where they can be read."""
+    return valid_id(source.get("request_id")), account_id

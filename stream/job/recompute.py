@@ -29,6 +29,7 @@ from selector.ingest import partition_key
 from selector.reconcile import Tally
 from selector.stats import EventKind
 from stream.wire import codec
+from stream.wire.batches import open_events
 from stream.wire.messages import MAX_ID_LENGTH, MAX_REVENUE, MAX_TIME, MICROS, SCHEMAS
 
 # (account_id, creative_id, event_id, time, revenue_micros, origin_time): the origin is
@@ -137,7 +138,28 @@ def decode_event(
         fields = _fast(kind, raw, key, limits, now)
         if fields is not None:
             return fields
-    event: Any = codec.decode(kind, raw, key=key, limits=limits, now=now)
+    return _fields_of(kind, codec.decode(kind, raw, key=key, limits=limits, now=now))
+
+
+def decode_events(
+    kind: str, raw: bytes | None, key: bytes | None, limits: codec.Limits, now: float
+) -> list[Fields | codec.Rejected]:
+    """`decode_event` for a record that may be an `event_batch.v1`: one entry per event,
+    as the stats agent reads it (`stream.wire.batches.open_events`)."""
+    if type(raw) is bytes and raw.find(b"event_batch.v1", 0, 64) < 0:
+        one = decode_event(kind, raw, key, limits, now)
+        if not isinstance(one, codec.Rejected) or one.reason not in (
+            "schema_mismatch",
+            "oversized",
+        ):
+            return [one]
+    opened = open_events(kind, raw, key=key, limits=limits, now=now)
+    if isinstance(opened, codec.Rejected):
+        return [opened]
+    return [_fields_of(kind, item.value) for item in opened.items]
+
+
+def _fields_of(kind: str, event: Any) -> Fields | codec.Rejected:
     if isinstance(event, codec.Rejected):
         return event
     micros = getattr(event, "revenue_micros", 0)
@@ -184,20 +206,20 @@ class Recompute:
         counted = duplicate = rejected = after_cut = 0
         for record in records:
             offset = record.offset()
-            fields = decode_event(kind, record.value(), record.key(), limits, now)
-            if type(fields) is not tuple:
-                rejected += 1
-                continue
-            account, creative, event_id, time, revenue, origin = fields
-            if offset > limit_of.get(account, -1):
-                after_cut += 1
-            elif creative not in creatives.get(account, _NONE):
-                rejected += 1
-            elif not self._first(account, kind, event_id):
-                duplicate += 1
-            else:
-                self._tally(account).add(kind, creative, time, revenue, origin)
-                counted += 1
+            for fields in decode_events(kind, record.value(), record.key(), limits, now):
+                if type(fields) is not tuple:
+                    rejected += 1
+                    continue
+                account, creative, event_id, time, revenue, origin = fields
+                if offset > limit_of.get(account, -1):
+                    after_cut += 1
+                elif creative not in creatives.get(account, _NONE):
+                    rejected += 1
+                elif not self._first(account, kind, event_id):
+                    duplicate += 1
+                else:
+                    self._tally(account).add(kind, creative, time, revenue, origin)
+                    counted += 1
         for name, n in (
             ("counted", counted),
             ("duplicate", duplicate),

@@ -34,6 +34,7 @@ from stream.adapters.topic_specs import describe_topics
 from stream.replay.inputs import OUTCOME_KINDS, OUTCOME_TOPICS, read_range
 from stream.replay.ranges import topic_ranges
 from stream.settings import Settings
+from stream.wire.batches import EVENT_BATCH
 
 _PARTITION_SHIFT = 44  # offsets below 2**44, partitions below 2**16, topics below 16
 _TOPIC_SHIFT = 60
@@ -107,10 +108,13 @@ class IndexBuilder:
             return  # unreadable: the agent counted nothing for it
         if not isinstance(doc, dict):
             return
-        account_id, event_id = doc.get("account_id"), doc.get("event_id")
-        if isinstance(account_id, str) and isinstance(event_id, str):
-            self._hashes.append(event_hash(account_id, self.kinds[topic_index], event_id))
-            self._positions.append(pack(topic_index, partition, offset))
+        account_id, kind = doc.get("account_id"), self.kinds[topic_index]
+        items = doc.get("events") if doc.get("schema") == EVENT_BATCH else [doc]
+        for item in items if isinstance(items, list) else []:
+            event_id = item.get("event_id") if isinstance(item, dict) else None
+            if isinstance(account_id, str) and isinstance(event_id, str):
+                self._hashes.append(event_hash(account_id, kind, event_id))
+                self._positions.append(pack(topic_index, partition, offset))
 
     def build(self) -> SeenIndex:
         return SeenIndex(self.topics, self._hashes, self._positions)

@@ -40,6 +40,7 @@ from stream.report.raw import ColumnFeed
 from stream.report.snapshots import account_snapshots, read_snapshots
 from stream.settings import Settings
 from stream.wire import codec
+from stream.wire.batches import open_events, open_responses
 from stream.wire.messages import TOPICS
 
 __all__ = [
@@ -134,10 +135,23 @@ def read_into(
 ) -> None:
     """Every planned record into `accumulator`, one fetched run at a time."""
     kinds = {topic: kind for kind, ranges in plan.items() for topic, _ in ranges}
-    feed = ColumnFeed(accumulator, codec.Limits(settings.max_message_bytes))
+    limits = codec.Limits(settings.max_message_bytes)
+    feed = ColumnFeed(accumulator, limits)
 
     def on_run(topic: str, _partition: int, run: list[Any]) -> None:
-        feed.add_kind(kinds[topic], [m.value() for m in run])
+        kind = kinds[topic]
+        singles: list[Any] = []
+        for m in run:
+            value = m.value()
+            if type(value) is bytes and _BATCH_MARK in value:
+                # a batch envelope: opened by the codec, after what came before it
+                feed.add_kind(kind, singles)
+                feed.close()
+                singles = []
+                accumulator.add_raw(((kind, v) for v in opened(kind, value, limits)), _decoded)
+            else:
+                singles.append(value)
+        feed.add_kind(kind, singles)
 
     ranges = {tp: r for per_kind in plan.values() for tp, r in per_kind.items()}
     consumer = open_consumer(settings, f"{settings.app_id}-report")
@@ -146,6 +160,22 @@ def read_into(
     finally:
         consumer.close()
     feed.close()
+
+
+_BATCH_MARK = b'_batch.v1"'  # in the schema name of every batch envelope
+
+
+def opened(kind: str, raw: bytes | None, limits: codec.Limits) -> list[Any]:
+    """A record's messages, decoded: one, or each of a batch envelope's."""
+    if kind == "selection_response":
+        responses = open_responses(raw)
+        return [responses] if isinstance(responses, codec.Rejected) else responses
+    events = open_events(kind, raw, limits=limits)
+    return [events] if isinstance(events, codec.Rejected) else [i.value for i in events.items]
+
+
+def _decoded(_kind: str, value: Any) -> Any:
+    return value
 
 
 def _bar(total: int, enabled: bool) -> Any:

@@ -38,6 +38,7 @@ class Limits:
 
     max_bytes: int = 65_536
     max_snapshot_bytes: int = 1_048_576  # catalogs, parameter snapshots, dead letters
+    max_batch_bytes: int = 1_048_576  # batch envelopes (stream.wire.batches)
     max_revenue: float = 1_000_000.0
     max_future_seconds: float = 86_400.0
 

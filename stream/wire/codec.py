@@ -59,9 +59,18 @@ def _decode(kind: m.Kind, raw: bytes | None, options: Options) -> m.Message | Re
         known = schema is None or (isinstance(schema, str) and schema in m.KIND_OF_SCHEMA)
         got = repr(schema) if known else "another value"
         return Rejected("schema_mismatch", f"schema: must be {m.SCHEMAS[kind]!r}, got {got}")
+    return decode_object(kind, doc, options)
+
+
+def decode_object(
+    kind: m.Kind, doc: dict[str, Any], options: Options, path: str = ""
+) -> m.Message | Rejected:
+    """The checks of `decode` after parsing and the schema name: `doc` (without its
+    `schema`) as a message of `kind`, or why not; `path` prefixes the details (an item of
+    a batch, `stream.wire.batches`)."""
     try:
-        message = DECODERS[kind](doc, "")
-        _plausible(message, limits, options.get("now"))
+        message = DECODERS[kind](doc, path)
+        _plausible(message, options.get("limits", LIMITS), options.get("now"))
     except Bad as bad:
         return Rejected(bad.reason, bad.detail)
     except Exception as exc:  # a bug here must not stop an agent
@@ -152,6 +161,7 @@ __all__ = [
     "Rejected",
     "dead_letter",
     "decode",
+    "decode_object",
     "error_response",
     "ok_response",
     "salvage_ids",

@@ -21,6 +21,10 @@ class Incoming:
 
 @dataclass(frozen=True, slots=True)
 class Outgoing:
+    """`group`: the position of the batch message this answers (None for a single
+    message), so the answers to one batch can be published as one batch."""
+
     topic: str
     key: bytes
     value: bytes
+    group: str | None = None

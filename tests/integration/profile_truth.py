@@ -24,15 +24,17 @@ from selector.model.record import encode
 from stream.handlers.profiles import profile_key
 from stream.settings import Settings
 from stream.wire import codec
+from stream.wire.batches import Opened, open_events
 
 EVENT_TOPICS = {"sends": "send", "clicks": "click", "conversions": "conversion"}
 
 
-async def _events(settings: Settings) -> list[tuple[str, Any, int, int]]:
-    """(topic, decoded event, partition, offset) of every event, per partition in order."""
+async def _events(settings: Settings) -> list[tuple[str, Any, int, int, int]]:
+    """(topic, decoded event, partition, offset, index in its batch message) of every
+    event, per partition in order."""
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None)
     await consumer.start()
-    out: list[tuple[str, Any, int, int]] = []
+    out: list[tuple[str, Any, int, int, int]] = []
     try:
         tps = [
             TopicPartition(settings.topic(t), p)
@@ -46,19 +48,21 @@ async def _events(settings: Settings) -> list[tuple[str, Any, int, int]]:
             for records in (await consumer.getmany(timeout_ms=1000)).values():
                 for r in records:
                     kind = EVENT_TOPICS[r.topic[len(settings.topic_prefix) :]]
-                    event = codec.decode(kind, r.value, key=r.key)
-                    assert not isinstance(event, codec.Rejected), event
-                    out.append((r.topic, event, r.partition, r.offset))
+                    opened = open_events(kind, r.value, key=r.key)  # single or a batch
+                    assert isinstance(opened, Opened), opened
+                    for item in opened.items:
+                        assert not isinstance(item.value, codec.Rejected), item.value
+                        out.append((r.topic, item.value, r.partition, r.offset, item.place))
     finally:
         await consumer.stop()
-    return sorted(out, key=lambda row: (row[0], row[2], row[3]))
+    return sorted(out, key=lambda row: (row[0], row[2], row[3], row[4]))
 
 
 async def true_profiles(settings: Settings) -> dict[tuple[str, str], bytes]:
     """(account, contact) -> the stored bytes its profile should have."""
     seen: set[tuple[str, str, str]] = set()
     by_contact: dict[tuple[str, str], list[SourcedEvent]] = defaultdict(list)
-    for topic, e, partition, offset in await _events(settings):
+    for topic, e, partition, offset, index in await _events(settings):
         first = (e.account_id, e.kind, e.event_id)
         duplicate = first in seen
         seen.add(first)
@@ -72,6 +76,7 @@ async def true_profiles(settings: Settings) -> dict[tuple[str, str], bytes]:
                 partition,
                 offset,
                 duplicate,
+                index=index,
             )
         )
     retention = settings.profile_retention_days * 86400.0

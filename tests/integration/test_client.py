@@ -22,7 +22,7 @@ from stream.adapters.kafka_config import kafka_config
 from stream.adapters.topic_specs import TopicSpec, all_topics, ensure_topics
 from stream.client import SelectionClient, publish_events
 from stream.settings import Settings
-from stream.wire import codec
+from stream.wire.batches import Opened, open_events, open_requests
 from stream.wire.messages import (
     ClickEvent,
     ConversionEvent,
@@ -80,9 +80,7 @@ class Responder:
     async def _run(self) -> None:
         while True:
             for records in (await self.consumer.getmany(timeout_ms=50)).values():
-                for record in records:
-                    request = codec.decode("selection_request", record.value)
-                    assert isinstance(request, SelectionRequest), request
+                for request in (r for record in records for r in requests_in(record.value)):
                     if request.contact_id.startswith(SLOW):
                         task = asyncio.create_task(self._answer(request, self.slow_seconds))
                         self._later.add(task)
@@ -115,6 +113,14 @@ class Responder:
         topic = request.reply_to or self.settings.topic("selection-responses")
         await self.producer.send(topic, encode(answer), key=request.account_id.encode())
         self.answered += 1
+
+
+def requests_in(raw: bytes) -> list[SelectionRequest]:
+    """The requests of a message, single or a batch (the client's default)."""
+    opened = open_requests(raw)
+    assert isinstance(opened, Opened), opened
+    assert all(isinstance(item.value, SelectionRequest) for item in opened.items), opened
+    return [item.value for item in opened.items]
 
 
 @pytest_asyncio.fixture
@@ -248,8 +254,9 @@ async def read_events(settings: Settings, count: int) -> dict[str, list[object]]
             while sum(map(len, found.values())) < count:
                 for tp, records in (await consumer.getmany(timeout_ms=200)).items():
                     for r in records:
-                        event = codec.decode(kinds[tp.topic], r.value, key=r.key)
-                        found[tp.topic].append(event)
+                        opened = open_events(kinds[tp.topic], r.value, key=r.key)
+                        assert isinstance(opened, Opened), opened
+                        found[tp.topic] += [item.value for item in opened.items]
         return found
     finally:
         await consumer.stop()

@@ -260,10 +260,10 @@ async def explain(settings: Settings, events: list[Any], differences: dict[Any, 
             for records in (await consumer.getmany(timeout_ms=1000)).values():
                 for r in records:
                     body = orjson.loads(r.value)
-                    if body["event_id"] in wanted:
-                        first.setdefault(body["event_id"], []).append(
-                            f"{r.topic}:{r.partition}:{r.offset}"
-                        )
+                    for i, item in enumerate(body.get("events", [body])):  # a batch, or one
+                        if item.get("event_id") in wanted:
+                            at = f"{r.topic}:{r.partition}:{r.offset}" + (f"/{i}" if i else "")
+                            first.setdefault(item["event_id"], []).append(at)
     finally:
         await consumer.stop()
     client = aioredis.Redis.from_url(settings.redis_url)

@@ -115,3 +115,27 @@ async def test_every_call_gives_up_within_the_timeout_on_a_frozen_redis(tmp_path
         finally:
             os.kill(server.pid, signal.SIGCONT)
         await client.aclose()
+
+
+async def test_cooldowns_are_written_and_read_for_a_whole_batch_in_one_call(
+    redis_url: str,
+) -> None:
+    client = aioredis.Redis.from_url(redis_url)
+    cooldowns = RedisCooldowns(client, prefix=f"t{uuid.uuid4().hex[:6]}:")
+    try:
+        assert await cooldowns.last_sent([]) == []
+        await cooldowns.record(
+            [
+                ("a", "x", "c1", 100.5, 60.0),
+                ("a", "x", "c2", 101.0, 60.0),
+                ("a", "y", "c1", 102.0, 0.0),  # no cooldown: nothing to keep
+                ("b", "x", "c3", 103.0, 3600.0),
+            ]
+        )
+        found = await cooldowns.last_sent([("a", "x"), ("a", "y"), ("b", "x"), ("a", "z")])
+        assert found == [{"c1": 100.5, "c2": 101.0}, {}, {"c3": 103.0}, {}]
+        keys = await client.keys(f"{cooldowns._prefix}*")
+        ttls = sorted([await client.ttl(k) for k in keys])
+        assert len(ttls) == 2 and 0 < ttls[0] <= 60 and 60 < ttls[1] <= 3600
+    finally:
+        await client.aclose()

@@ -16,12 +16,15 @@ import yaml
 from selector import domain
 from selector.batch import ARMS, DECIDED_BY, POOLS, REASONS
 from stream.wire import codec
+from stream.wire.batches import BATCH_SCHEMAS
 from stream.wire.messages import KINDS, SCHEMAS, TOPICS, encode, to_dict
 from stream.wire.reasons import DECODE_REJECTIONS, REJECTIONS
 
 ROOT = Path(__file__).resolve().parents[2] / "schemas"
 # Documents that are not messages on a topic (the simulator reads scenario files).
 NOT_ON_A_TOPIC = {"scenario.v1.schema.json", "sendtime_scenario.v1.schema.json"}
+# Batch envelopes beside a topic's single messages (tests/schemas/test_batch_schemas.py).
+BATCHES = {f"{name.removesuffix('.v1')}.v1.schema.json" for name in BATCH_SCHEMAS}
 # Documents on a topic that are not wire messages: `selector.model.artifact` reads them
 # (tests/stream/job/test_train.py validates a trained model against its schema).
 ARTIFACTS = {"contextual_model.v1.schema.json"}
@@ -34,7 +37,8 @@ def load_schema(kind: str) -> dict[str, Any]:
 
 
 def example_paths() -> list[Path]:
-    return sorted(ROOT.glob("examples/*/*.json"))
+    batches = {name.removesuffix(".v1") for name in BATCH_SCHEMAS}
+    return sorted(p for p in ROOT.glob("examples/*/*.json") if p.parent.name not in batches)
 
 
 def validator(kind: str) -> jsonschema.Draft202012Validator:
@@ -55,7 +59,7 @@ def test_each_kind_has_a_valid_draft_2020_12_schema(kind: str) -> None:
 
 
 def test_there_is_no_schema_file_without_a_kind() -> None:
-    files = {p.name for p in ROOT.glob("*.schema.json")} - NOT_ON_A_TOPIC - ARTIFACTS
+    files = {p.name for p in ROOT.glob("*.schema.json")} - NOT_ON_A_TOPIC - BATCHES - ARTIFACTS
     assert files == {f"{kind}.v1.schema.json" for kind in KINDS}
 
 
@@ -88,9 +92,10 @@ def topics() -> list[dict[str, Any]]:
 
 def test_topics_yaml_lists_every_schema_file_and_every_listed_file_exists() -> None:
     listed = [t["schema"] for t in topics()]
-    on_topics = {p.name for p in ROOT.glob("*.schema.json")} - NOT_ON_A_TOPIC
+    on_topics = {p.name for p in ROOT.glob("*.schema.json")} - NOT_ON_A_TOPIC - BATCHES
     assert sorted(listed) == sorted(on_topics)
     assert len(set(listed)) == len(listed)
+    assert {t["batch_schema"] for t in topics() if "batch_schema" in t} == BATCHES
 
 
 def test_topics_yaml_entries_are_complete_and_match_the_code() -> None:

@@ -77,6 +77,23 @@ def test_events_carrying_their_cause_time_make_the_delay_observable() -> None:
     assert sum(ledger.stats.timing.click_delays) == 1
 
 
+def test_the_items_of_one_batch_message_share_its_offset_and_count_once() -> None:
+    before = stream_of(2)
+    batch = [SourcedEvent("send", "cr0", 5.0, 0, "sends", 0, 2, index=i) for i in range(4)]
+    ledger, outcome = apply_events(Ledger(), [*before, *batch])
+    assert totals(outcome) == {"applied": 6, "replayed": 0, "duplicate": 0}
+    assert ledger.applied_offset("sends", 0) == 2
+    # the message again (a re-delivery), alone or after what came before it: nothing counts
+    again, outcome = apply_events(ledger, batch)
+    assert again is ledger and totals(outcome)["replayed"] == 4
+    again, outcome = apply_events(ledger, [*before, *batch])
+    assert again is ledger and totals(outcome)["replayed"] == 6
+    # an item repeated within one call counts once
+    twice, outcome = apply_events(Ledger(), [batch[0], batch[1], batch[1]])
+    assert sum(c.sends for c in twice.stats.counts.values()) == 2
+    assert totals(outcome) == {"applied": 2, "replayed": 1, "duplicate": 0}
+
+
 def test_advance_raises_applied_offsets_and_then_skips_what_it_covers() -> None:
     ledger, _ = apply_events(Ledger(), [SourcedEvent("send", "c1", 0.0, 0, "sends", 0, 3)])
     stamped = advance(ledger, {"sends:0": 9, "clicks:0": 4})

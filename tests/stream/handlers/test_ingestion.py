@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import orjson
+import pytest
 
 from selector.reconcile import correction as reconcile_correction
 from selector.stats import AccountStats, Counts, Event, fold
@@ -204,3 +205,69 @@ async def test_a_correction_carries_the_timing_difference() -> None:
     body = encode(to_message("acme", delta, "run-1", 2000.0))
     assert await h.feed([record(body, "stats-corrections", 0)]) == []
     assert h.table[b"acme"].stats.timing == recomputed.timing  # type: ignore[attr-defined]
+
+
+# --- batch envelopes (stream.wire.batches) ------------------------------------------------
+
+
+def event_batch(kind: str, docs: list[dict], account: str = "acme") -> bytes:  # type: ignore[type-arg]
+    items = [{k: v for k, v in d.items() if k not in ("schema", "account_id")} for d in docs]
+    body = {"schema": "event_batch.v1", "kind": kind, "account_id": account, "events": items}
+    return orjson.dumps(body)
+
+
+async def test_a_batch_counts_each_event_once_even_when_redelivered() -> None:
+    h = Harness()
+    sends = event_batch("send", [event("send", i) for i in range(6)])
+    clicks = event_batch("click", [event("click", i) for i in range(2)])
+    batch = [record(sends, "sends", 0), record(clicks, "clicks", 0)]
+    assert await h.feed(batch) == []
+    assert h.counts("c1") == Counts(6, 2)
+    await h.feed(batch)  # the same messages again: a re-delivery
+    assert h.counts("c1") == Counts(6, 2)
+    assert h.metrics.events.labels("send", "replayed")._value.get() == 6
+    assert h.table[b"acme"].applied_offset("sends", 0) == 0  # type: ignore[attr-defined]
+
+
+async def test_an_event_id_twice_in_a_batch_or_across_batches_counts_once() -> None:
+    h = Harness()
+    docs = [event("send", 0), event("send", 1), event("send", 0)]
+    await h.feed([record(event_batch("send", docs), "sends", 0)])
+    await h.feed([record(event_batch("send", [event("send", 1)]), "sends", 1)])
+    assert h.counts("c1").sends == 2
+    assert h.metrics.events.labels("send", "duplicate")._value.get() == 2
+
+
+async def test_bad_events_of_a_batch_are_dead_lettered_alone() -> None:
+    h = Harness()
+    docs = [event("send", 0), event("send", 1, creative="ghost"), {**event("send", 2), "time": -1}]
+    letters = await h.feed([record(event_batch("send", docs), "sends", 4)])
+    assert sorted((d["reason"], d["detail"][:9]) for d in letters) == [
+        ("invalid_value", "events[2]"),
+        ("unknown_creative", "events[1]"),
+    ]
+    assert h.counts("c1").sends == 1
+    wrong = await h.feed([record(event_batch("click", [event("click", 5)]), "sends", 5)])
+    assert [d["reason"] for d in wrong] == ["schema_mismatch"]  # a click batch on sends
+
+
+async def test_dedup_round_trips_never_split_a_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("stream.handlers.ingestion.ROUND", 4)
+    calls: list[list[str]] = []
+    h = Harness()
+    store = h.service._dedup._store  # type: ignore[attr-defined]
+    original = store.duplicates
+
+    async def counted(accounts, kinds, ids, positions):  # type: ignore[no-untyped-def]
+        calls.append(list(positions))
+        return await original(accounts, kinds, ids, positions)
+
+    store.duplicates = counted
+    batch = [
+        record(event_batch("send", [event("send", 3 * m + i) for i in range(3)]), "sends", m)
+        for m in range(3)
+    ]
+    await h.feed(batch)
+    assert h.counts("c1").sends == 9
+    assert [len(c) for c in calls] == [6, 3]
+    assert calls[0][:3] == ["sends:0:0", "sends:0:0/1", "sends:0:0/2"]

@@ -170,3 +170,17 @@ async def test_cooldowns_with_profiles_read_both() -> None:
     await both.record([("a", "x", "c1", 10.0, 60.0)])
     last, blobs = await both.last_sent_and_profiles([("a", "x")], [("a", "x"), ("a", "y")])
     assert last == [{"c1": 10.0}] and blobs == [b"\x01", None]
+
+
+async def test_a_batch_message_folds_each_of_its_events_once() -> None:
+    single, batched = Harness(), Harness()
+    sends = [event("send", i, contact_id="u1", time=100.0 + i) for i in range(3)]
+    await single.feed([record(doc, "sends", i) for i, doc in enumerate(sends)])
+    items = [{k: v for k, v in d.items() if k not in ("schema", "account_id")} for d in sends]
+    body = {"schema": "event_batch.v1", "kind": "send", "account_id": "acme", "events": items}
+    message = record(orjson.dumps(body), "sends", 0)
+    await batched.feed([message])
+    await batched.feed([message])  # the message again: a re-delivery
+    assert [r.kind for r in batched.profile("u1").recent] == [1, 1, 1]
+    assert batched.outcomes == {"applied": 3, "replayed": 3}
+    assert [r.kind for r in single.profile("u1").recent] == [1, 1, 1]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import Collection
 
 import orjson
@@ -228,3 +229,126 @@ async def test_answer_gives_every_request_one_response_reply_topics_included() -
         f"r{i}" for i in range(5)
     ]
     assert sum(o.topic == "dead-letters" for o in out) == 2
+
+
+# --- batch envelopes (stream.wire.batches) ------------------------------------------------
+
+
+def request_batch(items: list[dict], account: str = "acme") -> bytes:  # type: ignore[type-arg]
+    doc = {"schema": "selection_request_batch.v1", "account_id": account, "requests": items}
+    return orjson.dumps(doc)
+
+
+def answers_in(out):  # type: ignore[no-untyped-def]
+    """(response messages, every response in them, dead letters)."""
+    messages = [o for o in out if o.topic != "dead-letters"]
+    found = []
+    for o in messages:
+        body = orjson.loads(o.value)
+        found += body.get("responses", [body])
+    return messages, found, [orjson.loads(o.value) for o in out if o.topic == "dead-letters"]
+
+
+async def test_a_batch_gets_one_answer_per_request_in_one_response_batch() -> None:
+    items = [{k: v for k, v in request(i).items() if k != "schema"} for i in range(40)]
+    single = record(request(99), "selection-requests", 7)
+    out = await service().answer([record(request_batch(items), "selection-requests", 6), single])
+    messages, found, letters = answers_in(out)
+    assert len(messages) == 2 and not letters  # one batch, one single answer
+    batch = orjson.loads(messages[0].value)
+    assert batch["schema"] == "selection_response_batch.v1"
+    assert [r["request_id"] for r in batch["responses"]] == [f"r{i}" for i in range(40)]
+    assert all(r["status"] == "ok" for r in found) and len(found) == 41
+    assert orjson.loads(messages[1].value)["request_id"] == "r99"
+
+
+async def test_bad_items_get_their_own_error_and_dead_letter_the_rest_are_decided() -> None:
+    items = [
+        {k: v for k, v in request(0).items() if k != "schema"},
+        {**request(1), "contact_id": 7},
+        {**request(2), "account_id": "other"},
+        {**request(3), "campaign_id": "nope"},
+        request(4),
+    ]
+    metrics = Metrics()
+    out = await service(metrics=metrics).answer(
+        [record(request_batch(items), "selection-requests", 6)]
+    )
+    _, found, letters = answers_in(out)
+    status = {r["request_id"]: r.get("error", {}).get("reason", "ok") for r in found}
+    assert status == {
+        "r0": "ok",
+        "r1": "wrong_type",
+        "r2": "invalid_value",
+        "r3": "unknown_campaign",
+        "r4": "ok",
+    }
+    assert sorted(d["reason"] for d in letters) == [
+        "invalid_value",
+        "unknown_campaign",
+        "wrong_type",
+    ]
+    assert all(d["source"]["offset"] == 6 for d in letters)
+    assert sorted(d["detail"][:11] for d in letters) == [
+        "requests[1]",
+        "requests[2]",
+        "requests[3]",
+    ]
+    originals = [orjson.loads(base64.b64decode(d["original"])) for d in letters]
+    assert sorted(o["request_id"] for o in originals) == ["r1", "r2", "r3"]  # the item alone
+
+
+async def test_a_refused_envelope_answers_every_request_id_it_names() -> None:
+    items = [{k: v for k, v in request(i).items() if k != "schema"} for i in range(3)]
+    out = await service().answer(
+        [record(request_batch(items), "selection-requests", 6, key=b"someone-else")]
+    )
+    _, found, letters = answers_in(out)
+    assert [(r["request_id"], r["error"]["reason"]) for r in found] == [
+        (f"r{i}", "invalid_value") for i in range(3)
+    ]
+    assert len(letters) == 1  # the message, once
+
+
+async def test_a_failed_batch_answers_each_of_its_requests() -> None:
+    items = [{k: v for k, v in request(i).items() if k != "schema"} for i in range(3)]
+    batch = [record(request_batch(items), "sr", 6), record(request(9), "sr", 7)]
+    out = service().internal_error(batch, RuntimeError("boom"))
+    messages, found, letters = answers_in(out)
+    assert sorted(r["request_id"] for r in found) == ["r0", "r1", "r2", "r9"]
+    assert {r["error"]["reason"] for r in found} == {"internal_error"}
+    assert len(messages) == 2 and len(letters) == 2
+
+
+async def test_batched_requests_share_one_cooldown_round_trip() -> None:
+    cooldowns = CountingCooldowns()
+    items = [{k: v for k, v in request(i, "same").items() if k != "schema"} for i in range(3)]
+    out = await service(cooldowns=cooldowns).answer([record(request_batch(items), "sr", 1)])
+    _, found, _ = answers_in(out)
+    assert (cooldowns.reads, cooldowns.writes) == (1, 1) and len(found) == 3
+
+
+class CountingCooldowns(MemoryCooldowns):
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = self.writes = 0
+
+    async def last_sent(self, pairs):  # type: ignore[no-untyped-def]
+        self.reads += 1
+        return await super().last_sent(pairs)
+
+    async def record(self, sends):  # type: ignore[no-untyped-def]
+        self.writes += 1
+        return await super().record(sends)
+
+
+async def test_a_large_batch_is_decided_in_rounds_and_answered_in_one_message(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("stream.handlers.selection.ROUND", 3)
+    cooldowns = CountingCooldowns()
+    items = [{k: v for k, v in request(i).items() if k != "schema"} for i in range(10)]
+    out = await service(cooldowns=cooldowns).answer([record(request_batch(items), "sr", 1)])
+    messages, found, _ = answers_in(out)
+    assert (cooldowns.reads, cooldowns.writes) == (4, 4)
+    assert len(messages) == 1 and [r["request_id"] for r in found] == [f"r{i}" for i in range(10)]
