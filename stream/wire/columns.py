@@ -211,15 +211,18 @@ def _specs(limits: Limits) -> dict[ColumnKind, Spec]:
         "send": _spec(SendEvent, sends | {"schema": with_schema["send"]}, "request_id", False),
         "click": _spec(
             ClickEvent,
-            outcome | {"schema": with_schema["click"]},
-            "send_event_id campaign_id",
+            outcome
+            | {"send_time": numbers(0, MAX_TIME, nullable=True)}
+            | {"schema": with_schema["click"]},
+            "send_event_id campaign_id send_time",
             False,
         ),
         "conversion": _spec(
             ConversionEvent,
             outcome
-            | {"revenue": revenue, "currency": currency, "schema": with_schema["conversion"]},
-            "send_event_id campaign_id currency",
+            | {"revenue": revenue, "currency": currency, "schema": with_schema["conversion"]}
+            | {"click_time": numbers(0, MAX_TIME, nullable=True)},
+            "send_event_id campaign_id currency click_time",
             False,
         ),
     }
