@@ -10,7 +10,7 @@ from stream.adapters.producer import partition_for
 from stream.wire.answered import Answered, dumps
 from stream.wire.envelope import Incoming
 from stream.worker import resume
-from stream.worker.continuity import Continuity
+from stream.worker.continuity import Continuity, Jump
 
 TOPICS = ("sends", "clicks")
 
@@ -98,3 +98,10 @@ def test_a_batch_handled_in_parts_is_stamped_below_what_is_still_to_apply() -> N
     assert below == {("sends", 3): 19}
     stamped = resume.stamp(ledger, a, TOPICS, 4, continuity, below)
     assert dict(stamped.applied) == {"sends:3": 18}
+
+
+def test_what_a_failed_batch_left_unapplied_starts_at_its_jumps() -> None:
+    batch = [Incoming(b"", b"a", "sends", 0, o) for o in (0, 1, 5)]
+    batch += [Incoming(b"", b"a", "clicks", 1, 9)]
+    jumps = [Jump("sends", 0, 2, 5), Jump("clicks", 1, 3, 9)]
+    assert resume.unapplied(batch, jumps) == {("sends", 0): 0, ("clicks", 1): 3}
