@@ -32,6 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def run(args: argparse.Namespace) -> int:
     import asyncio
+    import faulthandler
+    import signal
 
     from stream.adapters.topic_specs import all_topics, ensure_topics
     from stream.worker.app import app, settings
@@ -40,5 +42,8 @@ def run(args: argparse.Namespace) -> int:
         asyncio.run(ensure_topics(settings, all_topics(settings)))
     level = args.loglevel or settings.log_level
     sys.argv = ["creative-select", "worker", "--loglevel", level]
+    # `kill -USR1 <pid>` writes every thread's stack to stderr: what a worker whose event
+    # loop stopped answering (no /health) is doing
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     app.main()
     return 0

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -156,6 +157,9 @@ async def settle(group: Group, timeout: float = 30.0) -> dict[str, dict[str, Any
         }
         left = sum(h.get("partitions_to_read_back", 1) for h in healths.values())
         if not left or asyncio.get_running_loop().time() > deadline:
+            for name, health in healths.items():
+                if not health:  # no /health: its stacks go to its log (SIGUSR1)
+                    group.workers[name].proc.send_signal(signal.SIGUSR1)  # type: ignore[union-attr]
             keys = (
                 "resumes_from_record",
                 "redelivered_requests_skipped",
