@@ -1,7 +1,7 @@
 # Benchmarks (DESIGN.md section 6) go through the CLI, like everything else.
 PYTHON ?= python3
 
-.PHONY: bench-peers bench-single bench bench-quick bench-stream bench-stream-quick bench-recompute bench-recompute-quick
+.PHONY: bench-model bench-model-quick bench-peers bench-single bench bench-quick bench-stream bench-stream-quick bench-recompute bench-recompute-quick
 
 bench:  ## selector benchmark, default run (~2-3 min); table on stdout, JSON in bench/results/
 	$(PYTHON) -m bench selector
@@ -26,3 +26,9 @@ bench-peers:  ## regret of our default policy vs MABWiser and River on one click
 
 bench-single:  ## single decide() vs the peers
 	$(PYTHON) -m bench single-decide
+
+bench-model:  ## the model method: CPU per decision, training per million events, LightGBM beside it
+	$(PYTHON) -m bench model
+
+bench-model-quick:  ## the same on a small history
+	$(PYTHON) -m bench model --quick

@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
 DELEGATED = {
     "single-decide": "bench.single_decide",
     "peer-regret": "bench.peer_regret",
+    "sendtime": "bench.sendtime_bench",
+    "model": "bench.model_bench",
 }
 
 

@@ -25,6 +25,8 @@ from selector.batch import (
 )
 from selector.domain import Account
 from selector.hashing import route_units, split_units
+from selector.model.artifact import ContextualModel
+from selector.model.scoring import DEFAULT_SAMPLES
 from selector.policies import POLICIES, Policy, PolicyContext
 from selector.sampling import BetaSampler
 from selector.single import SingleDecider
@@ -65,10 +67,12 @@ class Selector:
         *,
         sampler: BetaSampler | None = None,
         propensity_samples: int = 1024,
+        model_samples: int = DEFAULT_SAMPLES,
     ) -> None:
         self.account = account
         self.view: AccountView = compile_account(account)
         del sampler, propensity_samples
+        self.model_samples = model_samples
         self._policies: dict[DecidedBy, Policy] = {name: cls() for name, cls in POLICIES.items()}
         self._single = SingleDecider(self.view, self._policies)
 
@@ -78,13 +82,15 @@ class Selector:
         request: Request,
         rng: np.random.Generator,
         rotation: Mapping[str, int] | None = None,
+        model: ContextualModel | None = None,
     ) -> Decision:
         """Decide one request: the batch path's decision without building a batch, when
-        it can (see `selector.single`), else a batch of one."""
+        it can (see `selector.single`; never for the `model` method), else a batch of one."""
         decision = self._single.decide(stats, request, rng)
         if decision is not None:
             return decision
-        return self.decide_batch(stats, RequestBatch.from_requests([request]), rng, rotation)[0]
+        batch = RequestBatch.from_requests([request])
+        return self.decide_batch(stats, batch, rng, rotation, model)[0]
 
     def decide_batch(
         self,
@@ -92,12 +98,14 @@ class Selector:
         batch: RequestBatch,
         rng: np.random.Generator,
         rotation: Mapping[str, int] | None = None,
+        model: ContextualModel | None = None,
     ) -> BatchDecision:
         """Decide every request of `batch`; `rotation` holds round-robin positions and the
-        updated positions come back in the result. Raises `UnknownCampaign`."""
+        updated positions come back in the result; `model` is the account's promoted
+        contextual model, if any. Raises `UnknownCampaign`."""
         view = self.view
         n = len(batch)
-        ctx = self.context(stats, batch, rotation)
+        ctx = self.context(stats, batch, rotation, model)
         campaign = ctx.campaign
         creative = view.default_creative[campaign].copy()
         arm = np.full(n, ARM["control"], dtype=np.uint8)
@@ -126,6 +134,7 @@ class Selector:
             propensity=propensity,
             stats_version=stats.version,
             rotation=ctx.rotation,
+            model_version=model.version if model is not None else None,
         )
 
     def context(
@@ -133,6 +142,7 @@ class Selector:
         stats: AccountStats,
         batch: RequestBatch,
         rotation: Mapping[str, int] | None = None,
+        model: ContextualModel | None = None,
     ) -> PolicyContext:
         """What the policies read for this batch (raises `UnknownCampaign`)."""
         now = float(batch.times.max()) if len(batch) else 0.0
@@ -142,6 +152,10 @@ class Selector:
             campaign=self.view.campaign_rows(batch.campaign_ids),
             cooling=self._cooling(batch),
             rotation=dict(rotation or {}),
+            times=batch.times,
+            profiles=batch.profiles,
+            model=model,
+            model_samples=self.model_samples,
         )
 
     def distribution(
@@ -150,11 +164,12 @@ class Selector:
         request: Request,
         rng: np.random.Generator,
         rotation: Mapping[str, int] | None = None,
+        model: ContextualModel | None = None,
     ) -> dict[str, float]:
         """P(creative) for one request under the policy it is routed to: the full vector
         behind a decision's propensity (exact for Thompson sampling too)."""
         batch = RequestBatch.from_requests([request])
-        ctx = self.context(stats, batch, rotation)
+        ctx = self.context(stats, batch, rotation, model)
         _, _, routes = self._arms_and_routes(batch, ctx.campaign)
         default = self.view.creative_ids[int(self.view.default_creative[ctx.campaign[0]])]
         if not routes:

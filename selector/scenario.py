@@ -7,6 +7,8 @@ true click rate and conversion rate (conversions given a click), contact `segmen
 behave differently, `changes` to the truth over time (fatigue, a creative activated
 mid-run), the number of distinct `contacts` (so cooldowns bite), the `horizon`, the
 `feedback_delay_seconds` before clicks and conversions reach the stats, and the batch size.
+Contacts can also carry features that drive creative-specific rates (custom fields, an
+engagement hour, repeat clicks): `selector.contacts`.
 
 Everything is validated here, with a `ConfigError` naming the field, so that a bad
 scenario fails when it is loaded and not half-way through a long run.
@@ -16,51 +18,28 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, get_args
 
 import numpy as np
 from numpy.typing import NDArray
 
+from selector.contacts import SEGMENT_FIELDS, ContactModel, contact_model_from_dict
 from selector.delays import NO_DELAY, DelayDistribution, delay_from_dict
-from selector.domain import DAY_SECONDS, Account, ConfigError, CreativeStatus, account_from_dict
+from selector.domain import DAY_SECONDS, Account, CreativeStatus, account_from_dict
+from selector.fields import count as _count
+from selector.fields import mapping as _mapping
+from selector.fields import number as _number
+from selector.fields import require as _require
 
 FloatMatrix = NDArray[np.float64]
 TOP_LEVEL = {
     *("version", "name", "description", "account_id", "settings", "campaign", "offers"),
     *("creatives", "segments", "changes", "contacts", "horizon", "feedback_delay_seconds"),
-    *("feedback_delays", "batch_size"),
+    *("feedback_delays", "batch_size", "custom_fields", "contact_effects"),
 }
 REQUIRED = ("offers", "creatives", "campaign", "contacts", "horizon")
 RATE_FIELDS = {"click_rate", "conversion_rate", "click_multiplier", "conversion_multiplier"}
-
-
-def _require(ok: bool, path: str, message: str) -> None:
-    if not ok:
-        raise ConfigError(path, message)
-
-
-def _mapping(data: object, path: str, allowed: set[str], what: str = "field") -> dict[str, Any]:
-    _require(isinstance(data, Mapping), path, f"must be an object; got {type(data).__name__}")
-    assert isinstance(data, Mapping)
-    unknown = sorted(map(str, set(data) - allowed))
-    _require(not unknown, path, f"unknown {what}(s) {', '.join(unknown)}")
-    return dict(data)
-
-
-def _number(value: object, path: str, low: float, high: float = math.inf) -> float:
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    _require(ok, path, f"must be a finite number; got {value!r}")
-    assert isinstance(value, int | float)
-    _require(low <= value <= high, path, f"must be between {low:g} and {high:g}; got {value!r}")
-    return float(value)
-
-
-def _count(value: object, path: str, low: int = 1) -> int:
-    ok = isinstance(value, int) and not isinstance(value, bool) and value >= low
-    _require(ok, path, f"must be a whole number >= {low}; got {value!r}")
-    assert isinstance(value, int)
-    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +123,7 @@ class Scenario:
     batch_size: int
     click_delay: DelayDistribution = NO_DELAY
     conversion_delay: DelayDistribution = NO_DELAY
+    contact_model: ContactModel = field(default_factory=ContactModel)
 
     def __post_init__(self) -> None:
         _require(
@@ -244,19 +224,31 @@ def scenario_from_dict(data: Mapping[str, Any], name: str = "scenario") -> Scena
     )
     known = {c.creative_id for c in account.creatives}
     sends, per_day = _horizon(doc["horizon"])
+    segments = _segments(doc.get("segments", []), known)
     return Scenario(
         name=str(doc.get("name", name)),
         description=str(doc.get("description", "")),
         account=account,
         click_rate=tuple(r[0] for r in rates),
         conversion_rate=tuple(r[1] for r in rates),
-        segments=_segments(doc.get("segments", []), known),
+        segments=segments,
         changes=_changes(doc.get("changes", []), known, sends / per_day * DAY_SECONDS),
         contacts=_count(doc["contacts"], "contacts"),
         sends=sends,
         sends_per_day=per_day,
         batch_size=_count(doc.get("batch_size", 1000), "batch_size"),
         **_delays(doc),
+        contact_model=_contact_model(doc, segments),
+    )
+
+
+def _contact_model(doc: Mapping[str, Any], segments: tuple[Segment, ...]) -> ContactModel:
+    rest = not math.isclose(sum(s.share for s in segments), 1.0)
+    return contact_model_from_dict(
+        doc.get("custom_fields", []),
+        doc.get("contact_effects", {}),
+        doc.get("segments", []),
+        len(segments) + rest,
     )
 
 
@@ -318,7 +310,7 @@ def _segments(data: object, known: set[str]) -> tuple[Segment, ...]:
     segments: list[Segment] = []
     for i, raw in enumerate(data):
         path = f"segments[{i}]"
-        item = _mapping(raw, path, {"name", "share", "creatives"})
+        item = _mapping(raw, path, {"name", "share", "creatives", *SEGMENT_FIELDS})
         _require(
             isinstance(item.get("name"), str) and item["name"] != "",
             f"{path}.name",

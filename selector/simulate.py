@@ -17,7 +17,11 @@ built per batch and creative from the public `AccountStats`/`Counts` values and 
 which equals applying each event one by one (`tests/selector/test_simulate.py` checks it
 against `fold`) at a fraction of the cost.
 
-The oracle knows the true rates and the contact's segment: per send it takes the best
+Contacts' own features (`selector.contacts`) scale their click rates, for outcomes and
+oracle alike; with `model` traffic the simulator also plays the stream and the trainer
+(`selector.simulate_context`).
+
+The oracle knows the true rates and the contact's own features: per send it takes the best
 expected value (revenue per send, or click rate for the clicks goal) among the creatives
 that were eligible for that contact at that moment. Regret is the oracle's expected value
 minus that of the creative actually sent; with no eligible creative both are the
@@ -35,9 +39,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from selector.batch import RequestBatch
+from selector.contacts import draw_contacts
 from selector.decide import Selector
 from selector.domain import DAY_SECONDS, Goal
 from selector.scenario import Phase, Scenario
+from selector.simulate_context import ContactSide, Pending
+from selector.simulate_model import Training
 from selector.stats import MICROS, AccountStats, Counts, Decayed
 from selector.timing import Timing
 
@@ -48,8 +55,9 @@ _NO_COOLDOWNS: Mapping[str, float] = MappingProxyType({})
 
 @dataclass(frozen=True, slots=True, eq=False)
 class SimulationResult:
-    """One run, one row per send (columns). `creative`, `arm`, `method` and `pool` are
-    codes: positions into `creative_ids`, `selector.batch.ARMS`, `DECIDED_BY`, `POOLS`.
+    """One run, one row per send (columns). `creative`, `arm`, `method`, `pool` and
+    `reason` are codes: positions into `creative_ids`, `selector.batch.ARMS`, `DECIDED_BY`,
+    `POOLS`, `REASONS` (`reason` None: not recorded); `trainings`: the model's.
     `expected` and `oracle` are the true expected values (RPS, or click rate for the
     clicks goal) of the creative sent and of the best eligible one."""
 
@@ -73,6 +81,8 @@ class SimulationResult:
     final_stats: AccountStats
     click_at: Array | None = None  # when each click reached the stats (NaN: no click)
     conversion_at: Array | None = None
+    reason: Array | None = None
+    trainings: tuple[Training, ...] = ()
 
     def __len__(self) -> int:
         return int(self.time.size)
@@ -120,6 +130,7 @@ class _Columns:
     SPEC = (
         ("time", np.float64), ("contact", np.int32), ("segment", np.uint8),
         ("creative", np.int16), ("arm", np.uint8), ("method", np.uint8), ("pool", np.uint8),
+        ("reason", np.uint8),
         ("propensity", np.float64), ("click", bool), ("conversion", bool),
         ("revenue", np.float64), ("expected", np.float64), ("oracle", np.float64),
         ("click_at", np.float64), ("conversion_at", np.float64),
@@ -149,13 +160,14 @@ def simulate(
     the time of their send or click, as from a sender that does not report it: no delay
     is observed and the posterior counts pending sends as sends (`selector.timing`).
     """
-    contact_rng, decision_rng, outcome_rng, delay_rng = (
-        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4)
+    contact_rng, decision_rng, outcome_rng, delay_rng, feature_rng = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(5)
     )
     shares = scenario.segment_shares()
     segment_of = contact_rng.choice(shares.size, size=scenario.contacts, p=shares)
     contact_ids = [f"contact-{i}" for i in range(scenario.contacts)]
-    loop = _Loop(scenario, propensity_samples, observe_delays)
+    people = draw_contacts(scenario.contact_model, segment_of, feature_rng)
+    loop = _Loop(scenario, propensity_samples, observe_delays, ContactSide(scenario, people))
     columns = _Columns(scenario.sends)
     seconds_per_send = DAY_SECONDS / scenario.sends_per_day
     for start in range(0, scenario.sends, scenario.batch_size):
@@ -173,6 +185,7 @@ def simulate(
         goal=scenario.account.settings.goal,
         creative_ids=tuple(c.creative_id for c in scenario.account.creatives),
         final_stats=loop.stats,
+        trainings=loop.side.trainings,
         **columns.data,
     )
 
@@ -190,8 +203,10 @@ class _Sent:
     """One batch as sent: when, to which segments, what, and the columns to record."""
 
     now: float
+    contacts: Array
     segment: Array
     creative: Array
+    click_rate: Array
     truth: _Truth
     columns: dict[str, Array]
 
@@ -199,14 +214,17 @@ class _Sent:
 class _Loop:
     """The caller's state between batches: stats, pending feedback, cooldowns, phase."""
 
-    def __init__(self, scenario: Scenario, propensity_samples: int, observe_delays: bool) -> None:
+    def __init__(
+        self, scenario: Scenario, propensity_samples: int, observe_delays: bool, side: ContactSide
+    ) -> None:
         self.scenario = scenario
+        self.side = side
         self.observe_delays = observe_delays
         self.phases = scenario.phases()
         self.propensity_samples = propensity_samples
         self.truth = _truth(self.phases[0], propensity_samples)
         self.stats = AccountStats(half_life_seconds=scenario.account.settings.half_life_seconds)
-        self.pending = _Pending()
+        self.pending = Pending()
         self.last_sent: dict[int, dict[str, float]] = {}
         self.rotation: Mapping[str, int] = {}
         self.campaign_id = scenario.account.campaigns[0].campaign_id
@@ -223,17 +241,22 @@ class _Loop:
         self._advance(now)
         truth = self.truth
         cooldowns = [self.last_sent.get(int(c), _NO_COOLDOWNS) for c in contacts]
+        recs = self.side.records(contacts)
         batch = RequestBatch.from_columns(
             [self.campaign_id] * contacts.size,
             [contact_ids[c] for c in contacts],
             np.full(contacts.size, now),
             cooldowns,
+            recs,
         )
-        decision = truth.selector.decide_batch(self.stats, batch, rng, self.rotation)
+        model = self.side.model
+        decision = truth.selector.decide_batch(self.stats, batch, rng, self.rotation, model)
         self.rotation = decision.rotation
         creative = decision.creative
+        self.side.sent(recs, contacts, creative, now)
         eligible = truth.candidate & ~self._cooling(cooldowns, now)
-        expected, oracle = _expected_and_oracle(truth.value[segment], creative, eligible)
+        rates, values = self.side.rates_and_values(truth, segment, contacts, now)
+        expected, oracle = _expected_and_oracle(values, creative, eligible)
         self._record_cooldowns(contacts, creative, now)
         sends = self._delta(now, sends=np.bincount(creative, minlength=len(self.creative_ids)))
         timing = Timing.of_columns("send", self.creative_ids, creative, np.full(creative.size, now))
@@ -241,16 +264,18 @@ class _Loop:
         cols = {
             "time": np.full(creative.size, now), "segment": segment, "creative": creative,
             "arm": decision.arm, "method": decision.method, "pool": decision.pool,
-            "propensity": decision.propensity, "expected": expected, "oracle": oracle,
+            "reason": decision.reason, "propensity": decision.propensity,
+            "expected": expected, "oracle": oracle,
         }  # fmt: skip
-        return _Sent(now, segment, creative, truth, cols)
+        click_rate = rates[np.arange(creative.size), creative]
+        return _Sent(now, contacts, segment, creative, click_rate, truth, cols)
 
     def outcomes(
         self, sent: _Sent, rng: np.random.Generator, delay_rng: np.random.Generator
     ) -> dict[str, Array]:
         """Clicks and conversions from the true rates, queued until each one's arrival."""
         phase, k = sent.truth.phase, sent.creative
-        click = rng.random(k.size) < phase.click_rate[sent.segment, k]
+        click = rng.random(k.size) < sent.click_rate
         conversion = click & (rng.random(k.size) < phase.conversion_rate[sent.segment, k])
         paid_click = sent.truth.payout_if_clicked[k] * click
         paid_conversion = sent.truth.payout_if_converted[k] * conversion
@@ -266,6 +291,7 @@ class _Loop:
         self.pending.add(
             k[conversion], conversion_at[conversion], micros[conversion], 1, click_at[conversion]
         )
+        self.side.outcomes(sent, (click_at, conversion_at), micros, (paid_click, paid_conversion))
         return {
             "click": click,
             "conversion": conversion,
@@ -282,6 +308,7 @@ class _Loop:
         current = [p for p in self.phases if p.start_seconds <= now][-1]
         if current is not self.truth.phase:
             self.truth = _truth(current, self.propensity_samples)
+        self.side.advance(now, current.account)
 
     def _cooling(self, cooldowns: list[Mapping[str, float]], now: float) -> Array:
         window = self.scenario.account.settings.cooldown_seconds
@@ -356,24 +383,3 @@ class _Loop:
             half_life,
             MappingProxyType(decayed if half_life is not None else {}),
         )
-
-
-class _Pending:
-    """Feedback events drawn but not yet arrived: creative, arrival time, revenue micros,
-    kind (0 click, 1 conversion) and the time of their cause, as columns."""
-
-    def __init__(self) -> None:
-        self.columns: list[tuple[Array, ...]] = []
-
-    def add(self, creative: Array, time: Array, micros: Array, kind: int, origin: Array) -> None:
-        if creative.size:
-            self.columns.append((creative, time, micros, np.full(creative.size, kind), origin))
-
-    def take(self, now: float) -> tuple[Array, ...] | None:
-        """Remove and return the events that arrived at or before `now`."""
-        if not self.columns:
-            return None
-        columns = [np.concatenate(c) for c in zip(*self.columns, strict=True)]
-        due = columns[1] <= now
-        self.columns = [tuple(c[~due] for c in columns)] if (~due).any() else []
-        return tuple(c[due] for c in columns) if due.any() else None

@@ -21,6 +21,7 @@ COMMANDS = (
     "replay",
     "demo",
     "stats-job",
+    "train",
     "report",
 )
 
@@ -41,8 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from stream.process import tune_allocator
+    from stream.process import limit_native_threads, tune_allocator
 
+    limit_native_threads()  # before anything imports numpy
     tune_allocator()
     args = build_parser().parse_args(argv)
     try:

@@ -35,10 +35,14 @@ from stream.wire.messages import (
     SelectionRequest,
     SelectionResponse,
     SendEvent,
+    SendTimeAnswer,
+    SendTimeError,
+    SendTimeQuery,
     encode,
 )
 
 Answer = SelectionResponse | SelectionError
+SendTime = SendTimeAnswer | SendTimeError
 # (account_id, campaign_id, contact_id) or with a fourth item, the decision time.
 RequestTuple = tuple[str, str, str] | tuple[str, str, str, float | None]
 Event = SendEvent | ClickEvent | ConversionEvent
@@ -198,7 +202,7 @@ class SelectionClient:
         return SelectionRequest(request_id, account_id, campaign_id, contact_id, at, self._reply_to)
 
     async def _submit(
-        self, producer: AIOKafkaProducer, request: SelectionRequest
+        self, producer: AIOKafkaProducer, request: SelectionRequest | SendTimeQuery
     ) -> asyncio.Future[Answer]:
         """Register the request, then queue it; the future gets its answer (or the
         delivery error when the request could not be published)."""
@@ -225,7 +229,9 @@ class SelectionClient:
                     self._resolve(record.value)
 
     def _resolve(self, raw: bytes | None) -> None:
-        answer = codec.decode("selection_response", raw)
+        self._deliver(codec.decode("selection_response", raw))
+
+    def _deliver(self, answer: Answer | SendTime | codec.Rejected) -> None:
         if isinstance(answer, codec.Rejected):
             self.unreadable_replies += 1
             return
@@ -233,7 +239,55 @@ class SelectionClient:
         if future is None or future.done():
             self.late_replies += 1
         else:
-            future.set_result(answer)
+            future.set_result(answer)  # type: ignore[arg-type]  # a SendTimeClient's: SendTime
+
+
+class SendTimeClient(SelectionClient):
+    """Ask for send times over Kafka: `send_time_request.v1` on `send-time-requests`,
+    answers read from `send-time-responses` (or `responses_topic`, sent as `reply_to`).
+
+    >>> async def main() -> None:  # doctest: +SKIP
+    ...     async with SendTimeClient("127.0.0.1:9092") as client:
+    ...         answer = await client.send_time("acme", "news", "ct-1", 1773064800.0, 86400)
+    ...         print(answer.send_at, answer.slot, answer.reason)
+    """
+
+    def __init__(
+        self, settings: Settings | str, *, responses_topic: str | None = None, timeout: float = 5.0
+    ) -> None:
+        default = as_settings(settings).topic("send-time-responses")
+        super().__init__(settings, responses_topic=responses_topic or default, timeout=timeout)
+        self.requests_topic = self.settings.topic("send-time-requests")
+        self._reply_to = None if self.responses_topic == default else self.responses_topic
+
+    async def send_time(
+        self,
+        account_id: str,
+        campaign_id: str,
+        contact_id: str,
+        launch_time: float,
+        window_seconds: float,
+        *,
+        timeout: float | None = None,
+        **options: Any,
+    ) -> SendTime:
+        """When to send: a `SendTimeAnswer` or a `SendTimeError` (a bounded reason).
+        `options` are the request's optional fields (`zone`, `profile_zone`, `launch_id`,
+        `sending_hours`, `control_pct`, `control_delay_seconds`)."""
+        producer = self._started()
+        query = SendTimeQuery(
+            str(uuid.uuid4()), account_id, campaign_id, contact_id, launch_time,
+            window_seconds, **options, reply_to=self._reply_to,
+        )  # fmt: skip
+        try:
+            async with asyncio.timeout(self.timeout if timeout is None else timeout):
+                future = await self._submit(producer, query)
+                return await future  # type: ignore[return-value]
+        finally:
+            self._pending.pop(query.request_id, None)
+
+    def _resolve(self, raw: bytes | None) -> None:
+        self._deliver(codec.decode("send_time_response", raw))
 
 
 def _fail_if_undelivered(delivery: asyncio.Future[Any], answer: asyncio.Future[Answer]) -> None:

@@ -78,6 +78,7 @@ class Settings:
     stats_batch: int = 2000
     stats_within_ms: float = 50.0
     dedup_ttl_seconds: int = 14 * 86400
+    profile_retention_days: float = 180.0  # a contact's profile expires after this silence
     max_message_bytes: int = 65536
     max_revenue: float = 1_000_000.0
     max_future_seconds: float = 86400.0
@@ -120,6 +121,8 @@ class Settings:
             raise SettingsError("CS_COOLDOWN_MEMORY_CONTACTS must be >= 0")
         if self.partitions < 1:
             raise SettingsError("CS_PARTITIONS must be >= 1")
+        if not 0.0 < self.profile_retention_days <= 3650.0:
+            raise SettingsError("CS_PROFILE_RETENTION_DAYS must be above 0 and at most 3650")
         if self.select_batch < 1 or self.stats_batch < 1:
             raise SettingsError("CS_SELECT_BATCH and CS_STATS_BATCH must be >= 1")
         if not 6.0 <= self.session_timeout_seconds <= 300.0:

@@ -18,6 +18,9 @@ from numpy.typing import NDArray
 
 from selector.batch import POOL, REASON, Pool
 from selector.domain import Method
+from selector.model.artifact import ContextualModel
+from selector.model.record import Records
+from selector.model.scoring import DEFAULT_SAMPLES
 from selector.view import AccountView, BoolArray, FloatArray, IntArray, Posterior, rows_any
 
 Codes = NDArray[np.uint8]
@@ -26,13 +29,19 @@ Codes = NDArray[np.uint8]
 @dataclass(frozen=True, slots=True, eq=False)
 class PolicyContext:
     """Everything a policy may read for one batch. `rotation` is the only mutable part:
-    round-robin positions per campaign, owned by the decide call that made the context."""
+    round-robin positions per campaign, owned by the decide call that made the context.
+    `times`, `profiles` (the contacts' profile records) and `model` are per batch too; only
+    the `model` method reads them."""
 
     view: AccountView
     posterior: Posterior
     campaign: IntArray
     cooling: BoolArray | None
     rotation: dict[str, int]
+    times: FloatArray | None = None
+    profiles: Records | None = None
+    model: ContextualModel | None = None
+    model_samples: int = DEFAULT_SAMPLES
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -118,35 +118,7 @@ class ThompsonPolicy(Policy):
         return np.array(rows).reshape(patterns.shape)
 
     def _mix(self, ctx: PolicyContext, patterns: BoolArray) -> FloatArray:
-        settings = ctx.view.settings
-        share, floor = settings.learning_pct / 100.0, settings.exploration_floor_pct / 100.0
-        learning = ctx.posterior.raw_sends < settings.learning_threshold
-        learn, graded = patterns & learning, patterns & ~learning
-        has_learn, has_graded = rows_any(learn), rows_any(graded)
-        both = (has_learn & has_graded)[:, None]
-        mode = settings.learning_mode
-        if mode == "pool":
-            weight = np.where(both, share, has_learn[:, None].astype(float))
-            scored = self._floored(ctx, graded, floor)
-            return weight * uniform(learn) + (1.0 - weight) * scored
-        p = self._floored(ctx, patterns, floor)
-        in_learning = (p * learn).sum(axis=1, keepdims=True)
-        if mode == "floor":
-            top_up = np.where(both & (in_learning < share), share - in_learning, 0.0)
-            top_up /= np.maximum(1.0 - in_learning, 1e-300)
-            return top_up * uniform(learn) + (1.0 - top_up) * p
-        if mode == "cap":
-            over = both & (in_learning > share)
-            rest = 1.0 - in_learning
-            graded_part = np.where(rest > 1e-12, p * (1.0 - share) / np.maximum(rest, 1e-300), 0)
-            graded_part = np.where(rest > 1e-12, graded_part, (1.0 - share) * uniform(graded))
-            capped = np.where(learn, p * share / np.maximum(in_learning, 1e-300), graded_part)
-            return np.where(over, np.where(patterns, capped, 0.0), p)
-        return p
-
-    def _floored(self, ctx: PolicyContext, sets: BoolArray, floor: float) -> FloatArray:
-        wins = self.win_probabilities(ctx, sets)
-        return wins if floor <= 0 else floor * uniform(sets) + (1.0 - floor) * wins
+        return mix(ctx, patterns, lambda sets: self.win_probabilities(ctx, sets))
 
     def _choose(
         self, ctx: PolicyContext, rows: IntArray, eligible: Masks, rng: np.random.Generator
@@ -163,6 +135,43 @@ class ThompsonPolicy(Policy):
         self, ctx: PolicyContext, row: int, eligible: BoolArray, rng: np.random.Generator
     ) -> FloatArray:
         return self.distributions(ctx, eligible[None, :])[0]
+
+
+def mix(
+    ctx: PolicyContext, patterns: BoolArray, wins: Callable[[BoolArray], FloatArray]
+) -> FloatArray:
+    """The learning mode and the exploration floor applied to scored win probabilities:
+    `wins(sets)` gives P(creative) under plain scoring among each row's True columns
+    (rows aligned with `patterns`; the `model` method passes per-request rows)."""
+    settings = ctx.view.settings
+    share, floor = settings.learning_pct / 100.0, settings.exploration_floor_pct / 100.0
+    learning = ctx.posterior.raw_sends < settings.learning_threshold
+    learn, graded = patterns & learning, patterns & ~learning
+    has_learn, has_graded = rows_any(learn), rows_any(graded)
+    both = (has_learn & has_graded)[:, None]
+    mode = settings.learning_mode
+
+    def floored(sets: BoolArray) -> FloatArray:
+        p = wins(sets)
+        return p if floor <= 0 else floor * uniform(sets) + (1.0 - floor) * p
+
+    if mode == "pool":
+        weight = np.where(both, share, has_learn[:, None].astype(float))
+        return weight * uniform(learn) + (1.0 - weight) * floored(graded)
+    p = floored(patterns)
+    in_learning = (p * learn).sum(axis=1, keepdims=True)
+    if mode == "floor":
+        top_up = np.where(both & (in_learning < share), share - in_learning, 0.0)
+        top_up /= np.maximum(1.0 - in_learning, 1e-300)
+        return top_up * uniform(learn) + (1.0 - top_up) * p
+    if mode == "cap":
+        over = both & (in_learning > share)
+        rest = 1.0 - in_learning
+        graded_part = np.where(rest > 1e-12, p * (1.0 - share) / np.maximum(rest, 1e-300), 0)
+        graded_part = np.where(rest > 1e-12, graded_part, (1.0 - share) * uniform(graded))
+        capped = np.where(learn, p * share / np.maximum(in_learning, 1e-300), graded_part)
+        return np.where(over, np.where(patterns, capped, 0.0), p)
+    return p
 
 
 def creative_tables(ctx: PolicyContext) -> ScoreTables:

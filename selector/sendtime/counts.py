@@ -33,7 +33,11 @@ SlotEventKind = Literal["send", "response"]
 SlotOutcome = Literal["applied", "replayed", "duplicate", "expired"]
 SLOT_OUTCOMES: tuple[SlotOutcome, ...] = get_args(SlotOutcome)
 # Where applied offsets come from; the code (position) is what the bytes encoding stores.
-SOURCES: tuple[str, ...] = ("sends", "opens", "clicks", "sendtime-corrections")
+# "early-responses": a response that arrived before its send, counted with the send (at
+# the send's partition and offset), so a send's topic position guards it too.
+SOURCES: tuple[str, ...] = (
+    *("sends", "opens", "clicks", "sendtime-corrections", "early-responses"),
+)
 
 
 @dataclass(frozen=True, slots=True)

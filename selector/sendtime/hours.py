@@ -194,7 +194,9 @@ def _segments(
     trans, offs = clock.transitions, clock.offsets
     k0 = np.searchsorted(trans, lo, side="right") - 1
     k1 = np.searchsorted(trans, hi, side="right") - 1
-    width = int((k1 - k0).max()) + 1
+    # a window shorter than a second (hi < lo) right at a transition has k1 = k0 - 1: it
+    # still gets one (empty) segment, as it does anywhere else
+    width = max(int((k1 - k0).max()) + 1, 1)
     k = np.minimum(k0[:, None] + np.arange(width)[None, :], k1[:, None])
     seg_lo = np.maximum(trans[k], lo[:, None])
     seg_hi = np.minimum(trans[k + 1], hi[:, None] + 1)

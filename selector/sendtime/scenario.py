@@ -15,13 +15,16 @@ Everything is checked here with a `ConfigError` naming the field.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 from selector.domain import ConfigError
+from selector.fields import count as _count
+from selector.fields import mapping as _mapping
+from selector.fields import number as _number
+from selector.fields import require as _require
 from selector.sendtime.clock import load_zone
 from selector.sendtime.hours import clock_minute
 from selector.sendtime.settings import SendTimeSettings, sendtime_settings_from_dict
@@ -32,34 +35,6 @@ TOP_LEVEL = {
     *("measurement", "seed"),
 }
 EPOCH = date(1970, 1, 1)
-
-
-def _require(ok: bool, path: str, message: str) -> None:
-    if not ok:
-        raise ConfigError(path, message)
-
-
-def _mapping(data: object, path: str, allowed: set[str]) -> dict[str, Any]:
-    _require(isinstance(data, Mapping), path, f"must be an object; got {type(data).__name__}")
-    assert isinstance(data, Mapping)
-    unknown = sorted(map(str, set(data) - allowed))
-    _require(not unknown, path, f"unknown field(s) {', '.join(unknown)}")
-    return dict(data)
-
-
-def _number(value: object, path: str, low: float, high: float = math.inf) -> float:
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    _require(ok, path, f"must be a finite number; got {value!r}")
-    assert isinstance(value, int | float)
-    _require(low <= value <= high, path, f"must be between {low:g} and {high:g}; got {value!r}")
-    return float(value)
-
-
-def _count(value: object, path: str, low: int = 1) -> int:
-    ok = isinstance(value, int) and not isinstance(value, bool) and value >= low
-    _require(ok, path, f"must be a whole number >= {low}; got {value!r}")
-    assert isinstance(value, int)
-    return value
 
 
 def _clock(value: object, path: str) -> int:

@@ -116,8 +116,9 @@ class SendTimeRun:
     """One simulated experiment: `outcomes` for measurement, plus per send its launch
     instant, send time, slot, reason code, propensity, deferral, the true rate of its
     slot relative to the contact's best allowed slot (`best_ratio`), whether that best
-    slot differs from the account's, the contact's sends before it and whether it was
-    answered at all (the fold counts late responses too); and the contacts' (contacts,
+    slot differs from the account's, the contact's sends before it, whether it was
+    answered at all (the fold counts late responses too) and when (`answered_at`, also
+    for sends never answered: when they would have been); and the contacts' (contacts,
     cells) sends and responses before the first launch and after the last."""
 
     scenario: str
@@ -135,6 +136,7 @@ class SendTimeRun:
     differs: BoolArray
     sends_before: Int64Array
     answered: BoolArray
+    answered_at: FloatArray
     prior: SlotPrior
     initial: tuple[Int64Array, Int64Array]
     final: tuple[Int64Array, Int64Array]
@@ -250,7 +252,7 @@ def _outcomes(
         "slot": d.slot, "reason": d.reason.astype(np.int64), "propensity": d.propensity,
         "deferred": d.deferred, "best_ratio": expected / truth.best_allowed[contact, kind],
         "differs": truth.differs()[contact, kind], "sends_before": sends.sum(axis=1),
-        "answered": answered,
+        "answered": answered, "answered_at": answered_at,
     }  # fmt: skip
 
 
@@ -273,5 +275,6 @@ def _run(
         outcomes=outcomes, launch_at=col["launch_at"], send_at=col["send_at"], slot=col["slot"],
         reason=col["reason"], propensity=col["propensity"], deferred=col["deferred"],
         best_ratio=col["best_ratio"], differs=col["differs"], sends_before=col["sends_before"],
-        answered=col["answered"], prior=prior, initial=initial, final=final,
+        answered=col["answered"], answered_at=col["answered_at"], prior=prior, initial=initial,
+        final=final,
     )  # fmt: skip

@@ -30,16 +30,19 @@ REPLICATION_FACTOR = 1
 
 
 @cache
-def _topic_table() -> tuple[tuple[str, bool], ...]:
+def _topic_table() -> tuple[tuple[str, bool, int | None], ...]:
     doc = yaml.safe_load(TOPICS_YAML.read_text(encoding="utf-8"))
-    return tuple((t["name"], t["cleanup_policy"] == "compact") for t in doc["topics"])
+    return tuple(
+        (t["name"], t["cleanup_policy"] == "compact", t.get("max_message_bytes"))
+        for t in doc["topics"]
+    )
 
 
 def all_topics(settings: Settings) -> list[TopicSpec]:
     """Every topic of schemas/topics.yaml, prefixed, with `settings.partitions` each."""
     return [
-        TopicSpec(settings.topic(name), settings.partitions, compacted)
-        for name, compacted in _topic_table()
+        TopicSpec(settings.topic(name), settings.partitions, compacted, max_bytes)
+        for name, compacted, max_bytes in _topic_table()
     ]
 
 
@@ -205,15 +208,20 @@ async def _close_quietly(admin: AIOKafkaAdminClient) -> None:
 
 @dataclass(frozen=True, slots=True)
 class TopicSpec:
-    """A topic to declare: name, partition count, and whether it is log-compacted."""
+    """A topic to declare: name, partition count, whether it is log-compacted, and its
+    largest message when above the broker's default (`max.message.bytes`)."""
 
     name: str
     partitions: int = 1
     compacted: bool = False
+    max_message_bytes: int | None = None
 
     def __post_init__(self) -> None:
         if not self.name or self.partitions < 1:
             raise ValueError(f"invalid topic spec: {self!r}")
 
     def configs(self) -> dict[str, str]:
-        return {"cleanup.policy": "compact"} if self.compacted else {}
+        configs = {"cleanup.policy": "compact"} if self.compacted else {}
+        if self.max_message_bytes is not None:
+            configs["max.message.bytes"] = str(self.max_message_bytes)
+        return configs

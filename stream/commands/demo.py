@@ -77,6 +77,13 @@ def register(subparsers: Any) -> None:
         "--bootstrap", metavar="HOST:PORT", help="use this Kafka instead of starting one"
     )
     parser.add_argument("--redis-url", metavar="URL", help="use this Redis instead of starting one")
+    parser.add_argument(
+        "--method",
+        choices=("model",),
+        default=None,
+        help="model: split automated traffic between model and Thompson single-step, train "
+        "at the account's interval of simulated time, report model's lift over Thompson",
+    )
     parser.set_defaults(func=run)
 
 
@@ -111,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
             f"({sender.requests / max(sender.wall_seconds, 1e-9):,.0f}/s), "
             f"{seconds:.1f} s in all"
         )
+        if outcome.model is not None:
+            print(_model_lines(outcome.model))
         _write_outputs(args, {**outcome.to_dict(), "wall_seconds": seconds}, report)
     complete = sender.unanswered == 0 and kafka["sends_without_response"] == 0
     return 0 if complete else 1
@@ -131,8 +140,22 @@ def _play(run_demo: Any, found: Any, scenario: Any, args: argparse.Namespace) ->
                 seed=args.seed,
                 batch_size=args.batch,
                 progress=advance,
+                method=args.method,
             )
         )
+
+
+def _model_lines(model: dict[str, Any]) -> str:
+    lift = model["model_over_thompson_rps"]
+    trained = ", ".join(
+        f"day {t['offset_days']:.1f} {t['reason']}" + (f" v{t['version']}" if t["version"] else "")
+        for t in model["trainings"]
+    )
+    return (
+        f"model over thompson_single_step, revenue per send: ${lift['model']:.4f} vs "
+        f"${lift['thompson_single_step']:.4f}, {lift['lift']:+.1%} "
+        f"[{lift['low']:+.1%}, {lift['high']:+.1%}]\ntrainings: {trained or 'none'}"
+    )
 
 
 def _write_outputs(args: argparse.Namespace, output: dict[str, Any], report: Any) -> None:

@@ -168,13 +168,14 @@ def build_result(
             continue
         for name, value in truth.row(send, answer, joined).items():
             cols[name][i] = value
+    kept: dict[str, Any] = {name: column[keep] for name, column in cols.items()}
     result = SimulationResult(
         scenario=f"{scenario.name} (demo through Kafka)",
         seed=seed,
         goal=scenario.account.settings.goal,
         creative_ids=truth.creative_ids,
         final_stats=AccountStats(),
-        **{name: column[keep] for name, column in cols.items()},
+        **kept,
     )
     counts = {
         "sends": n,

@@ -34,6 +34,7 @@ from selector.scenario import Scenario
 from stream.adapters.catalog_files import publish, validate_documents
 from stream.demo.result import build_result, read_topics
 from stream.demo.sender import Sender, SenderStats, account_document
+from stream.demo.training import DemoTrainer, model_lift, summary, with_model_methods
 from stream.local.harness import Services
 
 CATALOG_METRIC = "creative_selection_catalog_updates_total"
@@ -45,12 +46,14 @@ class DemoOutcome:
     report: Report
     sender: SenderStats
     kafka_counts: dict[str, int]
+    model: dict[str, Any] | None = None  # `--method model`: trainings and the lift
 
     def to_dict(self) -> dict[str, Any]:
         return {
             **self.report.to_dict(),
             "sender": dataclasses.asdict(self.sender),
             "kafka": self.kafka_counts,
+            **({"model": self.model} if self.model is not None else {}),
         }
 
 
@@ -62,11 +65,17 @@ async def run_demo(
     seed: int,
     batch_size: int | None = None,
     progress: Callable[[int, float], None] | None = None,
+    method: str | None = None,
 ) -> DemoOutcome:
-    """Publish the catalog, play the sender, wait for the worker, and report from Kafka."""
+    """Publish the catalog, play the sender, wait for the worker, and report from Kafka.
+    `method="model"` splits the automated traffic between `model` and Thompson single-step
+    and trains the model during the run (`stream.demo.training`)."""
     settings, worker = found.settings, found.worker
     before = await asyncio.to_thread(worker.metric, CATALOG_METRIC)
-    catalogs = validate_documents([account_document(scenario)], settings)
+    document = account_document(scenario)
+    if method == "model":
+        document = with_model_methods(document)
+    catalogs = validate_documents([document], settings)
     await publish(catalogs, settings)
     await worker.wait_for(CATALOG_METRIC, before + 4, timeout=60.0)
     batch = min(batch_size or scenario.batch_size, scenario.contacts)
@@ -74,11 +83,13 @@ async def run_demo(
     # simulated time ends (feedback included) an hour before the wall clock
     start_time = math.floor(time.time() - seconds - scenario.feedback_delay_seconds - 3600)
     sender = Sender(scenario, settings, worker, sends, seed, start_time, batch)
-    stats = await sender.run(progress)
+    trainer = DemoTrainer(scenario, settings, worker, start_time) if method == "model" else None
+    stats = await sender.run(progress, trainer.before_round if trainer is not None else None)
     applied = await asyncio.to_thread(worker.metric, EVENTS_METRIC, outcome="applied")
     messages = await read_topics(settings, ["send", "click", "conversion", "selection_response"])
     result, counts = build_result(
         scenario, messages, sender.segment_of, start_time, seed, scenario.account.account_id
     )
     counts["events_applied"] = int(applied)
-    return DemoOutcome(build_report(result), stats, counts)
+    model = summary(trainer, model_lift(result)) if trainer is not None else None
+    return DemoOutcome(build_report(result), stats, counts, model)

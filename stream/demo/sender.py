@@ -7,7 +7,7 @@ import dataclasses
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -149,13 +149,20 @@ class Sender:
     def seconds_per_send(self) -> float:
         return DAY_SECONDS / self.scenario.sends_per_day
 
-    async def run(self, progress: Callable[[int, float], None] | None = None) -> SenderStats:
+    async def run(
+        self,
+        progress: Callable[[int, float], None] | None = None,
+        before_round: Callable[[float], Awaitable[None]] | None = None,
+    ) -> SenderStats:
+        """Play every round; `before_round(offset)` runs before each (the demo's training)."""
         started = time.monotonic()
         async with SelectionClient(self.settings, timeout=120.0) as client:
             for first in range(0, self.sends, self.batch_size):
                 size = min(self.batch_size, self.sends - first)
                 offset = first * self.seconds_per_send
                 await self._deliver_feedback(client, offset)
+                if before_round is not None:
+                    await before_round(offset)
                 await self._round(client, offset, size)
                 await self._wait_applied()
                 if progress is not None:

@@ -25,7 +25,7 @@ import logging
 import time as _time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from stream.handlers.stores import CooldownStore, Pair, Sent
@@ -38,10 +38,12 @@ State = Literal["exact", "degraded"]
 @dataclass(frozen=True, slots=True)
 class CooldownRead:
     """What a batch's cooldown lookup found: per pair creative_id -> last send time, and
-    whether the store could not be asked (the record alone answered)."""
+    whether the store could not be asked (the record alone answered); and the stored
+    profiles asked for with them (None: none, or the store could not be asked)."""
 
     last_sent: list[dict[str, float]]
     degraded: bool = False
+    profiles: list[bytes | None] = field(default_factory=list)
 
 
 class RecentSends:
@@ -167,16 +169,20 @@ class GuardedCooldowns:
         """Writes kept for the store while it does not answer."""
         return len(self._pending)
 
-    async def read(self, pairs: Sequence[Pair]) -> CooldownRead:
+    async def read(self, pairs: Sequence[Pair], profiles: Sequence[Pair] = ()) -> CooldownRead:
+        """The pairs' cooldowns, and the stored profiles of `profiles` (same round trip)."""
         local = self.recent.lookup(pairs)
         if self._degraded_since is None:
             try:
-                remote = await asyncio.wait_for(self._store.last_sent(pairs), self.timeout)
-                return CooldownRead(merged(remote, local))
+                remote, blobs = await asyncio.wait_for(
+                    _with_profiles(self._store, pairs, profiles), self.timeout
+                )
+                return CooldownRead(merged(remote, local), profiles=blobs)
             except Exception as exc:
                 self._degrade(exc)
         self._maybe_recover()
-        return CooldownRead([dict(row) for row in local], degraded=True)
+        missing: list[bytes | None] = [None] * len(profiles)
+        return CooldownRead([dict(row) for row in local], degraded=True, profiles=missing)
 
     async def last_sent(self, pairs: Sequence[Pair]) -> list[dict[str, float]]:
         return (await self.read(pairs)).last_sent
@@ -260,8 +266,23 @@ class GuardedCooldowns:
         return out
 
 
-async def read_cooldowns(store: CooldownStore, pairs: Sequence[Pair]) -> CooldownRead:
-    """A batch's cooldowns from any store; only a guarded one can say it was degraded."""
+async def read_cooldowns(
+    store: CooldownStore, pairs: Sequence[Pair], profiles: Sequence[Pair] = ()
+) -> CooldownRead:
+    """A batch's cooldowns (and stored profiles) from any store; only a guarded one can
+    say it was degraded."""
     if isinstance(store, GuardedCooldowns):
-        return await store.read(pairs)
-    return CooldownRead(await store.last_sent(pairs))
+        return await store.read(pairs, profiles)
+    last, blobs = await _with_profiles(store, pairs, profiles)
+    return CooldownRead(last, profiles=blobs)
+
+
+async def _with_profiles(
+    store: Any, pairs: Sequence[Pair], profiles: Sequence[Pair]
+) -> tuple[list[dict[str, float]], list[bytes | None]]:
+    """One round trip where the store can read both (`last_sent_and_profiles`); a store
+    that keeps no profiles answers None for each."""
+    if profiles and hasattr(store, "last_sent_and_profiles"):
+        last, blobs = await store.last_sent_and_profiles(pairs, profiles)
+        return last, list(blobs)
+    return await store.last_sent(pairs), [None] * len(profiles)

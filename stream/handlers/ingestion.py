@@ -34,6 +34,7 @@ from selector.stats import AccountStats
 from stream.handlers.attribution import ArmOutcomes, ViewCache
 from stream.handlers.catalog import AccountCatalog
 from stream.handlers.dedup import GuardedDedup
+from stream.handlers.profiles import ProfileFolder
 from stream.handlers.stores import DedupStore
 from stream.ops.metrics import Metrics
 from stream.wire import codec
@@ -59,6 +60,7 @@ class IngestionService:
         max_revenue: float = 1_000_000.0,
         max_future_seconds: float = 86400.0,
         clock: Callable[[], float] = _time.time,
+        profiles: ProfileFolder | None = None,
     ) -> None:
         self._kinds = kinds
         self._catalog = catalog
@@ -71,6 +73,7 @@ class IngestionService:
             max_message_bytes, max_revenue=max_revenue, max_future_seconds=max_future_seconds
         )
         self._clock = clock
+        self._profiles = profiles  # contact profiles fold the same counted events
         self._arms = ArmOutcomes(metrics, ViewCache(catalog))
 
     async def ingest(self, batch: Sequence[Incoming]) -> tuple[dict[bytes, Ledger], list[Outgoing]]:
@@ -90,7 +93,10 @@ class IngestionService:
                 letters.append(self._letter(message, event.reason, event.detail, now))
             else:
                 valid.append((message, event, kind))
-        updates = self._fold(valid, await self._duplicates(valid))
+        flags = await self._duplicates(valid)
+        updates = self._fold(valid, flags)
+        if self._profiles is not None and valid:
+            await self._profiles.fold(valid, flags)
         for message in corrections:
             letter = self._correct(message, updates, now)
             if letter is not None:

@@ -34,6 +34,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, get_args
 
+from stream.handlers.models import MODELS_TOPIC
 from stream.ops.metrics import Metrics
 from stream.settings import Settings
 from stream.wire.messages import TOPICS
@@ -46,7 +47,10 @@ ReplyRefusal = Literal["internal_topic", "not_allowed", "missing_topic"]
 REPLY_REFUSALS: tuple[ReplyRefusal, ...] = get_args(ReplyRefusal)
 
 # The service's topics a response may never be written to: all but the responses topic.
-SERVICE_TOPICS = tuple(name for name in TOPICS.values() if name != "selection-responses")
+SERVICE_TOPICS = (
+    *(name for name in TOPICS.values() if name != "selection-responses"),
+    MODELS_TOPIC,
+)
 INTERNAL_SUFFIXES = ("-changelog", "-repartition")
 # What to do with a decoded request: decide it now, check its reply topic first, or refuse.
 Route = Literal["answer", "check"] | ReplyRefusal

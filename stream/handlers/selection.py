@@ -27,7 +27,10 @@ from typing import Any
 import numpy as np
 
 from selector import AccountStats, RequestBatch
+from selector.batch import DECIDER, BatchDecision
 from selector.ingest import Ledger
+from selector.model.artifact import ContextualModel
+from selector.model.record import records
 from stream.handlers.catalog import AccountCatalog
 from stream.handlers.cooldowns import read_cooldowns
 from stream.handlers.reply_to import ReplyPolicy, ReplyRefusal, ReplyRouter, TopicDirectory
@@ -77,6 +80,7 @@ class SelectionService:
         reply_topics: TopicDirectory | None = None,
         reply_check_seconds: float = 1.0,
         reply_cache_seconds: float = 60.0,
+        models: Callable[[bytes], ContextualModel | None] | None = None,
     ) -> None:
         self._catalog = catalog
         self._stats = stats
@@ -88,6 +92,7 @@ class SelectionService:
         self._rng = np.random.default_rng(seed)
         self._clock = clock
         self._rotation: dict[str, dict[str, int]] = {}
+        self._models = models or (lambda key: None)
         self.decision_metrics = DecisionMetrics(metrics)
         self._replies = ReplyRouter(
             reply_policy or ReplyPolicy(responses_topic, "", reply_prefix=""),
@@ -161,15 +166,19 @@ class SelectionService:
         for message, request in decoded:
             by_account[request.account_id].append((message, request))
         pairs = [(a, r.contact_id) for a, items in by_account.items() for _, r in items]
-        read = await read_cooldowns(self._cooldowns, pairs) if pairs else None
+        modelled = {a for a in by_account if self._uses_model(a)}
+        wanted = [p for p in pairs if p[0] in modelled]
+        read = await read_cooldowns(self._cooldowns, pairs, wanted) if pairs else None
         last_sent = read.last_sent if read is not None else []
+        blobs = iter(read.profiles if read is not None else [])
         degraded = read is not None and read.degraded
         sent: list[tuple[str, str, str, float, float]] = []
         cursor = 0
         for account_id, items in by_account.items():
             history = last_sent[cursor : cursor + len(items)]
             cursor += len(items)
-            out += self._decide_account(account_id, items, history, now, sent, degraded)
+            profiles = [next(blobs) for _ in items] if account_id in modelled else None
+            out += self._decide_account(account_id, items, history, now, sent, degraded, profiles)
         if degraded:
             self._metrics.degraded_decisions.inc(len(sent))
         if sent:
@@ -184,6 +193,7 @@ class SelectionService:
         now: float,
         sent: list[tuple[str, str, str, float, float]],
         degraded: bool = False,
+        profiles: list[bytes | None] | None = None,
     ) -> list[Outgoing]:
         key = account_id.encode()
         built = self._catalog(key)
@@ -208,12 +218,17 @@ class SelectionService:
             [r.contact_id for r in reqs],
             times,
             [history[i] for i in known],
+            records([profiles[i] for i in known])[0] if profiles is not None else None,
         )
         ledger = self._stats(key)
         stats = ledger.stats if ledger is not None else AccountStats()
-        decision = selector.decide_batch(stats, batch, self._rng, self._rotation.get(account_id))
+        model = self._models(key) if profiles is not None else None
+        rotation = self._rotation.get(account_id)
+        decision = selector.decide_batch(stats, batch, self._rng, rotation, model)
         if decision.rotation:
             self._rotation[account_id] = dict(decision.rotation)
+        if profiles is not None:
+            self._count_model(decision)
         self.decision_metrics.observe(account_id, selector.view, batch, decision)
         cooldown = selector.account.settings.cooldown_seconds
         for row, req in enumerate(reqs):
@@ -224,6 +239,23 @@ class SelectionService:
             body = codec.ok_response(req, d, now, degraded)
             out.append(Outgoing(req.reply_to or self._responses_topic, key, body))
         return out
+
+    def _count_model(self, decision: BatchDecision) -> None:
+        """The `model` method's decisions: by a promoted model, or by its fallback."""
+        routed = int((decision.method == DECIDER["model"]).sum())
+        scored = int(decision.modelled().sum())
+        requests = self._metrics.model.model_requests
+        requests.labels("model").inc(scored)
+        requests.labels("fallback").inc(routed - scored)
+
+    def _uses_model(self, account_id: str) -> bool:
+        """Whether the account routes any traffic to the `model` method."""
+        built = self._catalog(account_id.encode())
+        return (
+            built is not None
+            and built.selector is not None
+            and ("model" in built.selector.view.methods)
+        )
 
     def _unknown_campaigns(
         self, account_id: str, items: list[Any], campaigns: Container[str], now: float

@@ -18,12 +18,17 @@ import math
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from selector.batch import REASONS
+from stream.ops.model_metrics import ModelMetrics
 from stream.ops.rebalance_metrics import PREFIX as PREFIX
 from stream.ops.rebalance_metrics import RebalanceMetrics
+from stream.ops.sendtime_metrics import SendTimeMetrics
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 BATCH_BUCKETS = (1, 5, 10, 50, 100, 250, 500, 1000, 2000, 5000)
-AGENTS = ("answer_selection_requests", "count_outcomes", "update_catalog", "dedup")
+AGENTS = (
+    *("answer_selection_requests", "count_outcomes", "update_catalog", "dedup"),
+    *("answer_send_time_requests", "learn_send_times"),
+)
 EVENT_KINDS = ("send", "click", "conversion")
 EVENT_OUTCOMES = ("applied", "replayed", "duplicate", "rejected")
 ARM_LABELS = ("automated", "control", "manual", "unattributed")
@@ -115,6 +120,7 @@ class Metrics(RebalanceMetrics):
         self._start_rebalance_series(AGENTS[:3])
         self.top_creative_share.set(math.nan)
         self.exposure_entropy_ratio.set(math.nan)
+        self.sendtime.start_series()
         return self
 
     def _consumer_lag(self, r: CollectorRegistry) -> None:
@@ -137,6 +143,8 @@ class Metrics(RebalanceMetrics):
         self._replies(r)
         self._rebalances(r)
         self._outages(r)
+        self.model = ModelMetrics(r)
+        self.sendtime = SendTimeMetrics(r)  # send-time decisions and learning
 
     def _outages(self, r: CollectorRegistry) -> None:
         """What the worker does while Redis or the broker cannot be reached."""

@@ -116,6 +116,12 @@ def number(
     return check
 
 
+def boolean(v: Any, path: str) -> bool:
+    if type(v) is not bool:
+        raise wrong(path, "a boolean", v)
+    return v
+
+
 def integer(low: int) -> Check:
     return number(low, MAX_INTEGER, integer=True)
 
@@ -174,6 +180,7 @@ COMMON: dict[str, Check] = {  # checks by field name, unless a shape overrides t
     **dict.fromkeys(("sends", "clicks", "conversions", "learning_threshold"), integer(0)),
     **dict.fromkeys(("ctr_alpha", "ctr_beta", "cvr_alpha", "cvr_beta"), number(0, above=True)),
     **dict.fromkeys(("version", "params_version", "original_size"), integer(0)),
+    "model_version": integer(1),
     **dict.fromkeys(("partition", "offset"), integer(-1)),
     **dict.fromkeys(("detail", "message"), string(0, MAX_TEXT_LENGTH)),
     "original": lambda v, path: base64.b64decode(b64_text(v, path)),

@@ -122,6 +122,14 @@ def decode(
     kind: Literal["stats_correction"], raw: bytes | None, **o: Unpack[Options]
 ) -> m.StatsCorrection | Rejected: ...
 @overload
+def decode(
+    kind: Literal["send_time_request"], raw: bytes | None, **o: Unpack[Options]
+) -> m.SendTimeQuery | Rejected: ...
+@overload
+def decode(
+    kind: Literal["send_time_response"], raw: bytes | None, **o: Unpack[Options]
+) -> m.SendTimeAnswer | m.SendTimeError | Rejected: ...
+@overload
 def decode(kind: str, raw: bytes | None, **o: Unpack[Options]) -> m.Message | Rejected: ...
 def decode(kind: str, raw: bytes | None, **options: Unpack[Options]) -> m.Message | Rejected:
     """Decode one message of `kind` (see `stream.wire.messages.KINDS`); see `Options`.

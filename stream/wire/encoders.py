@@ -64,6 +64,8 @@ def ok_response(
     }
     if degraded:
         body["cooldowns"] = "degraded"
+    if decision.model_version is not None:
+        body["model_version"] = int(decision.model_version)
     return orjson.dumps(body)
 
 

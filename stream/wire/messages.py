@@ -18,6 +18,9 @@ import orjson
 from selector.batch import Arm, DecidedBy, Decision, Pool, Reason
 from selector.domain import BetaPrior, Campaign, Creative, Offer, SelectionSettings
 from stream.wire.reasons import Rejection
+from stream.wire.sendtime_messages import SendTimeAnswer as SendTimeAnswer
+from stream.wire.sendtime_messages import SendTimeError as SendTimeError
+from stream.wire.sendtime_messages import SendTimeQuery as SendTimeQuery
 
 Kind = Literal[
     "send",
@@ -32,6 +35,8 @@ Kind = Literal[
     "offers",
     "params_snapshot",
     "stats_correction",
+    "send_time_request",
+    "send_time_response",
 ]
 KINDS: tuple[Kind, ...] = get_args(Kind)
 SCHEMAS: dict[Kind, str] = {kind: f"{kind}.v1" for kind in KINDS}
@@ -50,6 +55,8 @@ TOPICS: dict[Kind, str] = {
     "offers": "catalog-offers",
     "params_snapshot": "thompson-params",
     "stats_correction": "stats-corrections",
+    "send_time_request": "send-time-requests",
+    "send_time_response": "send-time-responses",
 }
 
 CooldownState = Literal["exact", "degraded"]
@@ -145,6 +152,8 @@ class SelectionResponse:
     # "degraded": the cooldown store did not answer and this worker's own record of its
     # recent decisions stood in (stream.handlers.cooldowns); absent when exact
     cooldowns: CooldownState | None = None
+    # the contextual model's version, for decisions the `model` method made with one
+    model_version: int | None = None
 
     @classmethod
     def from_decision(
@@ -169,6 +178,7 @@ class SelectionResponse:
             int(decision.stats_version),
             decided_at,
             cooldowns,
+            decision.model_version,
         )
 
 
@@ -318,11 +328,14 @@ Message = (
     | OffersSnapshot
     | ParamsSnapshot
     | StatsCorrection
+    | SendTimeQuery
+    | SendTimeAnswer
+    | SendTimeError
 )
 
 # Field names without the `kind` class variable.
 _NAMES = {cls: tuple(f.name for f in fields(cls)) for cls in get_args(Message)}
-_EVENTS = (SendEvent, ClickEvent, ConversionEvent, SelectionRequest)
+_EVENTS = (SendEvent, ClickEvent, ConversionEvent, SelectionRequest, SendTimeQuery)
 
 
 def _b64(data: bytes) -> str:
@@ -330,7 +343,7 @@ def _b64(data: bytes) -> str:
 
 
 def _default(value: object) -> object:
-    if isinstance(value, Mapping):  # the read-only maps of a ParamsSnapshot
+    if isinstance(value, Mapping):  # read-only maps (a ParamsSnapshot, sending hours)
         return dict(value)
     raise TypeError(f"cannot encode {type(value).__name__}")
 
@@ -341,7 +354,7 @@ def _body(message: Message) -> dict[str, Any]:
     if isinstance(message, _EVENTS):  # optional fields are left out rather than null
         values = ((name, getattr(message, name)) for name in names)
         return {name: value for name, value in values if value is not None}
-    if isinstance(message, SelectionError):
+    if isinstance(message, SelectionError | SendTimeError):
         error = {"reason": message.reason, "message": message.message}
         ids = {"request_id": message.request_id, "account_id": message.account_id}
         return {**ids, "status": "error", "error": error, "decided_at": message.decided_at}
@@ -349,6 +362,10 @@ def _body(message: Message) -> dict[str, Any]:
     if isinstance(message, SelectionResponse):
         if message.cooldowns is None:  # exact cooldowns: the field is left out
             del body["cooldowns"]
+        if message.model_version is None:
+            del body["model_version"]
+        return {"status": "ok", **body}
+    if isinstance(message, SendTimeAnswer):
         return {"status": "ok", **body}
     if isinstance(message, DeadLetter):
         body["source"] = {name: body.pop(name) for name in ("topic", "partition", "offset")}

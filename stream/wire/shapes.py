@@ -7,12 +7,16 @@ from typing import Any, get_args
 
 from selector import domain as d
 from selector.batch import ARMS, DECIDED_BY, POOLS, REASONS
+from selector.sendtime import batch as st
+from selector.sendtime.clock import MAX_ZONE_NAME, ZONE_SOURCES
 from stream.wire import messages as m
+from stream.wire import sendtime_messages as stm
 from stream.wire.checks import (
     COMMON,
     Check,
     Shape,
     array,
+    boolean,
     enum,
     id,
     map,
@@ -23,6 +27,13 @@ from stream.wire.checks import (
 )
 from stream.wire.messages import MAX_INTEGER
 from stream.wire.reasons import REJECTIONS
+from stream.wire.sendtime_messages import MAX_WINDOW_SECONDS
+
+
+def send_time_response(v: Any, path: str) -> stm.SendTimeAnswer | stm.SendTimeError:
+    error = type(v) is dict and v.get("status") == "error"
+    result: stm.SendTimeAnswer | stm.SendTimeError = (ST_ERROR if error else ST_OK)(v, path)
+    return result
 
 
 def selection_response(v: Any, path: str) -> m.SelectionResponse | m.SelectionError:
@@ -45,7 +56,7 @@ catalog = {name: enum(get_args(values)) for name, values in CATALOG_ENUMS.items(
 PARAMS = "sends clicks conversions revenue ctr_alpha ctr_beta cvr_alpha cvr_beta"
 OK = Shape(
     "request_id account_id status campaign_id creative_id arm method pool reason propensity"
-    " params_version decided_at cooldowns?",
+    " params_version decided_at cooldowns? model_version?",
     lambda status, **kw: m.SelectionResponse(**kw),
     status=enum(("ok",)),
     arm=enum(ARMS),
@@ -58,6 +69,34 @@ OK = Shape(
 ERROR = Shape(
     "request_id account_id status error decided_at",
     lambda status, error, **kw: m.SelectionError(**kw, **error),
+    request_id=opt,
+    account_id=opt,
+    status=enum(("error",)),
+    error=Shape("reason message", dict, reason=enum(REJECTIONS)),
+)
+TOPIC = pattern("[A-Za-z0-9._-]{1,249}", "a Kafka topic name")
+ZONE = nullable(string(1, MAX_ZONE_NAME))
+CLOCK = pattern("(?:[01][0-9]|2[0-3]):[0-5][0-9]|24:00", "a local time HH:MM (00:00 to 24:00)")
+ST_OK = Shape(
+    "request_id account_id status campaign_id send_at slot weekend arm reason propensity zone"
+    " zone_source deferred launch_time outcomes_from decided_at",
+    lambda status, **kw: stm.SendTimeAnswer(**kw),
+    status=enum(("ok",)),
+    send_at=number(0, 2 * m.MAX_TIME),
+    slot=number(0, 23, integer=True),
+    weekend=boolean,
+    arm=enum(st.ARMS),
+    reason=enum(st.REASONS),
+    propensity=number(0, 1),
+    zone=string(1, MAX_ZONE_NAME),
+    zone_source=enum(ZONE_SOURCES),
+    deferred=boolean,
+    launch_time=COMMON["time"],
+    outcomes_from=number(0, 2 * m.MAX_TIME),
+)
+ST_ERROR = Shape(
+    "request_id account_id status error decided_at",
+    lambda status, error, **kw: stm.SendTimeError(**kw, **error),
     request_id=opt,
     account_id=opt,
     status=enum(("error",)),
@@ -99,8 +138,24 @@ DECODERS: dict[m.Kind, Check] = {
         "request_id account_id campaign_id contact_id time? reply_to? ...",
         m.SelectionRequest,
         time=nullable(COMMON["time"]),
-        reply_to=nullable(pattern("[A-Za-z0-9._-]{1,249}", "a Kafka topic name")),
+        reply_to=nullable(TOPIC),
     ),
+    "send_time_request": Shape(
+        "request_id account_id campaign_id contact_id launch_time window_seconds zone?"
+        " profile_zone? launch_id? sending_hours? control_pct? control_delay_seconds?"
+        " reply_to? ...",
+        stm.SendTimeQuery,
+        launch_time=COMMON["time"],
+        window_seconds=number(0, MAX_WINDOW_SECONDS),
+        zone=ZONE,
+        profile_zone=ZONE,
+        launch_id=opt,
+        sending_hours=nullable(Shape("start end", dict, start=CLOCK, end=CLOCK)),
+        control_pct=nullable(number(0, 100)),
+        control_delay_seconds=nullable(number(0, MAX_WINDOW_SECONDS, integer=True)),
+        reply_to=nullable(TOPIC),
+    ),
+    "send_time_response": send_time_response,
     "selection_response": selection_response,
     "dead_letter": Shape(
         "reason detail source original original_size key time",

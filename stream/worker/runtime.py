@@ -14,20 +14,33 @@ from __future__ import annotations
 import logging
 import os
 import time
+from dataclasses import replace
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from stream.adapters.dedup_history import TopicHistory
 from stream.adapters.kafka_config import kafka_config
-from stream.adapters.redis_store import RedisCooldowns, RedisDedup, redis_client
+from stream.adapters.profile_store import RedisContactState, RedisProfiles
+from stream.adapters.redis_sendtime import RedisSendTimeStore
+from stream.adapters.redis_store import RedisDedup, redis_client
 from stream.adapters.topic_specs import ClusterTopics
 from stream.handlers.catalog import Catalogs
 from stream.handlers.cooldowns import GuardedCooldowns
 from stream.handlers.dedup import GuardedDedup
 from stream.handlers.ingestion import IngestionService
+from stream.handlers.models import ModelBook
+from stream.handlers.profiles import (
+    CooldownsWithProfiles,
+    MemoryProfiles,
+    ProfileFolder,
+    ProfileStore,
+)
 from stream.handlers.reply_to import ReplyPolicy
 from stream.handlers.selection import SelectionService
+from stream.handlers.sendtime import SendTimeService
+from stream.handlers.sendtime_learning import SendTimeLearner
+from stream.handlers.sendtime_store import MemorySendTimeStore, SendTimeStore
 from stream.handlers.stores import CooldownStore, DedupStore, MemoryCooldowns, MemoryDedup
 from stream.ops.health import Reachability
 from stream.ops.lag import LagGauge
@@ -38,7 +51,7 @@ from stream.worker.app import app, settings
 from stream.worker.delivery import ConfirmedTable, Jump
 from stream.worker.sensors import faust_monitor
 from stream.worker.tables import account_to_catalog, account_to_stats
-from stream.worker.topics import CONSUMED_TOPICS, OUTCOME_KINDS
+from stream.worker.topics import CONSUMED_TOPICS, OUTCOME_KINDS, SENDTIME_EVENT_KINDS
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +64,13 @@ class Runtime:
         self._selection: SelectionService | None = None
         self._ingestion: IngestionService | None = None
         self._stores: tuple[CooldownStore, DedupStore] | None = None
+        self._profiles: ProfileFolder | None = None
+        self._sendtime: tuple[SendTimeService, SendTimeLearner] | None = None
         self.redis: RedisDedup | None = None  # for the background probe
         # one decoded catalog per account and change, shared by both services
         self.catalogs = Catalogs(account_to_catalog.get)
+        # every account's newest promoted model (stream.worker.agents.load_models)
+        self.models = ModelBook(metrics.model)
         self.reachability = Reachability()
         if settings.cooldown_store == "memory":
             self.reachability.not_used("redis")
@@ -67,10 +84,20 @@ class Runtime:
                     "CS_COOLDOWN_STORE=memory: cooldowns and event dedup live in this process "
                     "only and are lost on restart; use Redis in production"
                 )
-                self._stores = (MemoryCooldowns(), MemoryDedup())
+                profiles = MemoryProfiles()
+                self._stores = (CooldownsWithProfiles(MemoryCooldowns(), profiles), MemoryDedup())
+                self._profiles = self._folder(profiles)
             else:
                 self._stores = self._redis_stores()
         return self._stores
+
+    def _folder(self, store: ProfileStore) -> ProfileFolder:
+        counter = metrics.model.profile_events
+        return ProfileFolder(
+            store,
+            retention_seconds=settings.profile_retention_days * 86400.0,
+            on_outcome=lambda outcome, count: counter.labels(outcome).inc(count),
+        )
 
     def _redis_stores(self) -> tuple[GuardedCooldowns, GuardedDedup]:
         client = redis_client(settings)
@@ -81,8 +108,9 @@ class Runtime:
             max_revenue=settings.max_revenue,
             max_future_seconds=settings.max_future_seconds,
         )
+        self._profiles = self._folder(RedisProfiles(client, prefix))
         cooldowns = GuardedCooldowns(
-            RedisCooldowns(client, prefix),
+            RedisContactState(client, prefix),
             metrics,
             timeout=settings.redis_timeout_seconds,
             max_contacts=settings.cooldown_memory_contacts,
@@ -124,6 +152,7 @@ class Runtime:
                 reply_topics=self.cluster_topics,
                 reply_check_seconds=settings.reply_topic_check_seconds,
                 reply_cache_seconds=settings.reply_topic_cache_seconds,
+                models=self.models.get,
             )
         return self._selection
 
@@ -140,8 +169,42 @@ class Runtime:
                 max_message_bytes=settings.max_message_bytes,
                 max_revenue=settings.max_revenue,
                 max_future_seconds=settings.max_future_seconds,
+                profiles=self._profiles,
             )
         return self._ingestion
+
+    def send_times(self) -> tuple[SendTimeService, SendTimeLearner]:
+        """The send-time service and learner, sharing one store (Redis unless
+        `CS_COOLDOWN_STORE=memory`)."""
+        if self._sendtime is None:
+            store: SendTimeStore = (
+                MemorySendTimeStore()
+                if settings.cooldown_store == "memory"
+                else RedisSendTimeStore(redis_client(settings), settings.redis_key_prefix)
+            )
+            service = SendTimeService(
+                store=store,
+                metrics=metrics,
+                responses_topic=settings.topic("send-time-responses"),
+                dead_letters_topic=settings.topic("dead-letters"),
+                max_message_bytes=settings.max_message_bytes,
+                reply_policy=replace(
+                    ReplyPolicy.from_settings(settings),
+                    default_topic=settings.topic("send-time-responses"),
+                ),
+                reply_topics=self.cluster_topics,
+                reply_check_seconds=settings.reply_topic_check_seconds,
+                reply_cache_seconds=settings.reply_topic_cache_seconds,
+            )
+            learner = SendTimeLearner(
+                store=store,
+                metrics=metrics,
+                kinds=SENDTIME_EVENT_KINDS,
+                record_ttl=settings.dedup_ttl_seconds,
+                max_message_bytes=settings.max_message_bytes,
+            )
+            self._sendtime = (service, learner)
+        return self._sendtime
 
 
 runtime = Runtime()

@@ -32,6 +32,7 @@ campaigns_topic = _topic("catalog-campaigns", compacted=True)
 creatives_topic = _topic("catalog-creatives", compacted=True)
 offers_topic = _topic("catalog-offers", compacted=True)
 stats_corrections_topic = _topic("stats-corrections")
+send_time_requests_topic = _topic("send-time-requests")
 
 # Agents that read several topics subscribe to them as one stream. The stats agent reads
 # the daily job's corrections with the events: one writer for the stats table.
@@ -44,6 +45,7 @@ catalog_topics = _topic(
     compacted=True,
 )
 
+REQUEST_TOPICS = ("selection-requests", "send-time-requests")
 OUTCOME_KINDS = {
     settings.topic("sends"): "send",
     settings.topic("clicks"): "click",
@@ -56,5 +58,10 @@ CATALOG_KINDS = {
     settings.topic("catalog-creatives"): "creatives",
     settings.topic("catalog-offers"): "offers",
 }
+# The send-time learner reads the sends and clicks too, as a stream of its own.
+sendtime_event_topics = _topic("sends", "clicks")
+SENDTIME_EVENT_KINDS = {settings.topic("sends"): "send", settings.topic("clicks"): "click"}
 # What the agents consume (consumer lag is reported for these only).
-CONSUMED_TOPICS = frozenset({*OUTCOME_KINDS, *CATALOG_KINDS, settings.topic("selection-requests")})
+CONSUMED_TOPICS = frozenset(
+    {*OUTCOME_KINDS, *CATALOG_KINDS, *(settings.topic(n) for n in REQUEST_TOPICS)}
+)

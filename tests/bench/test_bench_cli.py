@@ -192,3 +192,11 @@ def test_bench_outside_a_checkout_says_where_to_run_it(
     monkeypatch.chdir(tmp_path)
     assert cli_main(["bench", "selector", "--quick"]) == 2
     assert "source checkout" in capsys.readouterr().err
+
+
+def test_the_model_benchmark_is_delegated(capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench_command.DELEGATED["model"] == "bench.model_bench"
+    with pytest.raises(SystemExit) as done:
+        bench_command.main(["model", "--help"])
+    assert done.value.code == 0
+    assert "python -m bench.model_bench" in capsys.readouterr().out

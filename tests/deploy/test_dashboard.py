@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from stream.ops.metrics import Metrics, StatsJobMetrics
+from stream.ops.model_metrics import TrainJobMetrics
 from stream.worker.sensors import faust_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,13 +62,18 @@ def exported_metric_names(with_faust: bool = False) -> frozenset[str]:
 
 
 def job_metric_names() -> frozenset[str]:
-    """Every sample name the daily job writes when it ends (`StatsJobMetrics`)."""
-    return _sample_names(StatsJobMetrics().registry.collect())
+    """Every sample name the daily job and the training job write when they end."""
+    families = [*StatsJobMetrics().registry.collect(), *TrainJobMetrics().registry.collect()]
+    return _sample_names(families)
 
 
 def documented_metric_names() -> frozenset[str]:
     """Our metrics as the ops guide names them: counters with `_total`, others bare."""
-    families = [*Metrics().registry.collect(), *StatsJobMetrics().registry.collect()]
+    families = [
+        *Metrics().registry.collect(),
+        *StatsJobMetrics().registry.collect(),
+        *TrainJobMetrics().registry.collect(),
+    ]
     return frozenset(
         f"{family.name}_total" if family.type == "counter" else family.name for family in families
     )

@@ -66,8 +66,18 @@ def worker_container() -> dict[str, Any]:
     return containers[0]
 
 
-def job_container() -> dict[str, Any]:
-    spec = the("CronJob")["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+def cronjob(component: str = "stats-job") -> dict[str, Any]:
+    (doc,) = [
+        d
+        for _, d in documents()
+        if d["kind"] == "CronJob"
+        and d["metadata"]["labels"]["app.kubernetes.io/component"] == component
+    ]
+    return doc
+
+
+def job_container(component: str = "stats-job") -> dict[str, Any]:
+    spec = cronjob(component)["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     containers: list[dict[str, Any]] = spec["containers"]
     assert len(containers) == 1
     return containers[0]
@@ -202,9 +212,19 @@ def test_the_pod_monitor_scrapes_the_workers_metrics_port() -> None:
 
 
 def test_the_daily_job_never_overlaps() -> None:
-    cronjob = the("CronJob")
-    assert cronjob["spec"]["concurrencyPolicy"] == "Forbid"
+    assert cronjob()["spec"]["concurrencyPolicy"] == "Forbid"
     assert job_container()["command"] == ["creative-select", "stats-job"]
+
+
+def test_the_training_job_never_overlaps_and_ends_within_its_hour() -> None:
+    train = cronjob("train")
+    assert train["spec"]["concurrencyPolicy"] == "Forbid"
+    assert train["spec"]["schedule"].split()[1] == "*"  # hourly: each account at its interval
+    assert train["spec"]["jobTemplate"]["spec"]["activeDeadlineSeconds"] < 3600
+    container = job_container("train")
+    assert container["command"] == ["creative-select", "train"]
+    assert container["envFrom"] == job_container()["envFrom"]  # the worker's settings
+    assert container["env"] == job_container()["env"]
 
 
 def test_no_secret_holds_more_than_a_placeholder() -> None:
@@ -216,7 +236,7 @@ def test_no_secret_holds_more_than_a_placeholder() -> None:
 
 def test_passwords_come_from_secrets_only() -> None:
     assert not [k for k in config_map() if re.search(r"PASSWORD|TOKEN|SECRET", k)]
-    for container in (worker_container(), job_container()):
+    for container in (worker_container(), job_container(), job_container("train")):
         for env in container["env"]:
             if re.search(r"PASSWORD|TOKEN|SECRET", env["name"]):
                 assert "value" not in env and "secretKeyRef" in env["valueFrom"], env["name"]
@@ -241,7 +261,7 @@ def test_the_ops_guide_names_only_existing_or_planned_commands() -> None:
 def test_the_containerfile_builds_the_image_the_manifests_run() -> None:
     text = (ROOT / "Containerfile").read_text()
     assert re.search(r'^ENTRYPOINT \["creative-select"\]$', text, re.M)
-    for container in (worker_container(), job_container()):
+    for container in (worker_container(), job_container(), job_container("train")):
         assert container["command"][0] == "creative-select"
     user = re.search(r"^USER (\d+):(\d+)$", text, re.M)
     assert user is not None

@@ -1,6 +1,7 @@
 """Crash safety: SIGKILL the worker three times while 50,000 events flow, 5% of them
 re-published event ids; after restart and catch-up the stats equal the ground truth
-exactly (nothing lost, nothing counted twice).
+exactly (nothing lost, nothing counted twice), and so does every contact profile in
+Redis (1,800 contacts, about 28 events each: `tests.integration.profile_truth`).
 
 Each kill lands while the worker is applying events: the test waits until the restarted
 process has applied some of the stream before killing it, at a point drawn from a fixed
@@ -37,6 +38,7 @@ from stream.handlers.stores import dedup_key
 from stream.settings import Settings
 from stream.wire.messages import ClickEvent, ConversionEvent, SendEvent
 from tests.integration.changelog import applied_through, streamed_stats
+from tests.integration.profile_truth import stored_profiles, true_profiles
 from tests.integration.worker import WorkerProcess, worker_settings
 
 pytestmark = pytest.mark.integration
@@ -45,6 +47,7 @@ ACCOUNTS = [f"acct-{i}" for i in range(6)]
 CREATIVES = [f"c{i}" for i in range(4)]
 TOTAL = 50_000
 DUPLICATE_SHARE = 0.05
+CONTACTS = 300  # per account: each contact's profile folds many events, settled and recent
 
 
 def catalog(account: str) -> dict[str, Any]:
@@ -66,14 +69,14 @@ def known_stream(seed: int = 5) -> tuple[list[Any], dict[str, dict[str, Counts]]
             events.append(rng.choice(unique))
             continue
         n, account, creative = len(unique), rng.choice(ACCOUNTS), rng.choice(CREATIVES)
-        roll = rng.random()
+        roll, contact = rng.random(), f"p{n % CONTACTS}"
         if roll < 0.7:
-            e: Any = SendEvent(f"e{n}", account, "k", f"p{n}", creative, 1000.0 + n)
+            e: Any = SendEvent(f"e{n}", account, "k", contact, creative, 1000.0 + n)
         elif roll < 0.93:
-            e = ClickEvent(f"e{n}", account, f"p{n}", creative, 1000.0 + n)
+            e = ClickEvent(f"e{n}", account, contact, creative, 1000.0 + n)
         else:
             e = ConversionEvent(
-                f"e{n}", account, f"p{n}", creative, 1000.0 + n, round(rng.uniform(1, 90), 2)
+                f"e{n}", account, contact, creative, 1000.0 + n, round(rng.uniform(1, 90), 2)
             )
         unique.append(e)
         events.append(e)
@@ -137,17 +140,16 @@ async def caught_up(settings: Settings, timeout: float) -> None:
 
 @pytest.fixture
 def worker(kafka_bootstrap: str, redis_url: str, tmp_path: Path) -> Iterator[WorkerProcess]:
-    process = WorkerProcess(
-        worker_settings(
-            kafka_bootstrap,
-            redis_url,
-            tmp_path / "state",
-            CS_STATS_BATCH="500",
-            CS_GROUP_INSTANCE_ID=os.environ.get("DRILL_INSTANCE", "drill-worker-0"),
-            CS_SESSION_TIMEOUT_SECONDS=os.environ.get("DRILL_SESSION", "60"),
-        ),
-        tmp_path / "worker.log",
+    env = worker_settings(
+        kafka_bootstrap,
+        redis_url,
+        tmp_path / "state",
+        CS_STATS_BATCH="500",
+        CS_GROUP_INSTANCE_ID=os.environ.get("DRILL_INSTANCE", "drill-worker-0"),
+        CS_SESSION_TIMEOUT_SECONDS=os.environ.get("DRILL_SESSION", "60"),
     )
+    env["CS_REDIS_KEY_PREFIX"] = env["CS_TOPIC_PREFIX"]  # this test's profiles alone
+    process = WorkerProcess(env, tmp_path / "worker.log")
     process.start()
     yield process
     process.stop()
@@ -228,6 +230,11 @@ async def test_sigkill_during_ingestion_loses_and_doubles_nothing(worker: Worker
         print(await explain(settings, events, differences))
     assert differences == {}
     assert streamed == truth
+    profiles, expected = await stored_profiles(settings), await true_profiles(settings)
+    wrong = sorted(pair for pair in expected if profiles.get(pair) != expected[pair])
+    print(f"profiles: {len(profiles)} stored, {len(expected)} expected, {len(wrong)} differ")
+    assert len(expected) == len(ACCOUNTS) * CONTACTS
+    assert wrong == [] and profiles.keys() == expected.keys()
 
 
 async def explain(settings: Settings, events: list[Any], differences: dict[Any, Any]) -> str:
@@ -263,7 +270,8 @@ async def explain(settings: Settings, events: list[Any], differences: dict[Any, 
     lines = []
     for event_id, positions in sorted(first.items()):
         event = next(e for e in events if e.event_id == event_id)
-        stored = await client.get(dedup_key(event.account_id, event.kind, event_id))
+        key = dedup_key(event.account_id, event.kind, event_id, settings.redis_key_prefix)
+        stored = await client.get(key)
         if (stored or b"").decode() != positions[0]:  # never seen, or seen elsewhere first
             lines.append(f"{event_id}: in topics at {positions}, dedup record {stored!r}")
     await client.aclose()

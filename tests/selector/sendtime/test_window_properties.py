@@ -227,3 +227,12 @@ def test_a_fall_back_hour_is_allowed_twice() -> None:
     assert decision.reason == "control" and not decision.deferred
     assert datetime.fromtimestamp(decision.send_at, ZoneInfo(zone)).hour == 1
     assert datetime.fromtimestamp(decision.send_at, ZoneInfo(zone)).utcoffset() == timedelta(0)
+
+
+def test_a_window_shorter_than_a_second_on_a_transition_is_answered() -> None:
+    """ceil(launch) is the transition's second and floor(launch + window) the one before."""
+    transition = datetime(2026, 3, 29, 1, 0, tzinfo=UTC).timestamp()  # Berlin: +1 to +2
+    request = SendTimeRequest("ct-1", "camp", transition - 0.5, 0.0, "Europe/Berlin")
+    decider = SendTimeDecider(SendTimeSettings(control_pct=0.0), SlotPrior.uniform(12))
+    d = decider.decide(request, np.random.default_rng(0))
+    assert (d.send_at, d.reason) == (transition - 0.5, "no_allowed_time")

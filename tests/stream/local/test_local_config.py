@@ -153,6 +153,10 @@ def test_redis_runs_in_memory_on_loopback(tmp_path: Path) -> None:
 def test_topic_specs_carry_compaction() -> None:
     assert TopicSpec("events", 3).configs() == {}
     assert TopicSpec("stats", 3, compacted=True).configs() == {"cleanup.policy": "compact"}
+    assert TopicSpec("models", 3, True, 16 << 20).configs() == {
+        "cleanup.policy": "compact",
+        "max.message.bytes": "16777216",
+    }
     with pytest.raises(ValueError, match="invalid topic spec"):
         TopicSpec("empty", partitions=0)
 

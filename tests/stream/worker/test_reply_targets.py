@@ -19,7 +19,7 @@ def test_every_topic_the_worker_reads_or_keeps_state_in_is_refused() -> None:
         if isinstance(value, TopicT)
         for name in value.topics
     }
-    assert len(declared) == 11  # every topic of schemas/topics.yaml but thompson-params
+    assert len(declared) == 12  # all of topics.yaml but thompson-params and send-time-responses
     changelogs = {account_to_stats.changelog_topic_name, account_to_catalog.changelog_topic_name}
     assert changelogs == {
         f"{settings.app_id}-account-to-stats-changelog",

@@ -1,0 +1,213 @@
+"""Answering a batch of send-time requests: the work of the send-time agent, without
+Kafka, so it can be tested by calling it.
+
+Per batch: decode every request (an invalid one gets an error response with its reason,
+a dead letter and a count), check its `reply_to` against the same allow-list as the
+selection's (`stream.handlers.reply_to`; the default topic is `send-time-responses`),
+read the slot counts of every contact in one store round trip, decide each account's
+requests with one vectorized `SendTimeDecider.decide_batch`, remember the zones the send
+times were decided in (the learner reads sends' local slots in them) and return the
+responses. Every request gets exactly one response.
+
+The account's send-time settings are `SendTimeSettings()` (12 two-hour slots, sending
+hours 08:00-21:00 local time, 5% exploration, 10% control, UTC for contacts without a
+usable zone) unless `settings_for` says otherwise; a request's `sending_hours`,
+`control_pct` and `control_delay_seconds` override them for its campaign. The prior is
+`prior_for(account)`: uniform unless a fitted one is given.
+"""
+
+from __future__ import annotations
+
+import time as _time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+import numpy as np
+
+from selector.sendtime import (
+    QuietHours,
+    SendTimeBatch,
+    SendTimeDecider,
+    SendTimeRequest,
+    SendTimeSettings,
+    SlotPrior,
+    rejection,
+    window_counts,
+)
+from stream.handlers.reply_to import ReplyPolicy, ReplyRouter, TopicDirectory
+from stream.handlers.sendtime_answers import Answers, Item
+from stream.handlers.sendtime_store import SendTimeStore
+from stream.ops.metrics import Metrics
+from stream.wire import codec
+from stream.wire.envelope import Incoming, Outgoing
+from stream.wire.sendtime_messages import SendTimeQuery
+
+ZONE_TTL_SECONDS = 400 * 86_400
+
+
+def to_request(query: SendTimeQuery, settings: SendTimeSettings) -> SendTimeRequest | str:
+    """The selector's request, or the detail of why it cannot be answered (`invalid_value`:
+    rules of the account's settings that the wire cannot state)."""
+    hours = None
+    if query.sending_hours is not None:
+        try:
+            hours = QuietHours.parse(query.sending_hours["start"], query.sending_hours["end"])
+        except ValueError:
+            return "sending_hours: need start before 24:00 and start != end"
+    request = SendTimeRequest(
+        query.contact_id, query.campaign_id, query.launch_time, query.window_seconds,
+        query.zone, query.profile_zone, query.launch_id, hours, query.control_pct,
+        query.control_delay_seconds,
+    )  # fmt: skip
+    why = rejection(request, settings)
+    if why == "bad_window":
+        longest = settings.max_window_seconds
+        return f"window_seconds: must be <= {longest} (the account's longest delivery window)"
+    if why is not None:
+        return f"request: {why}"
+    delay = request.control_delay_seconds
+    if delay is not None and delay > settings.max_window_seconds:
+        return f"control_delay_seconds: must be <= {settings.max_window_seconds}"
+    return request
+
+
+class SendTimeService:
+    """Answers batches of send-time requests (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        store: SendTimeStore,
+        metrics: Metrics,
+        responses_topic: str,
+        dead_letters_topic: str,
+        max_message_bytes: int = 65536,
+        settings_for: Callable[[str], SendTimeSettings] | None = None,
+        prior_for: Callable[[str, SendTimeSettings], SlotPrior] | None = None,
+        seed: int | None = None,
+        clock: Callable[[], float] = _time.time,
+        reply_policy: ReplyPolicy | None = None,
+        reply_topics: TopicDirectory | None = None,
+        reply_check_seconds: float = 1.0,
+        reply_cache_seconds: float = 60.0,
+    ) -> None:
+        self._store = store
+        self._metrics = metrics
+        self._max_bytes = max_message_bytes
+        self._settings_for = settings_for or (lambda account: SendTimeSettings())
+        self._prior_for = prior_for or (lambda account, s: SlotPrior.uniform(s.cells))
+        self._rng = np.random.default_rng(seed)
+        self._clock = clock
+        self._deciders: dict[str, SendTimeDecider] = {}
+        self._replies = ReplyRouter(
+            reply_policy or ReplyPolicy(responses_topic, "", reply_prefix=""),
+            reply_topics,
+            metrics,
+            check_seconds=reply_check_seconds,
+            cache_seconds=reply_cache_seconds,
+            clock=clock,
+        )
+        self.answers = Answers(metrics, responses_topic, dead_letters_topic)
+
+    def decider(self, account_id: str) -> SendTimeDecider:
+        """The account's decider (its zone clocks are cached with it)."""
+        found = self._deciders.get(account_id)
+        if found is None:
+            settings = self._settings_for(account_id)
+            found = SendTimeDecider(settings, self._prior_for(account_id, settings))
+            self._deciders[account_id] = found
+        return found
+
+    async def answer(self, batch: Sequence[Incoming]) -> list[Outgoing]:
+        """Every request's answer; requests whose reply topic must be checked wait for the
+        check (bounded by `reply_check_seconds`)."""
+        now = self._clock()
+        out: list[Outgoing] = []
+        ready: list[Item] = []
+        waiting: list[tuple[Incoming, SendTimeQuery]] = []
+        for message in batch:
+            decoded = codec.decode(
+                "send_time_request", message.value, max_bytes=self._max_bytes, key=message.key
+            )
+            if isinstance(decoded, codec.Rejected):
+                rid, acct = codec.salvage_ids(message.value)
+                out += self.answers.reject(message, rid, acct, decoded.reason, decoded.detail, now)
+                continue
+            route = self._replies.route(decoded.reply_to, now)
+            if route == "check":
+                waiting.append((message, decoded))
+            elif route == "answer":
+                out += self._checked(message, decoded, ready, now)
+            else:
+                out += self._refuse(message, decoded, route, now)
+        if waiting:
+            exists = await self._replies.look_up({str(q.reply_to) for _, q in waiting})
+            for message, query in waiting:
+                if exists[str(query.reply_to)]:
+                    out += self._checked(message, query, ready, now)
+                else:
+                    out += self._refuse(message, query, "missing_topic", now)
+        return out + await self._decide(ready, now)
+
+    def _checked(
+        self, message: Incoming, query: SendTimeQuery, ready: list[Item], now: float
+    ) -> list[Outgoing]:
+        request = to_request(query, self.decider(query.account_id).settings)
+        if isinstance(request, str):
+            return self.answers.reject(
+                message, query.request_id, query.account_id, "invalid_value", request, now
+            )
+        ready.append((message, query, request))
+        return []
+
+    def _refuse(
+        self, message: Incoming, query: SendTimeQuery, cause: str, now: float
+    ) -> list[Outgoing]:
+        reason, detail = self._replies.refused(cause, str(query.reply_to))  # type: ignore[arg-type]
+        return self.answers.reject(message, query.request_id, query.account_id, reason, detail, now)
+
+    async def _decide(self, items: list[Item], now: float) -> list[Outgoing]:
+        """One store read for every contact of the batch, one decision call per account."""
+        if not items:
+            return []
+        try:
+            blobs = await self._store.slots([(q.account_id, q.contact_id) for _, q, _ in items])
+        except Exception:  # no history rather than no answer: decided as new contacts
+            self._metrics.sendtime.state_issues.labels("store_unavailable").inc(len(items))
+            blobs = [None] * len(items)
+        rows: dict[str, list[int]] = defaultdict(list)
+        for i, (_, query, _) in enumerate(items):
+            rows[query.account_id].append(i)
+        out: list[Outgoing] = []
+        zones: list[tuple[str, str, str]] = []
+        for account_id, index in rows.items():
+            decider = self.decider(account_id)
+            requests = [items[i][2] for i in index]
+            batch = SendTimeBatch.from_requests(requests, decider.settings)
+            s = decider.settings
+            counts = window_counts(
+                [blobs[i] for i in index], decider.local_days(batch), s.slots,
+                s.split_weekends, s.history,
+            )  # fmt: skip
+            self.answers.count_unusable(counts.status)
+            batch = replace(batch, sends=counts.sends, responses=counts.responses)
+            decisions = decider.decide_batch(batch, self._rng)
+            out += self.answers.decided([items[i] for i in index], decisions, decider, now)
+            named = zip(requests, batch.zones, strict=True)
+            zones += [(account_id, r.contact_id, zone) for r, zone in named]
+        try:
+            await self._store.remember_zones(zones, ZONE_TTL_SECONDS)
+        except Exception:  # the learner then reads those sends in the account's zone
+            self._metrics.sendtime.state_issues.labels("store_unavailable").inc(len(zones))
+        return out
+
+    def internal_error(self, batch: Sequence[Incoming], exc: Exception) -> list[Outgoing]:
+        """Answers for a batch that failed on our side: every request still gets a reply."""
+        now = self._clock()
+        out: list[Outgoing] = []
+        for message in batch:
+            rid, acct = codec.salvage_ids(message.value)
+            detail = type(exc).__name__
+            out += self.answers.reject(message, rid, acct, "internal_error", detail, now)
+        return out

@@ -1,0 +1,251 @@
+"""Keeping each contact's slot counts up to date from the sends and clicks topics: the
+work of the send-time learner, without Kafka.
+
+A send counts in the cell of its local time (in the zone its send time was decided in,
+else the account's) and is recorded under its event id; a click that names its send
+(`send_event_id`) counts once in that send's cell and day (`selector.sendtime
+.claim_response`). Re-deliveries change nothing: the counts carry the highest offset
+applied per source topic-partition (`selector.sendtime.apply_slot_events`), and a batch's
+counts and records are written in one transaction. Upstream duplicates do not count
+twice: a send whose event id already has a record, a click on a send already claimed by
+another click. Invalid events are the stats agent's to dead-letter; here they are only
+counted (`rejected`).
+
+The sends and clicks topics are not ordered with each other, so a click may be read
+before its send (`early`): its position is kept under the send's event id and the click
+counts when the send arrives, guarded by the send's own position (source
+`early-responses`); the send's record then names that source as its claimant, so the
+same click read again counts as a repeat, not twice.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from selector.sendtime import (
+    ContactSlots,
+    SendRecord,
+    SendTimeSettings,
+    SlotEvent,
+    apply_slot_events,
+    claim_response,
+    decode_record,
+    decode_slots,
+    encode_record,
+    encode_slots,
+)
+from selector.sendtime.clock import ZoneCache, load_zone
+from selector.sendtime.counts import SOURCES, SlotDelta, apply_slot_correction
+from selector.sendtime.hours import local_cells
+from stream.handlers.sendtime_store import (
+    Changes,
+    Pair,
+    SendKey,
+    SendTimeStore,
+    decode_early,
+    encode_early,
+)
+from stream.ops.metrics import Metrics
+from stream.wire import codec
+from stream.wire.envelope import Incoming
+from stream.wire.messages import ClickEvent, SendEvent
+
+SEND_SOURCE, CLICK_SOURCE = SOURCES.index("sends"), SOURCES.index("clicks")
+EARLY_SOURCE = SOURCES.index("early-responses")
+Event = tuple[Incoming, SendEvent | ClickEvent]
+Outcomes = Counter[tuple[str, str]]
+
+
+@dataclass
+class _Batch:
+    """What one batch read, and what it changed."""
+
+    slots: dict[Pair, ContactSlots]
+    zones: dict[Pair, str]
+    records: dict[SendKey, SendRecord | None]
+    early: dict[SendKey, tuple[int, int] | None]
+    changed_slots: set[Pair] = field(default_factory=set)
+    changed_records: set[SendKey] = field(default_factory=set)
+    new_early: set[SendKey] = field(default_factory=set)
+    counted_early: set[SendKey] = field(default_factory=set)
+
+
+class SendTimeLearner:
+    """Folds sends and clicks into the contacts' slot counts (see the module docstring).
+    `kinds` maps a topic to "send" or "click"; `record_ttl` is how long a send's record
+    (and so its clicks' attribution) is kept."""
+
+    def __init__(
+        self,
+        *,
+        store: SendTimeStore,
+        metrics: Metrics,
+        kinds: Mapping[str, str],
+        record_ttl: int,
+        max_message_bytes: int = 65536,
+        settings_for: Callable[[str], SendTimeSettings] | None = None,
+    ) -> None:
+        self._store = store
+        self._metrics = metrics
+        self._kinds = kinds
+        self._record_ttl = record_ttl
+        self._max_bytes = max_message_bytes
+        self._settings_for = settings_for or (lambda account: SendTimeSettings())
+        self._zones = ZoneCache()
+
+    async def learn(self, batch: Sequence[Incoming]) -> Outcomes:
+        """Apply a batch; returns (kind, outcome) counts, also added to the metrics."""
+        outcomes: Outcomes = Counter()
+        events = self._decoded(batch, outcomes)
+        pairs = sorted({(e.account_id, e.contact_id) for _, e in events})
+        keys = sorted({k for _, e in events if (k := _send_key(e)) is not None})
+        read = await self._store.for_learning(pairs, keys)
+        state = _Batch(
+            {p: self._contact(p[0], blob) for p, blob in zip(pairs, read.slots, strict=True)},
+            {p: z.decode() for p, z in zip(pairs, read.zones, strict=True) if z is not None},
+            {k: _record(blob) for k, blob in zip(keys, read.records, strict=True)},
+            {k: decode_early(blob) for k, blob in zip(keys, read.early, strict=True)},
+        )
+        for message, event in events:
+            if isinstance(event, SendEvent):
+                self._send(state, message, event, outcomes)
+            else:
+                outcomes["response", self._click(state, message, event)] += 1
+        await self._store.write(self._changes(state), self._record_ttl)
+        for (kind, outcome), n in outcomes.items():
+            self._metrics.sendtime.events.labels(kind, outcome).inc(n)
+        return outcomes
+
+    def _changes(self, state: _Batch) -> Changes:
+        early = {k: encode_early(*e) for k in state.new_early if (e := state.early[k])}
+        return Changes(
+            {p: self._encoded(p[0], state.slots[p]) for p in state.changed_slots},
+            {k: encode_record(r) for k in state.changed_records if (r := state.records[k])},
+            early,
+            sorted(state.counted_early),
+        )
+
+    def _decoded(self, batch: Sequence[Incoming], outcomes: Outcomes) -> list[Event]:
+        out: list[Event] = []
+        for message in batch:
+            kind = self._kinds.get(message.topic)
+            if kind not in ("send", "click"):
+                continue
+            decoded = codec.decode(kind, message.value, max_bytes=self._max_bytes, key=message.key)
+            if isinstance(decoded, SendEvent | ClickEvent):
+                out.append((message, decoded))
+            else:
+                outcomes["send" if kind == "send" else "response", "rejected"] += 1
+        return out
+
+    def _contact(self, account_id: str, blob: bytes | None) -> ContactSlots:
+        if blob is None:
+            return ContactSlots()
+        s = self._settings_for(account_id)
+        decoded = decode_slots(blob, s.slots, s.split_weekends)
+        if isinstance(decoded, ContactSlots):
+            return decoded
+        self._metrics.sendtime.state_issues.labels(decoded.reason).inc()
+        return ContactSlots()
+
+    def _encoded(self, account_id: str, slots: ContactSlots) -> bytes:
+        s = self._settings_for(account_id)
+        return encode_slots(slots, s.slots, s.split_weekends)
+
+    def _cell(self, account_id: str, zone: str | None, t: float) -> tuple[int, int]:
+        """(cell, local day) of a send at `t` in `zone` (else the account's)."""
+        s = self._settings_for(account_id)
+        name = zone if zone is not None and load_zone(zone) is not None else s.zone
+        second = np.array([int(t)], dtype=np.int64)
+        cell, day = local_cells(self._zones.clock(name), second, s.slots, s.split_weekends)
+        return int(cell[0]), int(day[0])
+
+    def _apply(self, state: _Batch, pair: Pair, event: SlotEvent) -> str:
+        settings = self._settings_for(pair[0])
+        new, counted = apply_slot_events(state.slots[pair], [event], settings.history)
+        if new is not state.slots[pair]:
+            state.slots[pair] = new
+            state.changed_slots.add(pair)
+        return next(outcome for (_, outcome), n in counted.items() if n)
+
+    def _send(self, state: _Batch, message: Incoming, send: SendEvent, outcomes: Outcomes) -> None:
+        pair = (send.account_id, send.contact_id)
+        key = (send.account_id, send.event_id)
+        cell, day = self._cell(send.account_id, state.zones.get(pair), send.time)
+        known = state.records.get(key) is not None
+        event = SlotEvent("send", cell, day, SEND_SOURCE, message.partition, message.offset, known)
+        outcome = self._apply(state, pair, event)
+        outcomes["send", outcome] += 1
+        if known:
+            return
+        record = SendRecord(cell, day)
+        early = state.early.get(key)
+        if early is not None and outcome in ("applied", "expired"):
+            record = SendRecord(cell, day, (EARLY_SOURCE, *early))
+            state.early[key] = None
+            state.counted_early.add(key)
+            outcomes["response", self._early(state, pair, cell, day, message, outcome)] += 1
+        state.records[key] = record
+        state.changed_records.add(key)
+
+    def _early(
+        self, state: _Batch, pair: Pair, cell: int, day: int, message: Incoming, outcome: str
+    ) -> str:
+        """Count a click read before its send, at the send's position."""
+        if outcome != "applied":
+            return outcome  # the send itself is older than the history kept
+        history = self._settings_for(pair[0]).history
+        one = np.ones(1, dtype=np.int64)
+        delta = SlotDelta(one * history.bucket(day), one * cell, one * 0, one)
+        new, done = apply_slot_correction(
+            state.slots[pair], delta, EARLY_SOURCE, message.partition, message.offset
+        )
+        if done == "applied":
+            state.slots[pair] = new
+            state.changed_slots.add(pair)
+        return done
+
+    def _click(self, state: _Batch, message: Incoming, click: ClickEvent) -> str:
+        key = _send_key(click)
+        if key is None:
+            return "unattributed"
+        record, claim = claim_response(
+            state.records.get(key), CLICK_SOURCE, message.partition, message.offset
+        )
+        if record is None:
+            return self._before_its_send(state, key, message)
+        if claim == "first":
+            state.records[key] = record
+            state.changed_records.add(key)
+        event = SlotEvent(
+            "response", record.cell, record.day, CLICK_SOURCE, message.partition,
+            message.offset, claim == "repeat",
+        )  # fmt: skip
+        return self._apply(state, (click.account_id, click.contact_id), event)
+
+    def _before_its_send(self, state: _Batch, key: SendKey, message: Incoming) -> str:
+        """A click whose send is not recorded (yet): keep its position for the send."""
+        position = (message.partition, message.offset)
+        early = state.early.get(key)
+        if early is None:
+            state.early[key] = position
+            state.new_early.add(key)
+            return "early"
+        return "replayed" if early == position else "duplicate"
+
+
+def _send_key(event: SendEvent | ClickEvent) -> SendKey | None:
+    if isinstance(event, SendEvent):
+        return event.account_id, event.event_id
+    return None if event.send_event_id is None else (event.account_id, event.send_event_id)
+
+
+def _record(blob: bytes | None) -> SendRecord | None:
+    if blob is None:
+        return None
+    decoded = decode_record(blob)
+    return decoded if isinstance(decoded, SendRecord) else None
