@@ -207,6 +207,8 @@ async def sweep(
         token = app.rebalancing_count
         jumps = continuity.behind(lambda t, p: committed_offset(app, t, p))
         found = await asyncio.gather(*(read(j) for j in jumps))
+        if app.rebalancing or app.rebalancing_count != token:
+            return  # a rebalance came while reading: the new assignment starts over
         continuity.read_through(jumps)
         batch = [m for messages in found for m in messages]
         if batch:
