@@ -1,7 +1,11 @@
 # Benchmarks (DESIGN.md section 6) go through the CLI, like everything else.
 PYTHON ?= python3
 
+<<<<<<< HEAD
+.PHONY: bench-peers bench-single bench bench-quick bench-stream bench-stream-quick bench-recompute bench-recompute-quick bench-report bench-report-quick
+=======
 .PHONY: bench-model bench-model-quick bench-peers bench-single bench bench-quick bench-stream bench-stream-quick bench-recompute bench-recompute-quick
+>>>>>>> origin/main
 
 bench:  ## selector benchmark, default run (~2-3 min); table on stdout, JSON in bench/results/
 	$(PYTHON) -m bench selector
@@ -20,6 +24,12 @@ bench-recompute:  ## daily job's recomputation over 10 million events on a local
 
 bench-recompute-quick:  ## the same on 200,000 events (~30 s)
 	$(PYTHON) -m bench recompute --quick
+
+bench-report:  ## live report over 10 million responses and events, decoded and raw (~6 min)
+	$(PYTHON) -m bench report
+
+bench-report-quick:  ## the same on 200,000 records (~15 s)
+	$(PYTHON) -m bench report --quick
 
 bench-peers:  ## regret of our default policy vs MABWiser and River on one clicks stream
 	$(PYTHON) -m bench peer-regret

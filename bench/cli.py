@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
 DELEGATED = {
     "single-decide": "bench.single_decide",
     "peer-regret": "bench.peer_regret",
+    "report": "bench.report_bench",
     "sendtime": "bench.sendtime_bench",
     "model": "bench.model_bench",
 }

@@ -289,8 +289,8 @@ NOTES = (
     "in the JSON.",
     "numpy floor = Generator.beta draws/s / Beta draws per decision (K for clicks, K + "
     "per-conversion creatives for revenue).",
-    "ours single = one decide() per request, which also estimates its propensity from "
-    "1,024 posterior draws.",
+    "ours single = one decide() per request, with its exact propensity (the distribution "
+    "is cached per stats value and eligibility mask).",
 )
 
 

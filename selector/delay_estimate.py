@@ -28,6 +28,7 @@ FloatArray = NDArray[Any]
 COVERED = 0.2
 LOG_MEDIANS = np.log(10.0) + 0.1 * np.arange(125)  # 10 s to ~30 days
 SIGMAS = 0.2 + 0.1 * np.arange(29)
+PASSES = 3  # weighting passes: the rates settle after two
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -77,6 +78,52 @@ def _grid_masses(edges: tuple[float, ...]) -> Any:
     masses = lognormal_masses(np.array(edges), mu, sigma)
     masses.setflags(write=False)
     return masses
+
+
+def exposure(edges: FloatArray, ages: FloatArray, parents: FloatArray, old: float) -> Any:
+    """Parents at risk per delay bin: each bucketed parent counts for the share of the bin
+    (in log time) that its age has already covered; `old` parents (older than the
+    window) count fully. A bin's count over its exposure is then unbiased for parents
+    part-way through the bin, like an actuarial life table."""
+    lo = np.log(np.maximum(edges, 1.0))
+    hi = np.r_[lo[1:], lo[-1] + math.log(2.0)]
+    covered = np.clip(
+        (np.log(np.maximum(ages, 1.0))[:, None] - lo[None, :]) / (hi - lo)[None, :], 0.0, 1.0
+    )
+    return old + parents @ covered
+
+
+def weighted(
+    edges: FloatArray,
+    counts: FloatArray,
+    ages: FloatArray,
+    parents: FloatArray,
+    who: Any,
+    totals: FloatArray,
+    children: FloatArray | None = None,
+) -> Any:
+    """The delay CDF from bucketed parents (`ages`, `parents`, their creative `who`) and
+    each creative's total parents and children (sends and clicks for click delays).
+
+    Creatives convert at different rates, and the mix of creatives changes over time (the
+    policy learns): old parents and young ones then differ in how often they have any
+    feedback at all, which the histogram would read as a delay. So each parent is
+    weighted by its creative's rate, estimated with the exposure of the previous pass
+    (children / parents whose feedback could have arrived); without `children`, one
+    unweighted pass."""
+    k = totals.size
+    old = np.maximum(totals - np.bincount(who, weights=parents, minlength=k), 0.0)
+    rate = np.ones(k)
+    result = None
+    for _ in range(1 if children is None else PASSES):
+        w = rate / max(float(rate.max()), 1e-300)
+        at_risk = exposure(edges, ages, w[who] * parents, float((w * old).sum()))
+        result = estimate(edges, counts, at_risk, float((w * totals).sum()))
+        if result is None or children is None:
+            return result
+        seen = old + np.bincount(who, weights=parents * result(ages), minlength=k)
+        rate = (children + 1.0) / (seen + 2.0)
+    return result
 
 
 def estimate(edges: FloatArray, counts: FloatArray, at_risk: FloatArray, total: float) -> Any:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any
@@ -38,7 +38,7 @@ from selector.live_match import (
     Unmatched,
     join_tables,
 )
-from selector.live_pack import DTYPES, Codes, Packers
+from selector.live_pack import DTYPES, Codes, Lists, Packers
 
 __all__ = ["ATTRIBUTION_WINDOW", "KINDS", "UNMATCHED", "JoinAccumulator", "Joined", "Kind"]
 CHUNK = 1 << 16
@@ -47,7 +47,8 @@ CHUNK = 1 << 16
 @dataclass(frozen=True, slots=True, eq=False)
 class Joined:
     """The reported sends as columns (`sends`: account, campaign, creative, contact, time,
-    arm, method, pool, propensity, version, clicks, conversions, revenue), the code
+    arm, method, pool, propensity, version, clicks, conversions, revenue, decided (the
+    response's decision time)), the code
     tables, and what was left out, by kind and reason."""
 
     accounts: tuple[str, ...]
@@ -123,10 +124,35 @@ class JoinAccumulator:
             if len(bucket) >= CHUNK:
                 self._flush(kind)
 
-    def add_rejected(self, kind: Kind, reason: str) -> None:
-        """A record of `kind` that did not decode, by the decoder's bounded reason."""
-        self._seen[kind] += 1
-        self._undecodable[kind][reason] += 1
+    def add_rejected(self, kind: Kind, reason: str, count: int = 1) -> None:
+        """`count` records of `kind` that did not decode, by the decoder's bounded reason."""
+        self._seen[kind] += count
+        self._undecodable[kind][reason] += count
+
+    def add_columns(
+        self,
+        kind: Kind,
+        values: Mapping[str, Sequence[Any]],
+        size: int,
+        rejected: Mapping[str, int] | None = None,
+        errors: int = 0,
+    ) -> None:
+        """Decoded records of `kind` as columns (`values[field]`, `size` entries each, in
+        arrival order, the fields named as in `stream.wire.messages`), those that did not
+        decode by reason, and `errors` selection responses with status error. Records
+        added before of the same kind keep their place before these."""
+        self._flush(kind)
+        for reason, count in (rejected or {}).items():
+            self.add_rejected(kind, reason, count)
+        self._seen[kind] += size + errors
+        if errors:
+            self._skipped[kind]["error_response"] += errors
+        packed = self._packers.pack_columns(kind, Lists(values, size), self._skipped[kind])
+        self._chunks[kind].append(packed)
+
+    def add_unknown(self, count: int) -> None:
+        """`count` records of no kind the report reads."""
+        self._unknown += count
 
     def _pack(self, kind: Kind, records: list[Any]) -> None:
         good = [r for r in records if hasattr(r, "kind")]

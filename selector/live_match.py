@@ -42,7 +42,8 @@ Reasons = dict[Kind, Counter[Unmatched]]
 REPORTED = np.dtype(
     [("account", "i4"), ("campaign", "i4"), ("creative", "i4"), ("contact", "i8"),
      ("time", "f8"), ("arm", "u1"), ("method", "u1"), ("pool", "u1"), ("propensity", "f8"),
-     ("version", "i8"), ("clicks", "i4"), ("conversions", "i4"), ("revenue", "f8")]
+     ("version", "i8"), ("clicks", "i4"), ("conversions", "i4"), ("revenue", "f8"),
+     ("decided", "f8"), ("model", "i8")]
 )  # fmt: skip
 
 
@@ -120,6 +121,8 @@ def _reported(responses: Rows, sends: Rows) -> Rows:
         out[name] = sends[name]
     for name in ("arm", "method", "pool", "propensity", "version"):
         out[name] = responses[name]
+    out["decided"] = responses["time"]
+    out["model"] = responses["model"]
     return out
 
 

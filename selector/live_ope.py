@@ -3,7 +3,9 @@
 The log is the automated arm's reported sends that carry a propensity; the actions are
 the creatives that appear in it. Target policies: `uniform` (the `random` method for all
 automated traffic) and, when the posteriors in force at the logged versions are given,
-`thompson_single_step` ("all automated traffic to single-step Thompson sampling"). Each
+`thompson_single_step` ("all automated traffic to single-step Thompson sampling"); or,
+from time-stamped parameter snapshots, the same counterfactual with each row's snapshot
+the one nearest before its decision (`selector.live_counterfactual`, with its coverage). Each
 gets IPS, SNIPS and DR, and the replay estimate on the `random` method's rows (pool
 `uniform`), which were drawn uniformly among the eligible creatives. A target's
 probability on a creative never logged cannot be evaluated from this log; it is left out
@@ -20,13 +22,15 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from selector.batch import ARMS, POOLS
+from selector.batch import ARMS, DECIDED_BY, POOLS
+from selector.live_counterfactual import Coverage, TimedSnapshots, counterfactual_rows
 from selector.ope import RESAMPLES, Estimate, LoggedBandit, evaluate, replay, uniform_target
 from selector.ope_targets import DRAWS, ThompsonPosteriors, thompson_target
 
 Goal = Literal["clicks", "revenue"]
 _AUTOMATED = ARMS.index("automated")
 _UNIFORM = POOLS.index("uniform")
+_THOMPSON = DECIDED_BY.index("thompson_single_step")
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -61,6 +65,7 @@ class OpeOptions:
     resamples: int = RESAMPLES
     thompson: Mapping[str, PolicySnapshots] = field(default_factory=lambda: MappingProxyType({}))
     goals: Mapping[str, Goal] = field(default_factory=lambda: MappingProxyType({}))
+    timed: Mapping[str, TimedSnapshots] | None = None  # per account; None: not asked for
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +76,7 @@ class PolicyValue:
     reward: Goal
     estimates: dict[str, Estimate]
     unsupported_mass: float
+    coverage: Coverage | None = None  # the counterfactual from time-stamped snapshots
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -82,6 +88,8 @@ class LoggedRows:
     creative_ids: tuple[str, ...]
     version: NDArray[np.int64]
     uniform: NDArray[np.bool_]
+    decided: NDArray[np.float64]
+    thompson: NDArray[np.bool_]  # logged under thompson_single_step
 
 
 def logged_rows(sends: Any, creative_names: tuple[str, ...], goal: Goal) -> LoggedRows | None:
@@ -95,7 +103,14 @@ def logged_rows(sends: Any, creative_names: tuple[str, ...], goal: Goal) -> Logg
     reward = rows["clicks"] if goal == "clicks" else rows["revenue"]
     log = LoggedBandit.of(action, rows["propensity"], reward, codes.size)
     names = tuple(creative_names[c] for c in codes.tolist())
-    return LoggedRows(log, names, rows["version"].astype(np.int64), rows["pool"] == _UNIFORM)
+    return LoggedRows(
+        log,
+        names,
+        rows["version"].astype(np.int64),
+        rows["pool"] == _UNIFORM,
+        rows["decided"].astype(np.float64),
+        rows["method"] == _THOMPSON,
+    )
 
 
 def _aligned(snapshots: PolicySnapshots, logged: LoggedRows) -> tuple[NDArray[Any], float]:
@@ -146,4 +161,41 @@ def account_ope(
         target, unsupported = _aligned(snapshots, logged)
         name = "thompson_single_step"
         values.append(_value(name, target, logged, goal, unsupported, rng, options.resamples))
+    if options.timed is not None:
+        values.append(_timed_value(options.timed.get(account_id), logged, goal, rng, options))
     return tuple(values)
+
+
+NO_SNAPSHOTS = TimedSnapshots((), (), np.zeros((0, 0)))
+
+
+def _timed_value(
+    snapshots: TimedSnapshots | None,
+    logged: LoggedRows,
+    goal: Goal,
+    rng: np.random.Generator,
+    options: OpeOptions,
+) -> PolicyValue:
+    """thompson_single_step from the snapshots nearest before each decision: IPS and
+    SNIPS on every covered row, DR and replay on the rows with a snapshot."""
+    log = logged.log
+    rows = counterfactual_rows(
+        snapshots or NO_SNAPSHOTS,
+        logged.creative_ids,
+        action=log.action,
+        propensity=log.propensity,
+        decided=logged.decided,
+        thompson=logged.thompson,
+    )
+    cover, name = rows.coverage, "thompson_single_step (snapshots)"
+    estimates: dict[str, Estimate] = {}
+    if rows.kept.any():
+        kept = log.subset(rows.kept)
+        every = evaluate(kept, rows.target, rng, resamples=options.resamples)
+        estimates = {"ips": every["ips"], "snips": every["snips"]}
+    if rows.by_snapshot.any():
+        snap, target = log.subset(rows.kept).subset(rows.by_snapshot), rows.target[rows.by_snapshot]
+        estimates["dr"] = evaluate(snap, target, rng, resamples=options.resamples)["dr"]
+        uniform = logged.uniform[rows.kept][rows.by_snapshot]
+        estimates["replay"] = replay(snap, target, uniform, rng, resamples=options.resamples)
+    return PolicyValue(name, goal, estimates, cover.unsupported_mass, cover)

@@ -1,7 +1,8 @@
-"""Decoded records to fixed-width numpy rows, a chunk of one kind at a time.
+"""Decoded records, or ready columns, to fixed-width numpy rows, a chunk of one kind at a time.
 
-A chunk is packed column by column with C-level passes (`map` over attribute getters,
-`np.fromiter`), which costs a fraction of a per-record loop. Ids become 64-bit hashes
+A chunk is packed column by column with C-level passes (`map` over attribute getters for
+records (`Records`), the lists themselves for columns (`Lists`), `np.fromiter`), which
+costs a fraction of a per-record loop. Ids become 64-bit hashes
 (`NO_ID` for an absent optional id), names small integer codes in first-seen order.
 A chunk the fast path cannot pack (a record missing a field or of a wrong type) is packed
 record by record, and the records that still fail count as `unknown_record`.
@@ -22,7 +23,8 @@ from selector.live_match import NO_ID, Kind, Rows, Unmatched
 
 RESPONSE = np.dtype(
     [("key", "i8"), ("account", "i4"), ("campaign", "i4"), ("creative", "i4"), ("arm", "u1"),
-     ("method", "u1"), ("pool", "u1"), ("propensity", "f8"), ("version", "i8"), ("time", "f8")]
+     ("method", "u1"), ("pool", "u1"), ("propensity", "f8"), ("version", "i8"), ("time", "f8"),
+     ("model", "i8")]
 )  # fmt: skip
 SEND = np.dtype(
     [("key", "i8"), ("request", "i8"), ("account", "i4"), ("campaign", "i4"),
@@ -42,11 +44,6 @@ _ARM = {name: i for i, name in enumerate(ARMS)}
 _METHOD = {name: i for i, name in enumerate(DECIDED_BY)}
 _POOL = {name: i for i, name in enumerate(POOLS)}
 _FAILURES = (AttributeError, KeyError, TypeError, ValueError, OverflowError)
-Packer = Callable[[Sequence[Any], Counter[Unmatched]], Rows]
-
-
-def _get(name: str) -> Callable[[Any], Any]:
-    return attrgetter(name)
 
 
 class Codes:
@@ -60,7 +57,7 @@ class Codes:
         self._account_lookup: dict[str, int] = {}
 
     @staticmethod
-    def of(table: dict[str, int], names: list[Any]) -> NDArray[np.int32]:
+    def of(table: dict[str, int], names: Sequence[Any]) -> NDArray[np.int32]:
         for name in dict.fromkeys(names):
             if name not in table:
                 if type(name) is not str:
@@ -68,7 +65,7 @@ class Codes:
                 table[name] = len(table)
         return np.fromiter(map(table.__getitem__, names), dtype=np.int32, count=len(names))
 
-    def account_codes(self, names: list[Any]) -> NDArray[np.int32]:
+    def account_codes(self, names: Sequence[Any]) -> NDArray[np.int32]:
         lookup = self._account_lookup
         for name in dict.fromkeys(names):
             if name not in lookup:
@@ -81,20 +78,72 @@ class Codes:
         return np.fromiter(map(lookup.__getitem__, names), dtype=np.int32, count=len(names))
 
 
-def _hashes(ids: list[Any]) -> NDArray[np.int64]:
+class Records:
+    """Column source over decoded records (attribute per field)."""
+
+    __slots__ = ("records",)
+
+    def __init__(self, records: Sequence[Any]) -> None:
+        self.records = records
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __call__(self, name: str) -> Sequence[Any]:
+        return list(map(attrgetter(name), self.records))
+
+    def optional(self, name: str) -> Sequence[Any]:
+        return [getattr(r, name, None) for r in self.records]
+
+    def one(self, i: int) -> Records:
+        return Records(self.records[i : i + 1])
+
+
+class Lists:
+    """Column source over ready columns (`values[field]`, one entry per row; None for an
+    absent optional field)."""
+
+    __slots__ = ("size", "values")
+
+    def __init__(self, values: Mapping[str, Sequence[Any]], size: int) -> None:
+        self.values, self.size = values, size
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __call__(self, name: str) -> Sequence[Any]:
+        return self.values[name]
+
+    def optional(self, name: str) -> Sequence[Any]:
+        return self.values.get(name) or [None] * self.size
+
+    def one(self, i: int) -> Lists:
+        return Lists({k: v[i : i + 1] for k, v in self.values.items()}, 1)
+
+
+Source = Records | Lists
+
+
+def _hashes(ids: Sequence[Any]) -> NDArray[np.int64]:
     out = np.fromiter(map(hash, ids), dtype=np.int64, count=len(ids))
     if None in ids:  # hash(None) is not NO_ID
         out[np.fromiter((x is None for x in ids), dtype=bool, count=len(ids))] = NO_ID
     return out
 
 
-def _floats(records: Sequence[Any], name: str) -> NDArray[np.float64]:
-    return np.fromiter(map(_get(name), records), dtype=np.float64, count=len(records))
+def _floats(values: Sequence[Any]) -> NDArray[np.float64]:
+    return np.fromiter(values, dtype=np.float64, count=len(values))  # None -> NaN
 
 
-def _codes(records: Sequence[Any], name: str, table: Mapping[Any, int]) -> NDArray[np.uint8]:
-    values = map(table.__getitem__, map(_get(name), records))
-    return np.fromiter(values, dtype=np.uint8, count=len(records))
+def _versions(values: Sequence[Any]) -> NDArray[np.int64]:
+    """Optional versions; -1 where there is none."""
+    if values.count(None) == len(values):
+        return np.full(len(values), -1, dtype=np.int64)
+    return np.fromiter((-1 if v is None else v for v in values), np.int64, len(values))
+
+
+def _codes(values: Sequence[Any], table: Mapping[Any, int]) -> NDArray[np.uint8]:
+    return np.fromiter(map(table.__getitem__, values), dtype=np.uint8, count=len(values))
 
 
 def _kept(rows: Rows, skipped: Counter[Unmatched]) -> Rows:
@@ -103,6 +152,9 @@ def _kept(rows: Rows, skipped: Counter[Unmatched]) -> Rows:
         return rows
     skipped["other_account"] += int((~keep).sum())
     return rows[keep]
+
+
+Packer = Callable[[Source, Counter[Unmatched]], Rows]
 
 
 class Packers:
@@ -114,64 +166,72 @@ class Packers:
             "selection_response": self.responses,
             "send": self.sends,
             "click": self.outcomes,
-            "conversion": self.outcomes,
+            "conversion": self.conversions,
         }
 
-    def responses(self, records: Sequence[Any], skipped: Counter[Unmatched]) -> Rows:
-        try:
-            creative = list(map(_get("creative_id"), records))
-        except AttributeError:  # error responses carry no decision
-            kept = [r for r in records if hasattr(r, "creative_id")]
-            skipped["error_response"] += len(records) - len(kept)
-            records, creative = kept, list(map(_get("creative_id"), kept))
-        c, rows = self.codes, np.empty(len(records), dtype=RESPONSE)
-        rows["key"] = _hashes(list(map(_get("request_id"), records)))
-        rows["account"] = c.account_codes(list(map(_get("account_id"), records)))
-        rows["campaign"] = c.of(c.campaigns, list(map(_get("campaign_id"), records)))
-        rows["creative"] = c.of(c.creatives, creative)
-        rows["arm"] = _codes(records, "arm", _ARM)
-        rows["method"] = _codes(records, "method", _METHOD)
-        rows["pool"] = _codes(records, "pool", _POOL)
-        rows["propensity"] = _floats(records, "propensity")  # None -> NaN
-        rows["version"] = np.fromiter(map(_get("params_version"), records), np.int64, len(records))
-        rows["time"] = _floats(records, "decided_at")
+    def responses(self, col: Source, skipped: Counter[Unmatched]) -> Rows:
+        c, rows = self.codes, np.empty(len(col), dtype=RESPONSE)
+        rows["key"] = _hashes(col("request_id"))
+        rows["account"] = c.account_codes(col("account_id"))
+        rows["campaign"] = c.of(c.campaigns, col("campaign_id"))
+        rows["creative"] = c.of(c.creatives, col("creative_id"))
+        rows["arm"] = _codes(col("arm"), _ARM)
+        rows["method"] = _codes(col("method"), _METHOD)
+        rows["pool"] = _codes(col("pool"), _POOL)
+        rows["propensity"] = _floats(col("propensity"))
+        rows["version"] = np.fromiter(col("params_version"), np.int64, len(col))
+        rows["time"] = _floats(col("decided_at"))
+        rows["model"] = _versions(col.optional("model_version"))
         return _kept(rows, skipped)
 
-    def sends(self, records: Sequence[Any], skipped: Counter[Unmatched]) -> Rows:
-        c, rows = self.codes, np.empty(len(records), dtype=SEND)
-        rows["key"] = _hashes(list(map(_get("event_id"), records)))
-        rows["request"] = _hashes(list(map(_get("request_id"), records)))
-        rows["account"] = c.account_codes(list(map(_get("account_id"), records)))
-        rows["campaign"] = c.of(c.campaigns, list(map(_get("campaign_id"), records)))
-        rows["contact"] = _hashes(list(map(_get("contact_id"), records)))
-        rows["creative"] = c.of(c.creatives, list(map(_get("creative_id"), records)))
-        rows["time"] = _floats(records, "time")
+    def sends(self, col: Source, skipped: Counter[Unmatched]) -> Rows:
+        c, rows = self.codes, np.empty(len(col), dtype=SEND)
+        rows["key"] = _hashes(col("event_id"))
+        rows["request"] = _hashes(col("request_id"))
+        rows["account"] = c.account_codes(col("account_id"))
+        rows["campaign"] = c.of(c.campaigns, col("campaign_id"))
+        rows["contact"] = _hashes(col("contact_id"))
+        rows["creative"] = c.of(c.creatives, col("creative_id"))
+        rows["time"] = _floats(col("time"))
         return _kept(rows, skipped)
 
-    def outcomes(self, records: Sequence[Any], skipped: Counter[Unmatched]) -> Rows:
-        c, rows = self.codes, np.empty(len(records), dtype=OUTCOME)
-        rows["key"] = _hashes(list(map(_get("event_id"), records)))
-        rows["send"] = _hashes(list(map(_get("send_event_id"), records)))
-        rows["account"] = c.account_codes(list(map(_get("account_id"), records)))
-        rows["contact"] = _hashes(list(map(_get("contact_id"), records)))
-        rows["creative"] = c.of(c.creatives, list(map(_get("creative_id"), records)))
-        rows["time"] = _floats(records, "time")
-        has_revenue = bool(records) and hasattr(records[0], "revenue")
-        rows["revenue"] = _floats(records, "revenue") if has_revenue else 0.0
+    def outcomes(self, col: Source, skipped: Counter[Unmatched], revenue: bool = False) -> Rows:
+        c, rows = self.codes, np.empty(len(col), dtype=OUTCOME)
+        rows["key"] = _hashes(col("event_id"))
+        rows["send"] = _hashes(col("send_event_id"))
+        rows["account"] = c.account_codes(col("account_id"))
+        rows["contact"] = _hashes(col("contact_id"))
+        rows["creative"] = c.of(c.creatives, col("creative_id"))
+        rows["time"] = _floats(col("time"))
+        rows["revenue"] = _floats(col("revenue")) if revenue else 0.0
         return _kept(rows, skipped)
+
+    def conversions(self, col: Source, skipped: Counter[Unmatched]) -> Rows:
+        return self.outcomes(col, skipped, revenue=True)
 
     def pack(self, kind: Kind, records: Sequence[Any], skipped: Counter[Unmatched]) -> Rows:
-        """`records` of `kind` as rows; what cannot be packed is counted in `skipped`."""
+        """`records` of `kind` as rows; what cannot be packed is counted in `skipped`.
+        Selection responses without a decision (status error) count as `error_response`."""
+        if kind == "selection_response" and records:
+            kept = [r for r in records if hasattr(r, "creative_id")]
+            if len(kept) < len(records):
+                skipped["error_response"] += len(records) - len(kept)
+                records = kept
+        return self.pack_columns(kind, Records(records), skipped)
+
+    def pack_columns(self, kind: Kind, source: Source, skipped: Counter[Unmatched]) -> Rows:
+        """The rows of a column source; a row that cannot be packed (a missing field, a
+        wrong type) counts as `unknown_record`."""
         packer = self.by_kind[kind]
         counted: Counter[Unmatched] = Counter()
         try:
-            rows = [packer(records, counted)]
+            rows = [packer(source, counted)]
         except _FAILURES:
             rows, counted = [], Counter()
-            for record in records:
+            for i in range(len(source)):
                 one: Counter[Unmatched] = Counter()
                 try:
-                    rows.append(packer([record], one))
+                    rows.append(packer(source.one(i), one))
                 except _FAILURES:
                     one = Counter({"unknown_record": 1})
                 counted.update(one)

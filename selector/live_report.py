@@ -18,8 +18,8 @@ Entry points: `report_from_records` (decoded records, any order) and `report_fro
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
@@ -32,6 +32,7 @@ from selector.live_checks import SRM_ALPHA, Diversity, PoolStatus, SplitTest, sp
 from selector.live_groups import METRICS, Group, lift
 from selector.live_join import ATTRIBUTION_WINDOW, JoinAccumulator, Joined, Kind
 from selector.live_ope import OpeOptions, PolicyValue, account_ope
+from selector.live_sections import Section, model_section
 from selector.live_tables import Tables, build_tables, creative_diversity, learning_share
 from selector.report import json_safe
 
@@ -86,6 +87,7 @@ class AccountReport:
     diversity: Diversity
     share_by_day: tuple[tuple[str, dict[str, float]], ...]  # automated sends, per day
     ope: tuple[PolicyValue, ...] = ()
+    sections: tuple[Section, ...] = ()  # optional ones, where their data is
 
     def arm(self, name: str) -> Group | None:
         return next((g for g in self.arms if g.name == name), None)
@@ -173,8 +175,10 @@ def _account(
     named = {g.name: g for g in arms}
     auto, control = named.get("automated"), named.get("control")
     methods = t.method_groups(a)
+    method_lifts = tuple(lift(METRICS[2], g, control) for g in methods)
     first, last, contacts = t.span(a)
     pools = t.pools(a)
+    model = model_section(methods, method_lifts, t.account_rows(a))
     return AccountReport(
         account_id=joined.accounts[a],
         sends=sum(g.sends for g in arms),
@@ -186,7 +190,7 @@ def _account(
         conversion_lift=lift(METRICS[1], auto, control),
         rps_lift=lift(METRICS[2], auto, control),
         methods=methods,
-        method_lifts=tuple(lift(METRICS[2], g, control) for g in methods),
+        method_lifts=method_lifts,
         creatives=t.creative_groups(a),
         days=_days(t, a),
         split=_split(t, a, joined, options),
@@ -195,7 +199,16 @@ def _account(
         diversity=creative_diversity(pools),
         share_by_day=tuple((_day_label(d), s) for d, s in t.share_by_day(a)),
         ope=ope,
+        sections=() if model is None else (model,),
     )
+
+
+def with_sections(report: LiveReport, sections: Mapping[str, Sequence[Section]]) -> LiveReport:
+    """`report` with more sections per account id (e.g. send-time results)."""
+    accounts = tuple(
+        replace(a, sections=(*a.sections, *sections.get(a.account_id, ()))) for a in report.accounts
+    )
+    return replace(report, accounts=accounts)
 
 
 def build_live_report(
@@ -285,4 +298,5 @@ __all__ = [
     "build_live_report",
     "report_from_raw",
     "report_from_records",
+    "with_sections",
 ]

@@ -176,7 +176,10 @@ def correction(streamed: AccountStats, recomputed: AccountStats) -> AccountStats
     """What to add to `streamed` to get `recomputed`'s counts, or None when they agree.
 
     Only creatives whose counts differ are included; their decayed difference rides along
-    (against `streamed`'s half-life, the one the stats agent merges with).
+    (against `streamed`'s half-life, the one the stats agent merges with), and so does the
+    whole feedback timing's difference (recent sends and clicks, observed delays), so
+    that `streamed.merge(correction)` has the recomputed timing too. Like decayed counts,
+    timing never counts as drift on its own.
     """
     drifting = [
         cid
@@ -193,7 +196,10 @@ def correction(streamed: AccountStats, recomputed: AccountStats) -> AccountStats
             after = recomputed.decayed.get(cid, Decayed())
             before = streamed.decayed.get(cid, Decayed())
             decayed[cid] = after.combine(before, half_life, -1.0)
-    return AccountStats(MappingProxyType(counts), half_life, MappingProxyType(decayed))
+    timing = recomputed.timing.merge(streamed.timing, -1)
+    return AccountStats(
+        MappingProxyType(counts), half_life, MappingProxyType(decayed), timing=timing
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,8 +26,11 @@ order and subtracts exactly:
 than the bin's end, so each bin's count is divided by the number of parents that old
 (the recent buckets give the young ones; every parent older than the window counts as at
 risk), and bins that too few parents are old enough for take their mass from a fitted
-log-normal. With fewer than `MIN_DELAYS` observed delays there is no estimate and no
-correction.
+log-normal. Each parent is weighted by its creative's rate (click rate for sends,
+conversion rate for clicks): the policy shifts traffic between creatives that convert at
+different rates, and unweighted, a cohort of parents from a low-rate creative would read
+as feedback that is late rather than rare. With fewer than `MIN_DELAYS` observed delays
+there is no estimate and no correction.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from selector.delay_estimate import DelayEstimate, estimate
+from selector.delay_estimate import DelayEstimate, weighted
 
 CLICK_BUCKET = 900.0
 CLICK_WINDOW = 86_400.0
@@ -247,34 +250,35 @@ class Timing:
             tuple(int(x) for x in data["conversion_delays"]),
         )
 
-    def delay_cdf(self, kind: str, totals: int) -> DelayEstimate | None:
+    def delay_cdf(
+        self,
+        kind: str,
+        totals: int | Mapping[str, int],
+        children: Mapping[str, int] | None = None,
+    ) -> DelayEstimate | None:
         """The estimated delay CDF of `kind` (`click` or `conversion`), given the
-        account's total parents (sends for clicks, clicks for conversions); None with
-        fewer than `MIN_DELAYS` observed delays."""
+        account's parents (sends for clicks, clicks for conversions): a total, or per
+        creative with each creative's children (clicks, conversions), so that every
+        parent is weighted by its creative's rate (`selector.delay_estimate.weighted`).
+        None with fewer than `MIN_DELAYS` observed delays."""
         counts = np.array(self.click_delays if kind == "click" else self.conversion_delays, float)
         if counts.sum() < MIN_DELAYS:
             return None
         buckets, width = (
             (self.sends, CLICK_BUCKET) if kind == "click" else (self.clicks, CONVERSION_BUCKET)
         )
-        ages, parents = _ages(buckets, self.latest, width)
-        edges = np.array(DELAY_EDGES)
-        at_risk = _exposure(edges, ages, parents, float(totals))
-        result: DelayEstimate | None = estimate(edges, counts, at_risk, float(totals))
+        per = totals if isinstance(totals, Mapping) else {}
+        ids = tuple(sorted(set(per) | set(buckets)))
+        ages, parents, who = _ages(buckets, self.latest, width, ids)
+        if isinstance(totals, Mapping):
+            parent_totals = np.array([float(per.get(c, 0)) for c in ids])
+            rates = None if children is None else np.array([children.get(c, 0) for c in ids], float)
+        else:  # one total: every parent alike
+            who, parent_totals, rates = np.zeros_like(who), np.array([float(totals)]), None
+        result: DelayEstimate | None = weighted(
+            np.array(DELAY_EDGES), counts, ages, parents, who, parent_totals, rates
+        )
         return result
-
-
-def _exposure(edges: FloatArray, ages: FloatArray, parents: FloatArray, total: float) -> Any:
-    """Parents at risk per delay bin: each bucketed parent counts for the share of the bin
-    (in log time) that its age has already covered; every other parent (older than the
-    window) counts fully. A bin's count over its exposure is then unbiased for parents
-    part-way through the bin, like an actuarial life table."""
-    lo = np.log(np.maximum(edges, 1.0))
-    hi = np.r_[lo[1:], lo[-1] + math.log(2.0)]
-    covered = np.clip(
-        (np.log(np.maximum(ages, 1.0))[:, None] - lo[None, :]) / (hi - lo)[None, :], 0.0, 1.0
-    )
-    return (total - parents.sum()) + parents @ covered
 
 
 def _mean_times(rows: Mapping[int, tuple[int, int]], width: float) -> tuple[Any, Any]:
@@ -285,13 +289,17 @@ def _mean_times(rows: Mapping[int, tuple[int, int]], width: float) -> tuple[Any,
     return mean, count
 
 
-def _ages(buckets: Buckets, latest: float, width: float) -> tuple[FloatArray, FloatArray]:
-    """Age at `latest` of every bucket's mean event time, and its count, over all
-    creatives."""
-    parts = [_mean_times(rows, width) for rows in buckets.values() if rows]
+def _ages(
+    buckets: Buckets, latest: float, width: float, ids: tuple[str, ...]
+) -> tuple[FloatArray, FloatArray, Any]:
+    """Age at `latest` of every bucket's mean event time, its count, and its creative's
+    position in `ids`, over all creatives."""
+    parts = [(k, *_mean_times(buckets[c], width)) for k, c in enumerate(ids) if buckets.get(c)]
     if not parts:
-        return np.zeros(0), np.zeros(0)
-    return latest - np.concatenate([m for m, _ in parts]), np.concatenate([c for _, c in parts])
+        return np.zeros(0), np.zeros(0), np.zeros(0, np.intp)
+    who = np.concatenate([np.full(m.size, k, np.intp) for k, m, _ in parts])
+    ages = latest - np.concatenate([m for _, m, _ in parts])
+    return ages, np.concatenate([c for _, _, c in parts]), who
 
 
 def _count(

@@ -195,15 +195,14 @@ def _matured(
     """Sends and clicks less the expected number whose click (conversion) has not arrived
     yet, by the account's estimated delay distributions (`selector.timing`)."""
     timing, ids, half_life = stats.timing, view.creative_ids, view.settings.half_life_seconds
-    total = [0, 0]
-    for c in stats.counts.values():
-        total[0] += c.sends
-        total[1] += c.clicks
-    click_cdf = timing.delay_cdf("click", total[0])
+    rows = stats.counts.items()
+    sent = {cid: c.sends for cid, c in rows}
+    clicked = {cid: c.clicks for cid, c in rows}
+    click_cdf = timing.delay_cdf("click", sent, clicked)
     if click_cdf is not None:
         late = pending(timing.sends, ids, now, CLICK_BUCKET, click_cdf, half_life)
         sends = np.maximum(sends - late, clicks)
-    conversion_cdf = timing.delay_cdf("conversion", total[1])
+    conversion_cdf = timing.delay_cdf("conversion", clicked, {c: n.conversions for c, n in rows})
     if conversion_cdf is not None:
         late = pending(timing.clicks, ids, now, CONVERSION_BUCKET, conversion_cdf, half_life)
         clicks = np.maximum(clicks - late, 0.0)

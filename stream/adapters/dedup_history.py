@@ -62,7 +62,7 @@ class TopicHistory:
             for record in run:
                 fields = decode_event(kind, record.value(), record.key(), limits, now)
                 if type(fields) is tuple:
-                    account, creative, event_id, _, _ = fields
+                    account, creative, event_id = fields[:3]
                     age = now - record.timestamp()[1] / 1000.0
                     seen.append((account, event_id, creative, record.offset(), age))
             read += len(run)

@@ -21,11 +21,15 @@ from tqdm import tqdm
 from stream.commands.simulate import ScenarioFileError, load_scenario
 
 DEFAULT_SCENARIO = Path(str(resources.files("stream.scenarios") / "product.yaml"))
-DEFAULT_SENDS = 50_000
+# 100,000 sends in rounds of 2,000 (2.4 simulated hours, longer than the product
+# scenario's 2-hour feedback delay): the RPS lift interval excludes zero at this size,
+# which 50,000 sends (a 10,000-send control) did not.
+DEFAULT_SENDS = 100_000
+DEFAULT_BATCH = 2_000
 EXAMPLE = """\
 examples:
   creative-select demo
-  creative-select demo scenarios/product.yaml --sends 50000 --json out/demo.json \\
+  creative-select demo scenarios/product.yaml --sends 50000 --batch 1000 --json out/demo.json \\
       --plots out/demo
   creative-select demo --keep-running      # then scrape the worker's /metrics
   creative-select demo --bootstrap 127.0.0.1:9092 --redis-url redis://127.0.0.1:6379/0
@@ -64,7 +68,10 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument(
-        "--batch", type=int, default=None, help="sends per round (default: the scenario's)"
+        "--batch",
+        type=int,
+        default=DEFAULT_BATCH,
+        help=f"sends per round (default {DEFAULT_BATCH:,})",
     )
     parser.add_argument("--json", metavar="OUT", type=Path, help="write the report as JSON")
     parser.add_argument("--plots", metavar="DIR", type=Path, help="write PNG plots into DIR")

@@ -219,8 +219,8 @@ class Sender:
                 continue
             at = self.start_time + due
             common = (self.account_id, contact_id, answer.creative_id, at)
-            feedback.append(
-                ClickEvent(f"click-{answer.request_id}", *common, send_id, self.campaign_id)
+            feedback.append(  # with its send's time, so the worker observes the delay
+                ClickEvent(f"click-{answer.request_id}", *common, send_id, self.campaign_id, now)
             )
             if rand[i, 1] < truth.conversion[segment, k]:
                 revenue = float(truth.pays_per_conversion[k])
@@ -231,6 +231,7 @@ class Sender:
                         revenue,
                         send_id,
                         self.campaign_id,
+                        click_time=at,
                     )
                 )
         if automated:

@@ -73,9 +73,7 @@ class AccountCatalog:
         return self.selector.view if self.selector is not None else None
 
 
-def build_catalog(
-    account_id: str, value: Mapping[str, Any], propensity_samples: int = 1024
-) -> AccountCatalog:
+def build_catalog(account_id: str, value: Mapping[str, Any]) -> AccountCatalog:
     """The typed catalog of a catalog-table value (`merge_part`'s dict)."""
     settings = value.get("settings") or {}
     half_life = settings.get("half_life_seconds") if isinstance(settings, Mapping) else None
@@ -85,7 +83,7 @@ def build_catalog(
     error: str | None = None
     try:
         account = account_from_dict(account_document(account_id, value))
-        selector = Selector(account, propensity_samples=propensity_samples)
+        selector = Selector(account)
     except ConfigError as exc:
         error = str(exc)
     return AccountCatalog(
@@ -107,13 +105,8 @@ class Catalogs:
     daily job builds its own from the catalog changelog), so each change is decoded once.
     """
 
-    def __init__(
-        self,
-        table: Callable[[bytes], Mapping[str, Any] | None],
-        propensity_samples: int = 1024,
-    ) -> None:
+    def __init__(self, table: Callable[[bytes], Mapping[str, Any] | None]) -> None:
         self._table = table
-        self._propensity_samples = propensity_samples
         self._built: dict[bytes, AccountCatalog] = {}
 
     def get(self, key: bytes) -> AccountCatalog | None:
@@ -123,7 +116,7 @@ class Catalogs:
             return None
         built = self._built.get(key)
         if built is None or built.version != int(value.get("version", 0)):
-            built = build_catalog(key.decode(), value, self._propensity_samples)
+            built = build_catalog(key.decode(), value)
             self._built[key] = built
         return built
 

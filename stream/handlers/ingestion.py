@@ -13,6 +13,12 @@ What counts, and what does not:
   clicks above sends, and the daily job reconciles.
 - An event for an account without a catalog, or a creative the account does not have,
   is dead-lettered (`unknown_account`, `unknown_creative`): nothing can be attributed.
+- A click's `send_time` and a conversion's `click_time`, when the event carries them,
+  become the event's origin time (`SourcedEvent.origin_time`): the stats then observe the
+  feedback delay, which the posterior needs to discount pending sends and clicks
+  (`selector.timing`). An event without one still counts; its delay is not observed.
+  Only the event's own field is used: the stats agent does not look up the attributed
+  send (`send_event_id`), whose time it does not keep.
 - Negative revenue is `invalid_value`; revenue above `max_revenue` or a time more than
   `max_future_seconds` ahead is `implausible_value`. Both are dead-lettered, not counted.
 
@@ -44,6 +50,7 @@ from stream.wire.reasons import Rejection
 
 log = logging.getLogger(__name__)
 CORRECTION = "stats_correction"  # the kind of the corrections topic in `kinds`
+ORIGIN = {"click": "send_time", "conversion": "click_time"}  # the field of the cause's time
 
 
 class IngestionService:
@@ -121,6 +128,7 @@ class IngestionService:
                     message.partition,
                     message.offset,
                     duplicate,
+                    getattr(event, ORIGIN.get(kind, ""), None),
                 )
             )
         updates: dict[bytes, Ledger] = {}

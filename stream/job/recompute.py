@@ -31,8 +31,9 @@ from selector.stats import EventKind
 from stream.wire import codec
 from stream.wire.messages import MAX_ID_LENGTH, MAX_REVENUE, MAX_TIME, MICROS, SCHEMAS
 
-# (account_id, creative_id, event_id, time, revenue_micros)
-Fields = tuple[str, str, str, float, int]
+# (account_id, creative_id, event_id, time, revenue_micros, origin_time): the origin is
+# a click's `send_time` or a conversion's `click_time`, None when the event has none
+Fields = tuple[str, str, str, float, int, float | None]
 
 
 class Record(Protocol):
@@ -75,6 +76,7 @@ _IDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {  # (required, optio
         ("send_event_id", "campaign_id"),
     ),
 }
+_ORIGIN = {"click": "send_time", "conversion": "click_time"}
 _CURRENCY = re.compile("[A-Z]{3}").fullmatch
 _SCHEMA_OF = {kind: SCHEMAS[kind] for kind in _IDS}  # type: ignore[index]
 _NONE: frozenset[str] = frozenset()
@@ -105,6 +107,11 @@ def _fast(
         return None
     if t > now + limits.max_future_seconds:
         return None
+    origin = doc.get(_ORIGIN[kind]) if kind in _ORIGIN else None
+    if origin is not None:
+        if not (type(origin) is float or type(origin) is int) or not 0 <= origin <= MAX_TIME:
+            return None
+        origin = float(origin)
     account: str = doc["account_id"]
     if key is not None and key != account.encode():
         return None
@@ -119,7 +126,7 @@ def _fast(
         if r > limits.max_revenue:
             return None
         micros = round(float(r) * MICROS)
-    return (account, doc["creative_id"], doc["event_id"], float(t), micros)
+    return (account, doc["creative_id"], doc["event_id"], float(t), micros, origin)
 
 
 def decode_event(
@@ -134,7 +141,8 @@ def decode_event(
     if isinstance(event, codec.Rejected):
         return event
     micros = getattr(event, "revenue_micros", 0)
-    return (event.account_id, event.creative_id, event.event_id, event.time, micros)
+    origin = getattr(event, _ORIGIN.get(kind, ""), None)
+    return (event.account_id, event.creative_id, event.event_id, event.time, micros, origin)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +188,7 @@ class Recompute:
             if type(fields) is not tuple:
                 rejected += 1
                 continue
-            account, creative, event_id, time, revenue = fields
+            account, creative, event_id, time, revenue, origin = fields
             if offset > limit_of.get(account, -1):
                 after_cut += 1
             elif creative not in creatives.get(account, _NONE):
@@ -188,7 +196,7 @@ class Recompute:
             elif not self._first(account, kind, event_id):
                 duplicate += 1
             else:
-                self._tally(account).add(kind, creative, time, revenue)
+                self._tally(account).add(kind, creative, time, revenue, origin)
                 counted += 1
         for name, n in (
             ("counted", counted),

@@ -18,7 +18,7 @@ from html import escape
 
 from selector.live_groups import Group
 from selector.live_report import AccountReport, LiveReport
-from stream.report.text import lift_text, pct, rate_text, split_text, when
+from stream.report.text import coverage_text, lift_text, pct, rate_text, split_text, when
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1200px}
@@ -113,7 +113,7 @@ def _other_tables(a: AccountReport, n: int) -> list[str]:
         "<h3>By creative</h3>", creatives, "<h3>By day</h3>", days,
         "<h3>Control split</h3>", split,
         f"<h3>Learning pool ({pct(a.learning_share)} of automated sends)</h3>", pools,
-        *_ope_table(a, n),
+        *_ope_table(a, n), *_sections(a, n),
     ]  # fmt: skip
 
 
@@ -127,7 +127,22 @@ def _ope_table(a: AccountReport, n: int) -> list[str]:
     ]  # fmt: skip
     head = ("target policy", "estimator", f"{a.ope[0].reward} per send", "95% bootstrap",
             "effective sample size")  # fmt: skip
-    return ["<h3>Off-policy estimates</h3>", _table("ope-table", n, head, rows)]
+    notes = [
+        f'<p class="ope-coverage">{escape(v.policy)}: {escape(coverage_text(v.coverage))}</p>'
+        for v in a.ope
+        if v.coverage is not None
+    ]
+    return ["<h3>Off-policy estimates</h3>", _table("ope-table", n, head, rows), *notes]
+
+
+def _sections(a: AccountReport, n: int) -> list[str]:
+    """The optional sections (model, send-time), each a table with its notes."""
+    out: list[str] = []
+    for s in a.sections:
+        rows = [[escape(c) for c in row] for row in s.rows]
+        out += [f"<h3>{escape(s.title)}</h3>", _table(f"{s.key}-table", n, s.head, rows)]
+        out += [f'<p class="{s.key}-note">{escape(note)}</p>' for note in s.notes]
+    return out
 
 
 def _plots(plots: Mapping[str, bytes], n: int) -> list[str]:

@@ -8,8 +8,10 @@ from datetime import UTC, datetime
 
 from selector.intervals import Lift
 from selector.live_checks import SplitTest
+from selector.live_counterfactual import Coverage
 from selector.live_groups import Group, Rate
 from selector.live_report import AccountReport, LiveReport
+from selector.live_sections import Section
 
 
 def pct(x: float, digits: int = 1) -> str:
@@ -111,7 +113,32 @@ def account_text(a: AccountReport) -> list[str]:
                 f"  {name:8}{e.value:10.4f} [{e.low:.4f}, {e.high:.4f}]  "
                 f"effective sample size {e.effective_sample_size:,.0f} of {e.rows:,}"
             )
+        if value.coverage is not None:
+            lines.append(f"  {coverage_text(value.coverage)}")
+    for section in a.sections:
+        lines += section_text(section)
     return lines
+
+
+def section_text(section: Section) -> list[str]:
+    """An optional section as an aligned table under its title."""
+    table = [section.head, *section.rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(section.head))]
+    lines = [f"-- {section.title.lower()}"]
+    lines += [
+        "  " + "  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in table
+    ]
+    return [*lines, *(f"  {note}" for note in section.notes)]
+
+
+def coverage_text(c: Coverage) -> str:
+    """'rows: 1,000 by snapshot, 20 by logged propensity; left out: no_snapshot 5 (...)'"""
+    text = f"rows: {c.by_snapshot:,} by snapshot, {c.by_logged:,} by logged propensity"
+    if c.left_out:
+        reasons = ", ".join(f"{r} {n:,}" for r, n in sorted(c.left_out.items()))
+        text += f"; left out: {reasons} (decided {when(c.first_left_out)} to "
+        text += f"{when(c.last_left_out)})"
+    return text
 
 
 def excluded_text(report: LiveReport) -> list[str]:

@@ -9,9 +9,11 @@ after its send. Record times are the broker's (`offsets_for_times`, see
 `time` is in `[since, until)`, so the offsets only bound what is read.
 
 How: each topic-partition's range is read with the fast reader
-(`stream.adapters.kafka_reader`) and handed, a batch at a time, as (kind, bytes) pairs
-to `selector.live_join.JoinAccumulator.add_raw` with the codec's decoder; undecodable
-and unmatched records are counted by reason there, never raised. The catalog
+(`stream.adapters.kafka_reader`) and its values handed, a fetched run at a time, to
+`stream.report.raw.ColumnFeed`, which decodes them in batches into columns
+(`stream.wire.columns`, the codec's results at a fraction of its cost) for
+`selector.live_join.JoinAccumulator`; undecodable and unmatched records are counted by
+reason there, never raised. The catalog
 (`stream.job.cut.read_catalog`) gives each account's per-click payouts (creatives of
 `cto` offers), each campaign's `automated_percent` and the goal.
 """
@@ -22,8 +24,7 @@ import asyncio
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from functools import partial
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,8 @@ from stream.adapters.kafka_reader import Range, open_consumer, read_ranges
 from stream.handlers.catalog import AccountCatalog
 from stream.job.cut import read_catalog
 from stream.replay.ranges import topic_ranges
+from stream.report.raw import ColumnFeed
+from stream.report.snapshots import account_snapshots, read_snapshots
 from stream.settings import Settings
 from stream.wire import codec
 from stream.wire.messages import TOPICS
@@ -131,11 +134,10 @@ def read_into(
 ) -> None:
     """Every planned record into `accumulator`, one fetched run at a time."""
     kinds = {topic: kind for kind, ranges in plan.items() for topic, _ in ranges}
-    decode = partial(codec.decode, limits=codec.Limits(settings.max_message_bytes))
+    feed = ColumnFeed(accumulator, codec.Limits(settings.max_message_bytes))
 
     def on_run(topic: str, _partition: int, run: list[Any]) -> None:
-        kind = kinds[topic]
-        accumulator.add_raw(((kind, m.value()) for m in run), decode)
+        feed.add_kind(kinds[topic], [m.value() for m in run])
 
     ranges = {tp: r for per_kind in plan.values() for tp, r in per_kind.items()}
     consumer = open_consumer(settings, f"{settings.app_id}-report")
@@ -143,6 +145,7 @@ def read_into(
         read_ranges(consumer, ranges, on_run, progress)
     finally:
         consumer.close()
+    feed.close()
 
 
 def _bar(total: int, enabled: bool) -> Any:
@@ -166,10 +169,14 @@ def report_topics(
     progress: bool = True,
     now: float | None = None,
 ) -> LiveReport:
-    """Read the catalog and the planned ranges, join, and build the report (off-policy
-    bootstrap draws from `seed`)."""
+    """Read the catalog, the parameter snapshots (the counterfactual target,
+    `stream.report.snapshots`) and the planned ranges, join, and build the report
+    (off-policy bootstrap draws from `seed`)."""
     catalogs = read_catalog(settings, time.time() if now is None else now)
     options, ope = catalog_options(catalogs, request)
+    snapshots = read_snapshots(settings, request.accounts)
+    timed = account_snapshots(catalogs, snapshots, np.random.default_rng([seed, 1]))
+    ope = replace(ope, timed=timed)
     plan = read_plan(settings, request)
     accumulator = JoinAccumulator(request.accounts)
     with _bar(records_in(plan), progress) as bar:

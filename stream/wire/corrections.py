@@ -1,6 +1,8 @@
 """Corrections between their wire form (`stats_correction.v1`) and the stats value they
 add to (`selector.stats.AccountStats`): the daily job writes them, the stats agent reads
-them; both sides go through here."""
+them; both sides go through here. The feedback timing's difference (`selector.timing`)
+rides along in its exact-integer plain form, so the corrected stats discount pending
+feedback as the recomputed ones do."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import math
 from types import MappingProxyType
 
 from selector.stats import AccountStats, Counts, Decayed
+from selector.timing import Timing
 from stream.wire.messages import CreativeCorrection, DecayedDelta, StatsCorrection
 
 
@@ -22,7 +25,8 @@ def to_message(account_id: str, delta: AccountStats, run_id: str, now: float) ->
         creatives[cid] = CreativeCorrection(
             c.sends, c.clicks, c.conversions, c.revenue_micros, decayed
         )
-    return StatsCorrection(account_id, run_id, now, MappingProxyType(creatives))
+    timing = None if delta.timing.is_empty() else delta.timing.to_plain()
+    return StatsCorrection(account_id, run_id, now, MappingProxyType(creatives), timing)
 
 
 def to_delta(message: StatsCorrection, half_life_seconds: float | None) -> AccountStats:
@@ -36,4 +40,9 @@ def to_delta(message: StatsCorrection, half_life_seconds: float | None) -> Accou
         for cid, c in message.creatives.items()
         if (d := c.decayed) is not None
     }
-    return AccountStats(MappingProxyType(counts), half_life_seconds, MappingProxyType(decayed))
+    return AccountStats(
+        MappingProxyType(counts),
+        half_life_seconds,
+        MappingProxyType(decayed),
+        timing=Timing.from_plain(message.timing),
+    )

@@ -100,6 +100,7 @@ class ClickEvent:
     time: float
     send_event_id: str | None = None
     campaign_id: str | None = None
+    send_time: float | None = None  # when its send happened, if the sender knows
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +115,7 @@ class ConversionEvent:
     send_event_id: str | None = None
     campaign_id: str | None = None
     currency: str | None = None
+    click_time: float | None = None  # when its click happened, if known
 
     @property
     def revenue_micros(self) -> int:
@@ -312,6 +314,8 @@ class StatsCorrection:
     run_id: str
     computed_at: float
     creatives: Mapping[str, CreativeCorrection]
+    # the feedback timing's difference in `selector.timing.Timing.to_plain` form, or None
+    timing: Mapping[str, Any] | None = None
 
 
 Message = (
@@ -367,6 +371,8 @@ def _body(message: Message) -> dict[str, Any]:
         return {"status": "ok", **body}
     if isinstance(message, SendTimeAnswer):
         return {"status": "ok", **body}
+    if isinstance(message, StatsCorrection) and message.timing is None:
+        del body["timing"]  # readers from before the field was added accept the message
     if isinstance(message, DeadLetter):
         body["source"] = {name: body.pop(name) for name in ("topic", "partition", "offset")}
         body["original"] = _b64(message.original)

@@ -9,10 +9,12 @@ from selector import domain as d
 from selector.batch import ARMS, DECIDED_BY, POOLS, REASONS
 from selector.sendtime import batch as st
 from selector.sendtime.clock import MAX_ZONE_NAME, ZONE_SOURCES
+from selector.timing import DELAY_EDGES
 from stream.wire import messages as m
 from stream.wire import sendtime_messages as stm
 from stream.wire.checks import (
     COMMON,
+    Bad,
     Check,
     Shape,
     array,
@@ -114,6 +116,30 @@ SETTINGS = Shape(
 )
 signed_count = number(-MAX_INTEGER, MAX_INTEGER, integer=True)
 signed_amount = number(-MAX_INTEGER, MAX_INTEGER)
+
+
+def exactly(n: int, item: Check) -> Check:
+    """An array of exactly n items."""
+    inner = array(item, min_items=n)
+
+    def check(v: Any, path: str) -> tuple[Any, ...]:
+        items: tuple[Any, ...] = inner(v, path)
+        if len(items) != n:
+            raise Bad("invalid_value", f"{path}: must have exactly {n} items")
+        return items
+
+    return check
+
+
+TIMING = Shape(
+    "latest sends clicks click_delays conversion_delays",
+    dict,
+    latest=nullable(COMMON["time"]),
+    sends=map(array(exactly(3, signed_count))),
+    clicks=map(array(exactly(3, signed_count))),
+    click_delays=exactly(len(DELAY_EDGES), signed_count),
+    conversion_delays=exactly(len(DELAY_EDGES), signed_count),
+)
 DECODERS: dict[m.Kind, Check] = {
     "send": Shape(
         "event_id account_id campaign_id contact_id creative_id time request_id? ...",
@@ -121,18 +147,21 @@ DECODERS: dict[m.Kind, Check] = {
         request_id=opt,
     ),
     "click": Shape(
-        "event_id account_id contact_id creative_id time send_event_id? campaign_id? ...",
+        "event_id account_id contact_id creative_id time send_event_id? campaign_id?"
+        " send_time? ...",
         m.ClickEvent,
         send_event_id=opt,
         campaign_id=opt,
+        send_time=nullable(COMMON["time"]),
     ),
     "conversion": Shape(
         "event_id account_id contact_id creative_id time revenue send_event_id? campaign_id?"
-        " currency? ...",
+        " currency? click_time? ...",
         m.ConversionEvent,
         send_event_id=opt,
         campaign_id=opt,
         currency=nullable(pattern("[A-Z]{3}", "an ISO 4217 code (three capital letters)")),
+        click_time=nullable(COMMON["time"]),
     ),
     "selection_request": Shape(
         "request_id account_id campaign_id contact_id time? reply_to? ...",
@@ -201,8 +230,9 @@ DECODERS: dict[m.Kind, Check] = {
         offers=map(Shape(PARAMS, m.OfferParams)),
     ),
     "stats_correction": Shape(
-        "account_id run_id computed_at creatives",
+        "account_id run_id computed_at creatives timing?",
         m.StatsCorrection,
+        timing=nullable(TIMING),
         creatives=map(
             Shape(
                 "sends clicks conversions revenue_micros decayed",

@@ -13,6 +13,7 @@ from selector.domain import BetaPrior
 from selector.ingest import Ledger, apply_correction
 from selector.reconcile import Tally, beta_means, correction, creative_drift, summarize
 from selector.stats import AccountStats, Counts, Decayed, Event, fold
+from selector.timing import Timing
 
 HALF_LIFE = 3600.0
 EVENTS = st.lists(
@@ -22,6 +23,7 @@ EVENTS = st.lists(
         st.sampled_from(["a", "b", "c"]),
         st.floats(0, 1e6, allow_nan=False),
         st.integers(0, 10**9),
+        st.one_of(st.none(), st.floats(0, 1e6, allow_nan=False)),
     ),
     max_size=60,
 )
@@ -31,12 +33,15 @@ def tally_of(events: list[Event], half_life: float | None) -> AccountStats:
     tally = Tally(half_life)
     for e in events:
         micros = e.revenue_micros if e.kind == "conversion" else 0
-        tally.add(e.kind, e.creative_id, e.time, micros)
+        tally.add(e.kind, e.creative_id, e.time, micros, e.origin_time)
     return tally.stats()
 
 
 def fold_of(events: list[Event], half_life: float | None) -> AccountStats:
-    clean = [e if e.kind == "conversion" else Event(e.kind, e.creative_id, e.time) for e in events]
+    clean = [
+        e if e.kind == "conversion" else Event(e.kind, e.creative_id, e.time, 0, e.origin_time)
+        for e in events
+    ]
     return fold(clean, AccountStats(half_life_seconds=half_life))
 
 
@@ -112,6 +117,11 @@ def test_the_correction_merged_into_the_streamed_value_gives_the_recomputed_coun
         fixed = streamed.merge(delta)
         assert fixed.same_counts(recomputed)
         assert correction(fixed, recomputed) is None
+        # the timing's difference rides along: delays observed exactly, and the recent
+        # buckets too, pruned to the later of the two latest event times
+        assert fixed.timing.click_delays == recomputed.timing.click_delays
+        assert fixed.timing.conversion_delays == recomputed.timing.conversion_delays
+        assert fixed.timing == recomputed.timing.merge(Timing(streamed.timing.latest))
         for cid in delta.decayed:  # the same quantity, expressed at the later reference
             got = fixed.decayed[cid]
             want = recomputed.decayed.get(cid, Decayed()).rebased(got.ref_time, HALF_LIFE)

@@ -163,3 +163,28 @@ def test_timing_survives_a_json_round_trip() -> None:
     plain = json.loads(json.dumps(stats.timing.to_plain()))
     assert Timing.from_plain(plain) == stats.timing
     assert Timing.from_plain(None) == Timing() and Timing().to_plain()["latest"] is None
+
+
+def test_each_parent_is_weighted_by_its_creatives_rate_when_the_mix_shifts() -> None:
+    # clicks of a 10%-converting creative for a day and a half, then of a 40% one: the
+    # young clicks convert more often, which an unweighted estimate reads as short delays
+    rng = np.random.default_rng(0)
+    end = 3 * DAY
+    clicked = np.sort(rng.uniform(0, end, 12_000))
+    who = (clicked > end / 2).astype(int)
+    converts = rng.random(clicked.size) < np.array([0.1, 0.4])[who]
+    arrive = clicked + np.exp(rng.normal(np.log(12 * HOUR), 1.0, clicked.size))
+    seen = converts & (arrive <= end)
+    ids = ("low", "high")
+    timing = Timing.of_columns("click", ids, who, clicked).merge(
+        Timing.of_columns("conversion", ids, who[seen], arrive[seen], clicked[seen])
+    )
+    clicks = {c: int((who == k).sum()) for k, c in enumerate(ids)}
+    conversions = {c: int((seen & (who == k)).sum()) for k, c in enumerate(ids)}
+    estimate = timing.merge(Timing(end)).delay_cdf("conversion", clicks, conversions)
+    pooled = timing.merge(Timing(end)).delay_cdf("conversion", sum(clicks.values()))
+    assert estimate is not None and pooled is not None
+    at = np.array([3 * HOUR, 12 * HOUR, 2 * DAY])
+    truth = np.array([0.0828, 0.5, 0.9171])  # log-normal, median 12 h, sigma 1
+    assert np.abs(estimate(at) - truth).max() < 0.04
+    assert pooled(at)[1] - truth[1] > 0.06  # the case is one the weighting has to fix

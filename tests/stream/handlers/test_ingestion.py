@@ -6,7 +6,9 @@ import asyncio
 
 import orjson
 
-from selector.stats import AccountStats, Counts
+from selector.reconcile import correction as reconcile_correction
+from selector.stats import AccountStats, Counts, Event, fold
+from selector.timing import delay_bin
 from stream.handlers.catalog import Catalogs
 from stream.handlers.ingestion import IngestionService
 from stream.handlers.stores import MemoryDedup
@@ -173,3 +175,32 @@ async def test_a_batch_is_never_counted_without_dedup_while_the_store_fails() ->
     assert h.counts("c1").sends == 4
     duplicates = h.metrics.events.labels("send", "duplicate")._value.get()
     assert duplicates == 3
+
+
+async def test_delay_times_on_the_wire_reach_the_stats_timing() -> None:
+    h = Harness()
+    await h.feed([record(event("send", i, time=1000.0), "sends", i) for i in range(2)])
+    clicks = [
+        record(event("click", 0, time=1600.0, send_time=1000.0), "clicks", 0),
+        record(event("click", 1, time=1700.0), "clicks", 1),  # an older sender: no time
+    ]
+    conversion = event("conversion", 0, revenue=5.0, time=1900.0, click_time=1600.0)
+    assert await h.feed([*clicks, record(conversion, "conversions", 0)]) == []
+    timing = h.table[b"acme"].stats.timing  # type: ignore[attr-defined]
+    assert h.counts("c1") == Counts(2, 2, 1, 5_000_000)
+    assert sum(timing.click_delays) == 1  # only the click that carried its send's time
+    assert timing.click_delays[delay_bin(600.0)] == 1
+    assert sum(timing.conversion_delays) == 1
+    assert timing.conversion_delays[delay_bin(300.0)] == 1
+
+
+async def test_a_correction_carries_the_timing_difference() -> None:
+    h = Harness()
+    await h.feed([record(event("send", 0, time=1000.0), "sends", 0)])
+    missed = fold([Event("click", "c1", 1600.0, origin_time=1000.0)])
+    recomputed = h.table[b"acme"].stats.merge(missed)  # type: ignore[attr-defined]
+    delta = reconcile_correction(h.table[b"acme"].stats, recomputed)  # type: ignore[attr-defined]
+    assert delta is not None
+    body = encode(to_message("acme", delta, "run-1", 2000.0))
+    assert await h.feed([record(body, "stats-corrections", 0)]) == []
+    assert h.table[b"acme"].stats.timing == recomputed.timing  # type: ignore[attr-defined]

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from selector.stats import Counts
+from selector.stats import Counts, Event, fold
 from stream.job.recompute import Plain, Recompute, Scope, decode_event
 from stream.wire import codec
 from tests.stream.wire.test_codec import EXAMPLES, JSON, dumps, mutated, mutations, paths
@@ -33,6 +33,7 @@ def assert_same_as_codec(kind: str, raw: bytes, key: bytes | None) -> None:
             theirs.event_id,
             theirs.time,
             revenue,
+            getattr(theirs, {"click": "send_time", "conversion": "click_time"}.get(kind, ""), None),
         )
         assert type(ours[3]) is float
 
@@ -179,3 +180,40 @@ def test_the_stop_offset_is_one_past_the_highest_cut_of_the_partition() -> None:
     assert SCOPE.stop_offset("sends", 0) == 100
     assert SCOPE.stop_offset("clicks", 0) == 2
     assert SCOPE.stop_offset("sends", 3) == 0
+
+
+def test_delay_times_fold_into_the_recomputed_timing_as_the_stats_agent_folds_them() -> None:
+    fold_ = Recompute(SCOPE, LIMITS, NOW)
+    t = 1_767_200_000.0
+    fold_.feed("send", "sends", 0, records(event("send", "s1", time=t - 900)))
+    clicks = (
+        event("click", "k1", time=t, send_time=t - 900),
+        event("click", "k2", time=t + 5, send_time=None),  # null: no delay observed
+    )
+    fold_.feed("click", "clicks", 0, records(*clicks))
+    fold_.feed(
+        "conversion",
+        "conversions",
+        0,
+        records(event("conversion", "v1", time=t, click_time=t - 60)),
+    )
+    streamed = fold(
+        [
+            Event("send", "c1", t - 900),
+            Event("click", "c1", t, origin_time=t - 900),
+            Event("conversion", "c1", t, 12_500_000, origin_time=t - 60),
+        ]
+    )
+    recomputed = fold_.tallies["acme"].stats()
+    assert recomputed.creative("c1") == Counts(1, 2, 1, 12_500_000)
+    assert recomputed.timing.click_delays == streamed.timing.click_delays
+    assert sum(recomputed.timing.click_delays) == 1
+    assert recomputed.timing.conversion_delays == streamed.timing.conversion_delays
+    assert sum(recomputed.timing.conversion_delays) == 1
+
+
+@pytest.mark.parametrize("origin", [-1.0, "soon", True, 2e10])
+def test_a_bad_delay_time_is_the_codecs_verdict(origin: object) -> None:
+    raw = event("click", "k1", send_time=origin)
+    assert_same_as_codec("click", raw, b"acme")
+    assert isinstance(decode_event("click", raw, b"acme", LIMITS, NOW), codec.Rejected)

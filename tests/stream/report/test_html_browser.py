@@ -123,3 +123,15 @@ def test_a_plot_the_browser_cannot_decode_is_flagged(report: LiveReport, tmp_pat
     assert loaded[0] == "false" and set(loaded[1:]) == {"true"}
     (warning,) = [a for t, a in dom.elements if a.get("id") == "plot-warning"]
     assert "display: block" in (warning.get("style") or "")
+
+
+def test_the_optional_sections_and_the_coverage_note_load_in_chromium(tmp_path: Path) -> None:
+    from tests.stream.report.test_sections import sectioned
+
+    page = write_html(sectioned(), tmp_path / "sections.html")
+    dom = rendered_dom(page, tmp_path / "profile")
+    assert [t["id"] for t in dom.find("table", "model-table")] == ["model-table-0"]
+    assert [t["id"] for t in dom.find("table", "sendtime-table")] == ["sendtime-table-0"]
+    assert dom.rows["model-table-0"] == 2 and dom.rows["sendtime-table-0"] == 2  # header + 1
+    assert dom.find("p", "model-note") and dom.find("p", "sendtime-note")
+    assert dom.find("p", "ope-coverage")

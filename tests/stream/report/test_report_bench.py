@@ -66,3 +66,18 @@ def test_the_table_names_modes_and_memory(output: dict[str, Any]) -> None:
 def test_quick_is_small() -> None:
     assert report_bench.QUICK["records"] < 1_000_000
     assert Path(report_bench.DEFAULT_JSON).name == "report.json"
+
+
+def test_bench_report_runs_every_mode_and_raw_equals_codec(tmp_path: Path) -> None:
+    from bench import cli
+
+    path = tmp_path / "all.json"
+    argv = ["report", "--records", "5000", "--mode", "all", "--no-pin", "--json", str(path)]
+    assert cli.main(argv) == 0  # `python -m bench report ...`
+    results = json.loads(path.read_text())["results"]
+    assert [r["mode"] for r in results] == ["records", "raw", "codec"]
+    raw, codec = results[1], results[2]
+    for key in ("records", "undecodable", "unmatched", "reported_sends"):
+        assert raw[key] == codec[key]
+    assert all(len(r["load_average"]) == 2 for r in results)
+    assert raw["decode_only_cpu_seconds"] > 0 and codec["decode_only_cpu_seconds"] > 0
