@@ -32,6 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def run(args: argparse.Namespace) -> int:
     import asyncio
+    import faulthandler
+    import signal
 
     from stream.adapters.topic_specs import all_topics, ensure_topics
     from stream.worker.app import app, settings
@@ -40,5 +42,23 @@ def run(args: argparse.Namespace) -> int:
         asyncio.run(ensure_topics(settings, all_topics(settings)))
     level = args.loglevel or settings.log_level
     sys.argv = ["creative-select", "worker", "--loglevel", level]
+    # `kill -USR1 <pid>` writes every thread's stack to stderr: what a worker whose event
+    # loop stopped answering (no /health) is doing
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
+    signal.signal(signal.SIGUSR2, _dump_tasks)  # and USR2 every asyncio task's stack
     app.main()
     return 0
+
+
+def _dump_tasks(signum: int, frame: object) -> None:
+    """Write the stack of every task of the running event loop to stderr (`kill -USR2`):
+    where a worker whose agents stopped advancing waits."""
+    import asyncio
+
+    loop = asyncio._get_running_loop()
+    if loop is None:
+        return
+    for task in asyncio.all_tasks(loop):
+        print(f"--- {task.get_name()} {task.get_coro()!r}", file=sys.stderr)
+        task.print_stack(limit=20, file=sys.stderr)
+    sys.stderr.flush()

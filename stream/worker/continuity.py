@@ -121,6 +121,16 @@ class Continuity:
             self._starts.pop(tp, None)
             self._next[tp] = max(self._next.get(tp) or jump.got, jump.got)
 
+    def rewind(self, firsts: Mapping[TopicPartition, int]) -> None:
+        """A batch whose handling failed part-way: its messages from `firsts` on are
+        expected again (Faust acknowledges a batch even when its agent raises), so the
+        next message, or the sweep, reads them back; the durable record skips what was
+        applied."""
+        for tp, first in firsts.items():
+            seen = self._next.get(tp)
+            if seen is not None and first < seen:
+                self._next[tp] = first
+
     def forget(self, partitions: Iterable[TopicPartition]) -> None:
         """After a revocation the consumer starts again from the committed offsets."""
         for tp in partitions:

@@ -21,6 +21,7 @@ from typing import Any
 from faust import App, Table
 from faust.types import TP
 
+from stream.adapters.producer import partition_for
 from stream.wire.envelope import Incoming
 from stream.worker.continuity import Continuity, Jump, TopicPartition, with_missing
 
@@ -95,6 +96,24 @@ def mark_read(app: App, jumps: Sequence[Jump], batch: Iterable[Incoming] = ()) -
         for offset in range(max(jump.expected, committed), jump.got):
             if offset not in held and not (gap and gap.overlaps(offset)):
                 consumer.ack(_Read(tp, offset))
+
+
+def hold_back(events: Iterable[Any]) -> None:
+    """Keep the group from committing a batch whose handling failed or was cancelled.
+
+    Faust's `Stream.take_events` acknowledges a batch's events when the agent's loop body
+    ends, by an exception or a cancellation too, and the consumer commits what is
+    acknowledged, also as the worker stops after a SIGTERM, once its agents are
+    cancelled. A batch cut short would then be committed without being applied.
+
+    Private: `Message.acked` (checked against `CHECKED_FAUST`). `Message.ack` does
+    nothing for a message already marked acknowledged, so marking the batch's messages
+    here keeps `take_events` from handing them to `Consumer.ack`: the commit stops
+    before them, and the agent reads them again (`Continuity.rewind`, or the next
+    holder's resume point); the durable record skips what was applied.
+    """
+    for event in events:
+        event.message.acked = True
 
 
 async def consumer_offsets(
@@ -227,6 +246,14 @@ class ConfirmedTable(Table[Any, Any]):
     without progress, so without the confirmation a commit can overtake a changelog
     write, and a crash then loses the write while its events count as done.
 
+    Private: overrides `Collection.partition_for_key` (checked against `CHECKED_FAUST`):
+    with `use_partitioner` Faust returns None there and `Channel.as_future_message` then
+    asks the producer's metadata for the changelog's partitions as the write is made;
+    around a rebalance that metadata can lack the topic for a moment, and the write
+    raised (`TypeError` in aiokafka's `_partition`), crashing the agent mid-batch. The
+    partition is the one aiokafka's default partitioner picks for the raw key
+    (`stream.adapters.producer.partition_for`), computed here without the metadata.
+
     Private: overrides `Collection.apply_changelog_batch`, which Faust's `Recovery`
     calls with the changelog records it read. `Recovery._slurp_changelogs` keeps
     buffering records of active partitions after a recovery has ended (a fetch in
@@ -241,6 +268,12 @@ class ConfirmedTable(Table[Any, Any]):
 
     def _own(self) -> OwnWrites:
         return self.__dict__.setdefault("_own_writes", OwnWrites())  # type: ignore[no-any-return]
+
+    def partition_for_key(self, key: Any) -> int | None:
+        count = self.partitions
+        if self.use_partitioner and isinstance(key, bytes) and count:
+            return partition_for(key, count)
+        return super().partition_for_key(key)
 
     def on_key_set(self, key: Any, value: Any) -> None:
         future = self.send_changelog(self.partition_for_key(key), key, value)

@@ -36,7 +36,7 @@ from stream.adapters.producer import partition_for
 from stream.ops.metrics import Metrics
 from stream.wire import answered
 from stream.wire.envelope import Incoming
-from stream.worker.continuity import Continuity, Fetch, TopicPartition
+from stream.worker.continuity import Continuity, Fetch, Jump, TopicPartition
 from stream.worker.delivery import ConfirmedTable, assigned, committed_offset
 
 log = logging.getLogger(__name__)
@@ -135,6 +135,16 @@ def firsts(messages: Iterable[Incoming]) -> dict[TopicPartition, int]:
     return out
 
 
+def unapplied(batch: Iterable[Incoming], jumps: Iterable[Jump]) -> dict[TopicPartition, int]:
+    """Per topic-partition, the lowest offset of `batch` and of the messages its `jumps`
+    were to read: where a batch whose handling failed is to be read again from."""
+    out = firsts(batch)
+    for j in jumps:
+        tp = (j.topic, j.partition)
+        out[tp] = min(out.get(tp, j.expected), j.expected)
+    return out
+
+
 class Quiet:
     """Keeps each partition's resume point within `lag` offsets of how far the stats
     agent has read it: an account with no event for that long in one of its
@@ -197,11 +207,17 @@ async def sweep(
         token = app.rebalancing_count
         jumps = continuity.behind(lambda t, p: committed_offset(app, t, p))
         found = await asyncio.gather(*(read(j) for j in jumps))
+        if app.rebalancing or app.rebalancing_count != token:
+            return  # a rebalance came while reading: the new assignment starts over
         continuity.read_through(jumps)
         batch = [m for messages in found for m in messages]
         if batch:
             log.warning("read %d messages the group's commit had passed", len(batch))
-            await handle(token, batch)
+            try:
+                await handle(token, batch)
+            except BaseException:
+                continuity.rewind(unapplied(batch, jumps))
+                raise
 
 
 def follow(

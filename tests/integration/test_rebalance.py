@@ -17,6 +17,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
+import urllib.error
+import urllib.request
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -150,12 +153,17 @@ async def settle(group: Group, timeout: float = 30.0) -> dict[str, dict[str, Any
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         healths = {
-            name: await asyncio.to_thread(w.health) or {}
+            name: await asyncio.to_thread(health_body, w)
             for name, w in group.workers.items()
             if w.proc is not None and w.proc.poll() is None
         }
         left = sum(h.get("partitions_to_read_back", 1) for h in healths.values())
         if not left or asyncio.get_running_loop().time() > deadline:
+            for name, health in healths.items():
+                if not health or health.get("status") != "ok":  # stacks go to its log
+                    print(f"{name} not ok: {health}")
+                    for signum in (signal.SIGUSR1, signal.SIGUSR2):
+                        group.workers[name].proc.send_signal(signum)  # type: ignore[union-attr]
             keys = (
                 "resumes_from_record",
                 "redelivered_requests_skipped",
@@ -163,6 +171,17 @@ async def settle(group: Group, timeout: float = 30.0) -> dict[str, dict[str, Any
             )
             return {n: {k: h.get(k) for k in keys} for n, h in healths.items()}
         await asyncio.sleep(1.0)
+
+
+def health_body(worker: WorkerProcess) -> dict[str, Any]:
+    """`/health`'s body, a 503's included ({} when the worker does not answer)."""
+    try:
+        with urllib.request.urlopen(f"{worker.url}/health", timeout=5) as response:
+            return dict(json.loads(response.read()))
+    except urllib.error.HTTPError as error:
+        return dict(json.loads(error.read()))
+    except OSError:
+        return {}
 
 
 async def test_sigkill_and_restart_after_the_session_timeout(group: Group) -> None:

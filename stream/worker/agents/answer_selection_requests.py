@@ -23,7 +23,7 @@ from stream.wire import answered
 from stream.wire.envelope import Incoming, Outgoing
 from stream.worker import resume
 from stream.worker.app import app, settings
-from stream.worker.delivery import Ownership, mark_read, with_missing
+from stream.worker.delivery import Ownership, hold_back, mark_read, with_missing
 from stream.worker.runtime import confirm_writes, incoming, metrics, progress, read_missing, runtime
 from stream.worker.tables import partition_to_answers
 from stream.worker.topics import selection_requests_topic
@@ -142,9 +142,16 @@ async def answer_selection_requests(stream):  # type: ignore[no-untyped-def]
         async with lock:
             batch = [incoming(e) for e in current]
             jumps = continuity.check(batch)
-            if jumps:  # requests skipped before the agent would never be answered
-                batch = await with_missing(batch, jumps, read_missing)
-            handled = [await handle(token, batch[i : i + KEPT]) for i in range(0, len(batch), KEPT)]
+            try:
+                if jumps:  # requests skipped before the agent would never be answered
+                    batch = await with_missing(batch, jumps, read_missing)
+                handled = [
+                    await handle(token, batch[i : i + KEPT]) for i in range(0, len(batch), KEPT)
+                ]
+            except BaseException:  # not committed, and read again
+                hold_back(current)
+                continuity.rewind(resume.unapplied(batch, jumps))
+                raise
             if all(handled) and jumps:
                 mark_read(app, jumps, batch)
         metrics.selection_latency.observe(time.perf_counter() - started)

@@ -17,7 +17,7 @@ from collections.abc import Collection
 from stream.wire.envelope import Incoming
 from stream.worker import resume
 from stream.worker.app import app, settings
-from stream.worker.delivery import Ownership, mark_read, with_missing
+from stream.worker.delivery import Ownership, hold_back, mark_read, with_missing
 from stream.worker.runtime import (
     confirm_writes,
     incoming,
@@ -57,9 +57,14 @@ async def count_outcomes(stream):  # type: ignore[no-untyped-def]
         async with lock:
             batch = [incoming(e) for e in current]
             jumps = continuity.check(batch)
-            if jumps:  # messages went missing before they reached us: read them ourselves
-                batch = await with_missing(batch, jumps, read_missing)
-            handled = await in_parts(token, batch)
+            try:
+                if jumps:  # messages went missing before they reached us: read them ourselves
+                    batch = await with_missing(batch, jumps, read_missing)
+                handled = await in_parts(token, batch)
+            except BaseException:  # not committed, and read again
+                hold_back(current)
+                continuity.rewind(resume.unapplied(batch, jumps))
+                raise
             if handled and jumps:
                 mark_read(app, jumps, batch)
 

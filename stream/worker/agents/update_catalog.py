@@ -20,7 +20,7 @@ from stream.wire import codec
 from stream.wire.envelope import Incoming, Outgoing
 from stream.worker import resume
 from stream.worker.app import app, settings
-from stream.worker.delivery import Ownership, mark_read, with_missing
+from stream.worker.delivery import Ownership, hold_back, mark_read, with_missing
 from stream.worker.runtime import confirm_writes, incoming, metrics, publish, read_missing
 from stream.worker.tables import account_to_catalog
 from stream.worker.topics import CATALOG_KINDS, catalog_topics
@@ -55,9 +55,15 @@ async def update_catalog(stream):  # type: ignore[no-untyped-def]
         async with lock:
             messages = [incoming(event)]
             jumps = continuity.check(messages)
-            if jumps:
-                messages = await with_missing(messages, jumps, read_missing)
-            if await handle(token, messages) and jumps:
+            try:
+                if jumps:
+                    messages = await with_missing(messages, jumps, read_missing)
+                handled = await handle(token, messages)
+            except BaseException:  # not committed, and read again
+                hold_back([event])
+                continuity.rewind(resume.unapplied(messages, jumps))
+                raise
+            if handled and jumps:
                 mark_read(app, jumps, messages)
 
 

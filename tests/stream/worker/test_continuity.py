@@ -98,3 +98,15 @@ async def test_every_jump_is_read_at_once() -> None:
     jumps = [Jump("sends", 0, 1, 3), Jump("clicks", 0, 7, 9)]
     assert len(await with_missing(messages("sends", 0, 3), jumps, fetch)) == 1
     assert started == jumps
+
+
+def test_a_batch_that_failed_is_expected_again_from_its_first_offset() -> None:
+    continuity = Continuity(lambda t, p: 0)
+    assert continuity.check(messages("sends", 0, 0, 1, 2, 3)) == []
+    batch = messages("sends", 0, 4, 5) + messages("clicks", 0, 0)
+    assert continuity.check(batch) == []
+    continuity.rewind({("sends", 0): 4, ("clicks", 0): 0, ("conversions", 0): 9})
+    # the next message after the failed batch shows the hole, read back from 4
+    assert continuity.check(messages("sends", 0, 6)) == [Jump("sends", 0, 4, 6)]
+    assert continuity.behind(lambda t, p: {"clicks": 1}.get(t)) == [Jump("clicks", 0, 0, 1)]
+    assert continuity.through("conversions", 0) is None  # never seen: nothing to rewind

@@ -13,7 +13,9 @@ from types import SimpleNamespace
 from typing import Any
 
 import faust
+from aiokafka.partitioner import DefaultPartitioner
 from faust.app.base import App
+from faust.channels import Channel
 from faust.stores.memory import Store as MemoryStore
 from faust.streams import Stream
 from faust.tables.base import Collection
@@ -22,7 +24,7 @@ from faust.tables.recovery import Recovery
 from faust.tables.table import Table
 from faust.transport.consumer import Consumer
 from faust.transport.drivers.aiokafka import Producer
-from faust.types import TP
+from faust.types import TP, Message
 from intervaltree import IntervalTree
 
 from stream.wire.envelope import Incoming
@@ -146,6 +148,33 @@ async def test_settle_waits_for_writes_in_flight() -> None:
 def test_a_partition_table_writes_each_key_to_its_own_partition() -> None:
     assert "self.use_partitioner" in inspect.getsource(Collection.partition_for_key)
     assert delivery.PartitionTable.partition_for_key(None, b"3") == 3  # type: ignore[arg-type]
+
+
+def test_a_table_picks_the_partition_of_a_key_without_the_producers_metadata() -> None:
+    app = faust.App("delivery-test", store="memory://", autodiscover=False)
+    table = delivery.ConfirmedTable(
+        app, name="t", default=None, key_type=bytes, partitions=4, use_partitioner=True
+    )
+    keys = [f"acct-{i}".encode() for i in range(200)]
+    # aiokafka's default partitioner over the same four partitions, as producers use it
+    picked = [DefaultPartitioner()(k, [0, 1, 2, 3], [0, 1, 2, 3]) for k in keys]
+    assert [table.partition_for_key(k) for k in keys] == picked
+    assert len(set(picked)) == 4
+    # what Faust does without a partition: asks the producer's metadata as the write is made
+    assert "self.app.producer.key_partition(" in inspect.getsource(Channel.as_future_message)
+
+
+def test_a_batch_held_back_never_reaches_the_consumers_acknowledgements() -> None:
+    message = Message("sends", 0, 7, 0.0, 0, None, b"k", b"v", None, tp=TP("sends", 0))
+    message.incref()
+    consumer = SimpleNamespace(acked=[])
+    delivery.hold_back([SimpleNamespace(message=message)])
+    # what `Stream.ack` does for each event of a batch when the agent's loop body ends
+    assert message.ack(consumer) is False  # type: ignore[arg-type]
+    fresh = Message("sends", 0, 8, 0.0, 0, None, b"k", b"v", None, tp=TP("sends", 0))
+    fresh.incref()
+    assert fresh.ack(consumer) is True  # type: ignore[arg-type]  # the final ack, as usual
+    assert "await self.ack(event)" in inspect.getsource(Stream.take_events)
 
 
 def test_the_recover_callbacks_run_after_every_recovery_before_streams_resume() -> None:

@@ -3,14 +3,18 @@ accounts in each, the answered-through record + 1 for requests."""
 
 from __future__ import annotations
 
-from types import MappingProxyType
+import asyncio
+from types import MappingProxyType, SimpleNamespace
+from typing import Any
+
+from faust.types import TP
 
 from selector.ingest import Ledger
 from stream.adapters.producer import partition_for
 from stream.wire.answered import Answered, dumps
 from stream.wire.envelope import Incoming
 from stream.worker import resume
-from stream.worker.continuity import Continuity
+from stream.worker.continuity import Continuity, Jump
 
 TOPICS = ("sends", "clicks")
 
@@ -98,3 +102,31 @@ def test_a_batch_handled_in_parts_is_stamped_below_what_is_still_to_apply() -> N
     assert below == {("sends", 3): 19}
     stamped = resume.stamp(ledger, a, TOPICS, 4, continuity, below)
     assert dict(stamped.applied) == {"sends:3": 18}
+
+
+def test_what_a_failed_batch_left_unapplied_starts_at_its_jumps() -> None:
+    batch = [Incoming(b"", b"a", "sends", 0, o) for o in (0, 1, 5)]
+    batch += [Incoming(b"", b"a", "clicks", 1, 9)]
+    jumps = [Jump("sends", 0, 2, 5), Jump("clicks", 1, 3, 9)]
+    assert resume.unapplied(batch, jumps) == {("sends", 0): 0, ("clicks", 1): 3}
+
+
+async def test_a_sweep_overtaken_by_a_rebalance_leaves_the_new_assignment_alone() -> None:
+    committed = {TP("sends", 0): 20}
+    consumer = SimpleNamespace(_committed_offset=committed)
+    app: Any = SimpleNamespace(rebalancing=False, rebalancing_count=1, consumer=consumer)
+    continuity = Continuity(lambda t, p: 20)
+    continuity.resume_at({("sends", 0): 10})
+
+    async def read(jump: Jump) -> list[Incoming]:
+        app.rebalancing_count += 1  # a rebalance came and went while reading
+        continuity.resume_at({("sends", 0): 15})
+        return [Incoming(b"", b"a", "sends", 0, o) for o in range(jump.expected, jump.got)]
+
+    handled: list[list[Incoming]] = []
+
+    async def handle(token: int, batch: list[Incoming]) -> None:
+        handled.append(batch)
+
+    await resume.sweep(app, continuity, asyncio.Lock(), handle, read)
+    assert handled == [] and continuity.through("sends", 0) == 14
