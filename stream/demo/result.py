@@ -20,6 +20,7 @@ from stream.adapters.topic_specs import describe_topics
 from stream.demo.sender import truth_at, truths
 from stream.settings import Settings
 from stream.wire import codec
+from stream.wire.batches import EVENT_KINDS, open_events, open_responses
 from stream.wire.messages import (
     TOPICS,
     SelectionResponse,
@@ -50,14 +51,25 @@ async def read_topics(settings: Settings, kinds: Sequence[str]) -> dict[str, lis
             for tp, records in batches.items():
                 kind = topics[tp.topic]
                 for record in records:
-                    decoded = codec.decode(kind, record.value)
-                    if not isinstance(decoded, codec.Rejected):
-                        out[kind].append(decoded)
+                    out[kind].extend(_messages(kind, record.value))
                 if await consumer.position(tp) >= ends[tp]:
                     remaining.discard(tp)
     finally:
         await consumer.stop()
     return out
+
+
+def _messages(kind: str, raw: bytes | None) -> list[Any]:
+    """A record's decodable messages: one, or each of a batch envelope's items."""
+    if kind == "selection_response":
+        items: Any = open_responses(raw)
+        values = [items] if isinstance(items, codec.Rejected) else items
+    elif kind in EVENT_KINDS:
+        opened = open_events(kind, raw)
+        values = [opened] if isinstance(opened, codec.Rejected) else [i.value for i in opened.items]
+    else:
+        values = [codec.decode(kind, raw)]
+    return [v for v in values if not isinstance(v, codec.Rejected)]
 
 
 COLUMNS: dict[str, tuple[Any, float]] = {  # column: (dtype, initial value)
