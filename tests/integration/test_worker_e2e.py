@@ -129,8 +129,10 @@ async def test_every_request_gets_an_answer_invalid_ones_included(worker: Worker
             for records in batch.values():
                 for record in records:
                     body = orjson.loads(record.value)
-                    if body["status"] == "error" and body["request_id"] in (None, "bad-types"):
-                        errors[body["error"]["reason"]] += 1
+                    batched = body.get("schema") == "selection_response_batch.v1"
+                    for item in body["responses"] if batched else [body]:
+                        if item["status"] == "error" and item["request_id"] in (None, "bad-types"):
+                            errors[item["error"]["reason"]] += 1
         assert errors == {"malformed_json": 1, "not_an_object": 1, "wrong_type": 1}
     finally:
         await consumer.stop()
