@@ -90,7 +90,30 @@ def pack(out: list[Outgoing]) -> list[Outgoing]:
             order.append((where, o.key))
         else:
             found.append(o.value)
-    return [
-        x if isinstance(x, Outgoing) else Outgoing(x[0][1], x[1], response_batch(bodies[x[0]]))
-        for x in order
-    ]
+    packed: list[Outgoing] = []
+    for x in order:
+        if isinstance(x, Outgoing):
+            packed.append(x)
+        else:
+            packed.extend(Outgoing(x[0][1], x[1], response_batch(c)) for c in chunks(bodies[x[0]]))
+    return packed
+
+
+MAX_PACKED_BYTES = 512 * 1024  # a response batch's bodies, well below a produce request's 1 MiB
+
+
+def chunks(bodies: list[bytes], limit: int = MAX_PACKED_BYTES) -> list[list[bytes]]:
+    """`bodies` in order, cut into runs of at most `limit` bytes (a longer body alone).
+
+    >>> [len(c) for c in chunks([b"x" * 4] * 5, limit=10)]
+    [2, 2, 1]
+    """
+    out: list[list[bytes]] = [[]]
+    size = 0
+    for body in bodies:
+        if out[-1] and size + len(body) + 1 > limit:
+            out.append([])
+            size = 0
+        out[-1].append(body)
+        size += len(body) + 1
+    return out

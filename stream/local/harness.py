@@ -191,7 +191,10 @@ def services(
                 stop()
             except Exception as exc:  # keep stopping the rest
                 warn(f"while stopping: {type(exc).__name__}: {exc}")
-        shutil.rmtree(root, ignore_errors=True)
+        if done:
+            shutil.rmtree(root, ignore_errors=True)
+        else:
+            warn(f"kept {root} for its logs (the run did not finish)")
 
 
 def worker_env(bootstrap: str, redis_url: str | None, prefix: str, root: Path) -> dict[str, str]:
