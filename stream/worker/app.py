@@ -8,6 +8,8 @@ import faust
 from stream.adapters.kafka_config import broker_credentials
 from stream.settings import Settings
 
+ANSWERS_MAX_BYTES = 16 * 1024 * 1024  # the answers table's values and the producer's requests
+
 settings = Settings.from_env()
 
 
@@ -22,6 +24,9 @@ app = faust.App(
     topic_replication_factor=1,
     topic_allow_declare=True,
     producer_acks=-1,
+    # The answers table keeps the responses of a request partition's last batch, which
+    # with batch envelopes can pass the 1 MB default (its topic allows as much).
+    producer_max_request_size=ANSWERS_MAX_BYTES,
     consumer_auto_offset_reset="earliest",
     broker_commit_every=10_000,
     # At most this many records per fetch: below the margin between a stream buffer's

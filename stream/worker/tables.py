@@ -22,7 +22,7 @@ from typing import Any
 from faust.serializers import codecs
 
 from stream.wire import ledger_codec
-from stream.worker.app import app, settings
+from stream.worker.app import ANSWERS_MAX_BYTES, app, settings
 from stream.worker.delivery import ConfirmedTable, LedgerValue, PartitionTable
 
 
@@ -55,4 +55,9 @@ def _table(name: str, kind: type[ConfirmedTable] = ConfirmedTable, **options: An
 account_to_stats = _table("account-to-stats", value_type=LedgerValue)
 account_to_catalog = _table("account-to-catalog")
 # Per selection-request partition, what the selection agent answered (`stream.wire.answered`)
-partition_to_answers = _table("partition-to-answers", PartitionTable, value_type=bytes)
+partition_to_answers = _table(
+    "partition-to-answers",
+    PartitionTable,
+    value_type=bytes,
+    extra_topic_configs={"max.message.bytes": str(ANSWERS_MAX_BYTES)},
+)
