@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import math
 import os
-import random
 import signal
 from collections import defaultdict
 from collections.abc import Iterator
@@ -23,20 +22,20 @@ from typing import Any
 
 import pytest
 
-from selector.stats import AccountStats, Counts
+from selector.stats import Counts
 from stream.adapters.catalog_files import publish, validate_documents
 from stream.client import SelectionClient
 from stream.local import free_port
 from stream.local.redis import RedisServer
-from stream.wire.messages import ClickEvent, ConversionEvent, SelectionResponse, SendEvent
+from stream.wire.messages import SelectionResponse
 from tests.integration.changelog import streamed_stats
+from tests.integration.drill import CREATIVES, known_stream
 from tests.integration.test_crash_safety import caught_up
 from tests.integration.worker import WorkerProcess, worker_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ACCOUNTS = [f"acct-{i}" for i in range(6)]
-CREATIVES = [f"c{i}" for i in range(4)]
 CONTACTS = [(ACCOUNTS[i % len(ACCOUNTS)], f"contact-{i}") for i in range(500)]
 REQUEST_RATE, EVENT_RATE, DUPLICATE_SHARE = 40.0, 200.0, 0.05
 OUTAGE_AT, OUTAGE_FOR, TRAFFIC_FOR = 15.0, 25.0, 70.0  # seconds from the start of traffic
@@ -54,30 +53,7 @@ def catalog(account: str) -> dict[str, Any]:
 
 def event_stream(total: int, seed: int) -> tuple[list[Any], dict[str, dict[str, Counts]]]:
     """`total` events, 5% of them re-published copies of earlier ones, and the truth."""
-    rng = random.Random(seed)
-    events: list[Any] = []
-    unique: list[Any] = []
-    while len(events) < total:
-        if unique and rng.random() < DUPLICATE_SHARE:
-            events.append(rng.choice(unique))
-            continue
-        n, account, creative = len(unique), rng.choice(ACCOUNTS), rng.choice(CREATIVES)
-        roll = rng.random()
-        if roll < 0.7:
-            e: Any = SendEvent(f"e{n}", account, "k", f"p{n}", creative, 1000.0 + n)
-        elif roll < 0.93:
-            e = ClickEvent(f"e{n}", account, f"p{n}", creative, 1000.0 + n)
-        else:
-            revenue = round(rng.uniform(1, 90), 2)
-            e = ConversionEvent(f"e{n}", account, f"p{n}", creative, 1000.0 + n, revenue)
-        unique.append(e)
-        events.append(e)
-    truth: dict[str, dict[str, Counts]] = {}
-    for e in unique:
-        delta = AccountStats().apply(e.kind, e.creative_id, e.time, getattr(e, "revenue_micros", 0))
-        row = truth.setdefault(e.account_id, {})
-        row[e.creative_id] = row.get(e.creative_id, Counts()) + delta.creative(e.creative_id)
-    return events, truth
+    return known_stream(total, ACCOUNTS, DUPLICATE_SHARE, seed)
 
 
 @dataclass(frozen=True, slots=True)
