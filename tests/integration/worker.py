@@ -33,6 +33,9 @@ def worker_settings(
         "CS_LOG_LEVEL": "info",
     }
     env.update(extra)
+    # Tests share one Redis: each worker's dedup, cooldown and profile keys stay its own
+    # (a worker given another's topics shares its keys too).
+    env.setdefault("CS_REDIS_KEY_PREFIX", env["CS_TOPIC_PREFIX"])
     return env
 
 
