@@ -16,11 +16,11 @@ How: each topic-partition's range is read with the fast reader
 reason there, never raised.
 
 Send-time answers (`send-time-responses`), when the range holds any, are read first,
-from `ANSWER_LEAD` before `since` (an answer comes before its send) to `until`; then the
-responses and sends, then the clicks and conversions, all through the same tap
-(`stream.report.sendtime.SendTimeTap`), which keeps the sends and clicks that join the
-answers and adds a send-time section per account. Without answers everything is read in
-one pass. The catalog
+from `ANSWER_LEAD` before `since` (an answer comes before its send) to `until` (plus
+`lateness`); then the responses and sends, then the clicks and conversions, all shown to
+the same tap (`stream.report.sendtime.SendTimeTap`), which keeps the sends and clicks
+that join the answers and adds a send-time section per account. Without answers
+everything is read in one pass. The catalog
 (`stream.job.cut.read_catalog`) gives each account's per-click payouts (creatives of
 `cto` offers), each campaign's `automated_percent` and the goal.
 """
