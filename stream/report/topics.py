@@ -20,9 +20,10 @@ from `ANSWER_LEAD` before `since` (an answer comes before its send) to `until` (
 `lateness`); then the responses and sends, then the clicks and conversions, all shown to
 the same tap (`stream.report.sendtime.SendTimeTap`), which keeps the sends and clicks
 that join the answers and adds a send-time section per account. Without answers
-everything is read in one pass. The catalog
-(`stream.job.cut.read_catalog`) gives each account's per-click payouts (creatives of
-`cto` offers), each campaign's `automated_percent` and the goal.
+everything is read in one pass. The catalog (its latest version of
+`stream.job.cut.read_catalog_history`) gives each account's per-click payouts (creatives
+of `cto` offers), each campaign's `automated_percent` and the goal; the counterfactual
+reads each parameter snapshot against the version in force at its time.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from selector.live_report import LiveReport, ReportOptions, build_live_report
 from selector.sendtime.settings import MAX_WINDOW
 from stream.adapters.kafka_reader import Range, open_consumer, read_ranges
 from stream.handlers.catalog import AccountCatalog
-from stream.job.cut import read_catalog
+from stream.job.cut import read_catalog_history
 from stream.replay.ranges import topic_ranges
 from stream.report.raw import ColumnFeed
 from stream.report.sendtime import KIND as ANSWERS
@@ -254,14 +255,16 @@ def report_topics(
     progress: bool = True,
     now: float | None = None,
 ) -> LiveReport:
-    """Read the catalog, the parameter snapshots (the counterfactual target,
-    `stream.report.snapshots`), the send-time answers and the planned ranges, join, and
-    build the report (off-policy bootstrap draws from `seed`) with its send-time
-    sections."""
-    catalogs = read_catalog(settings, time.time() if now is None else now)
+    """Read the catalog's versions, the parameter snapshots (the counterfactual target,
+    `stream.report.snapshots`, each against the catalog of its time), the send-time
+    answers and the planned ranges, join, and build the report (off-policy bootstrap
+    draws from `seed`) with its send-time sections."""
+    history = read_catalog_history(settings, time.time() if now is None else now)
+    catalogs = {account: versions[-1][1] for account, versions in history.items()}
     options, ope = catalog_options(catalogs, request)
     snapshots = read_snapshots(settings, request.accounts)
-    timed = account_snapshots(catalogs, snapshots, np.random.default_rng([seed, 1]))
+    rng = np.random.default_rng([seed, 1])
+    timed = account_snapshots(catalogs, snapshots, rng, history)
     ope = replace(ope, timed=timed)
     plan, answers = read_plan(settings, request), answer_plan(settings, request)
     accumulator = JoinAccumulator(request.accounts)
