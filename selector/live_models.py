@@ -4,9 +4,10 @@ the models topic, with their held-out metrics, as sections of the report.
 `ModelLog` takes the models topic's records in offset order (`add`: key, value bytes,
 record time) and keeps, per account, every version that decodes
 (`selector.model.artifact.from_bytes`) and the one the workers would have in use (the
-newest version by number, as `stream.handlers.models.ModelStore` loads them; a tombstone
+newest version by number, as `stream.handlers.models.ModelBook` loads them; a tombstone
 removes it). What does not decode is counted by reason (the decoder's, `no_key`,
-`key_not_account`), and values of accounts not asked for as left out, never raised.
+`key_not_account`), and values keyed by accounts not asked for (not decoded) as left
+out, never raised.
 
 `model_sections` builds an account's two sections: `model_metrics`, a row per version
 (version, trained at, record time, in use, whether its decisions are among the reported
@@ -75,21 +76,19 @@ class ModelLog:
         if key is None:
             self.undecodable["no_key"] += 1
             return
+        account = key.decode(errors="replace")
+        if not self._wanted(account):  # not decoded: the key is the account
+            self.left_out["other_account"] += 1
+            return
         if value is None:  # a tombstone: the account's model is withdrawn
-            account = key.decode(errors="replace")
-            if self._wanted(account):
-                self.current.pop(account, None)
-                self.left_out["tombstone"] += 1
-            else:
-                self.left_out["other_account"] += 1
+            self.current.pop(account, None)
+            self.left_out["tombstone"] += 1
             return
         model = from_bytes(value)
         if isinstance(model, str):
             self.undecodable[model] += 1
         elif model.account_id.encode() != key:
             self.undecodable["key_not_account"] += 1
-        elif not self._wanted(model.account_id):
-            self.left_out["other_account"] += 1
         else:
             self.versions.setdefault(model.account_id, []).append(ModelVersion(model, record_time))
             if model.version > self.current.get(model.account_id, 0):

@@ -60,7 +60,7 @@ def test_promoted_is_shown_where_the_value_says_and_missing_figures_are_n_a() ->
 
 
 def test_the_log_keeps_versions_counts_bad_values_by_reason_and_follows_the_newest() -> None:
-    log = ModelLog(frozenset({"a"}))
+    log = ModelLog(frozenset({"a", "x"}))
     for v in (1, 2):
         log.add(b"a", version("a", v).to_bytes(), T0 + v)
     log.add(b"a", version("a", 1).to_bytes(), T0 + 3)  # an older version again: not in use
