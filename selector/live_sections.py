@@ -11,8 +11,10 @@ with notes, so every renderer (terminal, JSON, HTML) shows any section the same 
   `counts` (answers, sends joined, unjoined by reason) as numbers and notes.
 
 A section's `intervals` are its figures as numbers (a plot draws them, JSON carries
-them) and `counts` its counts by name. `AccountSections` holds the sections of an account
-that has no reported selection sends (e.g. one using send-time optimization only).
+them), `counts` its counts by name and `data` anything else JSON carries as values
+rather than text (e.g. the model versions seen, as numbers). `AccountSections` holds
+the sections of an account that has no reported selection sends (e.g. one using
+send-time optimization only).
 
 Examples
 --------
@@ -54,7 +56,7 @@ class Interval:
 @dataclass(frozen=True, slots=True)
 class Section:
     """A titled table: `key` names it (`model`, `sendtime`), `head` the columns;
-    `intervals` and `counts` its figures as numbers, where it has any."""
+    `intervals`, `counts` and `data` its figures as values, where it has any."""
 
     key: str
     title: str
@@ -63,6 +65,7 @@ class Section:
     notes: tuple[str, ...] = ()
     intervals: tuple[Interval, ...] = ()
     counts: dict[str, int] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +100,8 @@ def model_section(methods: Sequence[Group], lifts: Sequence[Lift], rows: Any) ->
     )  # fmt: skip
     head = ("sends", "click rate", "conversion rate", "revenue/send", "RPS lift over control")
     notes = (_seen("model versions", models), _seen("params versions", np.unique(mine["version"])))
-    return Section("model", "Model method", head, (cells,), notes)
+    data = {"model_versions": [int(v) for v in models.tolist()]}
+    return Section("model", "Model method", head, (cells,), notes, data=data)
 
 
 def _seen(what: str, versions: Any) -> str:

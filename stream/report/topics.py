@@ -24,6 +24,11 @@ everything is read in one pass. The catalog (its latest version of
 `stream.job.cut.read_catalog_history`) gives each account's per-click payouts (creatives
 of `cto` offers), each campaign's `automated_percent` and the goal; the counterfactual
 reads each parameter snapshot against the version in force at its time.
+
+The models topic (`stream.report.models`) is read whole, before the rest: every version
+of the accounts' contextual models on it, with its record time, becomes the accounts'
+model-metrics sections (`selector.live_models`), the versions the reported `model`
+decisions named marked as in range; what does not decode is counted by reason.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from selector.live_join import ATTRIBUTION_WINDOW, KINDS, JoinAccumulator, Kind
+from selector.live_models import ModelLog
 from selector.live_ope import Goal, OpeOptions
 from selector.live_report import LiveReport, ReportOptions, build_live_report
 from selector.sendtime.settings import MAX_WINDOW
@@ -45,6 +51,7 @@ from stream.adapters.kafka_reader import Range, open_consumer, read_ranges
 from stream.handlers.catalog import AccountCatalog
 from stream.job.cut import read_catalog_history
 from stream.replay.ranges import topic_ranges
+from stream.report.models import model_ranges, read_models
 from stream.report.raw import ColumnFeed
 from stream.report.sendtime import KIND as ANSWERS
 from stream.report.sendtime import SendTimeTap
@@ -257,8 +264,8 @@ def report_topics(
 ) -> LiveReport:
     """Read the catalog's versions, the parameter snapshots (the counterfactual target,
     `stream.report.snapshots`, each against the catalog of its time), the send-time
-    answers and the planned ranges, join, and build the report (off-policy bootstrap
-    draws from `seed`) with its send-time sections."""
+    answers, the models topic and the planned ranges, join, and build the report
+    (off-policy bootstrap draws from `seed`) with its send-time and model sections."""
     history = read_catalog_history(settings, time.time() if now is None else now)
     catalogs = {account: versions[-1][1] for account, versions in history.items()}
     options, ope = catalog_options(catalogs, request)
@@ -270,12 +277,14 @@ def report_topics(
     accumulator = JoinAccumulator(request.accounts)
     limits = codec.Limits(settings.max_message_bytes)
     tap = SendTimeTap(request.accounts, request.since, request.until, limits)
-    with _bar(records_in(plan, answers), progress) as bar:
+    models, model_log = model_ranges(settings), ModelLog(request.accounts)
+    with _bar(records_in(plan, answers, models), progress) as bar:
+        read_models(settings, models, model_log, bar.update)
         read_answers(settings, answers, tap, bar.update)
         read_into(settings, plan, accumulator, bar.update, tap)
     joined = accumulator.finish(request.since, request.until, request.window)
     report = build_live_report(joined, options, rng=np.random.default_rng(seed), ope=ope)
-    return tap.apply(report, catalogs)
+    return model_log.apply(tap.apply(report, catalogs))
 
 
 def accounts_option(values: Iterable[str] | None) -> frozenset[str] | None:

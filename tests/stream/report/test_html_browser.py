@@ -143,3 +143,14 @@ def test_the_optional_sections_and_the_coverage_note_load_in_chromium(tmp_path: 
     assert other["data-account"] == "st"
     loaded = {p["id"]: p.get("data-loaded") for p in dom.find("img", "plot")}
     assert loaded["plot-0-sendtime"] == loaded["plot-1-sendtime"] == "true"
+
+
+def test_the_model_tables_load_in_chromium(tmp_path: Path) -> None:
+    from tests.stream.report.test_sections import with_models
+
+    page = write_html(with_models(), tmp_path / "models.html")
+    dom = rendered_dom(page, tmp_path / "profile")
+    assert [t["id"] for t in dom.find("table", "model_metrics-table")] == ["model_metrics-table-0"]
+    assert dom.rows["model_metrics-table-0"] == 4  # header + versions 1, 2 and 3
+    assert dom.rows["model_importances-table-0"] == 4  # header + the top three
+    assert dom.find("p", "model_metrics-note") and dom.find("p", "model_importances-note")
