@@ -152,8 +152,8 @@ def model_sections(
         "log loss over the entropy of the held-out click rate (below 1 beats the average)",
         "in range: the reported responses name the version; older versions may have "
         "been compacted off the topic",
-        "promoted: n/a where the value does not say (the training job publishes only "
-        "versions that passed its promotion gate)",
+        "promoted: yes where the value does not say, since the training job publishes "
+        "only versions that passed its promotion gate",
     )
     metrics = Section(
         "model_metrics", "Model versions and held-out metrics", head, rows, notes,
@@ -190,7 +190,8 @@ def _version_data(v: ModelVersion, current: int | None, seen: Collection[int]) -
 
 def _version_row(d: Mapping[str, Any]) -> tuple[str, ...]:
     held = d["holdout"]
-    promoted = {True: "yes", False: "no", None: "n/a"}[d["promoted"]]
+    # the training job publishes only versions that passed its promotion gate
+    promoted = {True: "yes", False: "no", None: "yes"}[d["promoted"]]
     figures = tuple(_number(held.get(k), _DIGITS.get(k, 0)) for k in HELD_OUT)
     return (
         str(d["version"]), _when(d["trained_at"]), _when(d["record_time"]),

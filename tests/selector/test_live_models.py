@@ -40,7 +40,7 @@ def test_a_row_per_version_with_its_held_out_metrics_and_the_importances_in_use(
     assert metrics.key == "model_metrics" and top.key == "model_importances"
     assert [r[0] for r in metrics.rows] == ["1", "2", "3"]
     assert metrics.rows[0] == (
-        "1", "2023-11-15 22:13", "2023-11-15 22:14", "", "", "n/a", "4,800", "1,200",
+        "1", "2023-11-15 22:13", "2023-11-15 22:14", "", "", "yes", "4,800", "1,200",
         "0.3123", "0.8765", "0.7100", "1.023", "0.5123", "1.2500",
     )  # fmt: skip
     assert [r[3:5] for r in metrics.rows] == [("", ""), ("", "yes"), ("yes", "yes")]
