@@ -20,9 +20,9 @@ The pieces, in the order data flows through them:
 Only the standard library and numpy.
 """
 
+from selector.custom_fields import CategoricalField, CustomField, NumericField, to_slots
 from selector.model.artifact import ContextualModel, FeatureSpec, Priors, from_bytes, from_dict
 from selector.model.examples import OutcomeEvent, examples_from_events
-from selector.model.fields import CategoricalField, CustomField, NumericField, to_slots
 from selector.model.metrics import Evaluation, Verdict, gate
 from selector.model.predict import describe, predictions
 from selector.model.profile import EMPTY, ContactProfile, apply_profile_events

@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
-from selector.domain import ConfigError
+from selector.errors import ConfigError
 
 FieldReason = Literal[
     "unknown_field", "not_a_number", "out_of_bounds", "not_a_string", "unknown_category"
