@@ -33,6 +33,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from stream.adapters.kafka_config import kafka_config
 from stream.adapters.producer import as_settings, open_producer, publish_batched
+from stream.predictions import ContactPredictions, predict_contact
 from stream.settings import Settings
 from stream.wire import codec
 from stream.wire.batches import MAX_ITEMS, open_responses, request_batch
@@ -220,6 +221,15 @@ class SelectionClient:
             for request_id, future in zip(request_ids, futures, strict=True):
                 self._pending.pop(request_id, None)
                 future.cancel()  # a no-op when answered
+
+    async def predict(self, account_id: str, contact_id: str, **options: Any) -> ContactPredictions:
+        """Each creative's click probability and expected revenue for the contact, with an
+        80% interval (`stream.predictions.predict_contact`, `options` as there: `at`,
+        `samples`, `level`, `seed`, `every_creative`): read from the models and catalog
+        topics and the profile store, not asked of a worker. Raises `PredictionError`."""
+        return await asyncio.to_thread(
+            predict_contact, self.settings, account_id, contact_id, **options
+        )
 
     async def publish_events(self, events: Iterable[Event], batch_size: int = 1) -> int:
         """Publish sends, clicks and conversions to their topics, keyed by account, in
