@@ -23,7 +23,14 @@ import numpy as np
 
 from selector.domain import Account
 from selector.model.artifact import ContextualModel, from_bytes
-from selector.model.predict import describe, history, predictions, ranked, to_plain
+from selector.model.predict import (
+    custom_text,
+    describe,
+    history,
+    predictions,
+    ranked,
+    to_plain,
+)
 from selector.model.profile import EMPTY
 from selector.model.record import decode, records
 from selector.model.scoring import Prediction
@@ -121,7 +128,13 @@ def contact_predictions(
     (rows,) = predictions(
         account, model, recs, np.array([at]), rng, samples, level, not every_creative
     )
-    told = history(profile, at) if not isinstance(profile, str) else ""
+    told = ""
+    if not isinstance(profile, str):
+        told = history(profile, at)
+        if blob and at - profile.last_event > model.spec.retention_seconds:
+            told += " (all older than the retention: predicted without them)"
+        custom = custom_text(account.settings.custom_fields, profile.custom)
+        told += f"; {custom}" if custom else ""
     return ContactPredictions(
         account_id, contact_id, model.version, model.trained_at, account.settings.goal,
         level, at, state, told, tuple(ranked(rows, account.settings.goal)),

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from selector.custom_fields import CategoricalField, CustomField
 from selector.domain import Account
 from selector.model.artifact import ContextualModel
 from selector.model.profile import DAY, KIND_CODE, ContactProfile
@@ -104,3 +105,13 @@ def to_plain(p: Prediction) -> dict[str, float | str]:
         "revenue_low": p.revenue_low,
         "revenue_high": p.revenue_high,
     }
+
+
+def custom_text(fields: Sequence[CustomField], slots: Sequence[float | None]) -> str:
+    """The contact's stored custom values by name, e.g. 'plan=pro, age=41'."""
+    parts = []
+    for f, v in zip(fields, slots, strict=False):
+        if v is not None:
+            shown = f.values[int(v)] if isinstance(f, CategoricalField) else f"{v:g}"
+            parts.append(f"{f.name}={shown}")
+    return ", ".join(parts)

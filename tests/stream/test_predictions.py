@@ -124,3 +124,20 @@ def test_no_catalog_or_no_model_is_an_error_that_says_what_to_do(
     with pytest.raises(PredictionError, match="creative-select train") as untrained:
         contact_predictions(catalog, None, None, ACCOUNT, "u1", AT)
     assert untrained.value.reason == "no_model"
+
+
+def test_the_profile_line_names_custom_values_and_an_expired_history(
+    model: ContextualModel,
+) -> None:
+    fields = [{"name": "plan", "type": "categorical", "values": ["free", "pro"]}]
+    settings = {**MODEL_ONLY, "custom_fields": fields}
+    doc = {**account_doc(**settings), "account_id": ACCOUNT}
+    catalog = Catalogs(catalog_table(ACCOUNT, doc).get).get(ACCOUNT.encode())
+    profile = add_event(EMPTY, "send", "deal", AT - 10, 0).with_custom((1.0,))
+    found = contact_predictions(catalog, model, encode(profile), ACCOUNT, "u1", AT, seed=3)
+    assert found.text().splitlines()[1] == (
+        "profile: 1 send, 0 clicks, 0 conversions ($0.00); plan=pro"
+    )
+    later = AT + model.spec.retention_seconds + 1
+    old = contact_predictions(catalog, model, encode(profile), ACCOUNT, "u1", later, seed=3)
+    assert "older than the retention" in old.text().splitlines()[1]
