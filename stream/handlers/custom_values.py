@@ -205,8 +205,8 @@ def profile_reads(
 
 def profile_records(
     fields: tuple[CustomField, ...],
+    account_id: str,
     requests: Sequence[Any],
-    pairs: Sequence[Pair],
     known: Sequence[int],
     profiles: Profiles | None,
     count: Callable[[str, int], None],
@@ -219,10 +219,11 @@ def profile_records(
     carried = any(r.custom for r in requests)
     if not modelled and not carried:
         return None, []
-    blobs = [profiles.stored[i] for i in known] if profiles is not None else [None] * len(pairs)
+    blobs = [profiles.stored[i] for i in known] if profiles is not None else [None] * len(known)
     recs = records(blobs)[0]
     if not carried:
         return recs, []
+    pairs = [(account_id, r.contact_id) for r in requests]
     found = request_values(fields, [r.custom for r in requests], pairs, recs, blobs)
     for row in found.dropped:
         for _, reason in row:

@@ -267,8 +267,8 @@ class SelectionService:
         reqs = [items[i][1] for i in known]
         times = [r.time if r.time is not None else now for r in reqs]
         fields = selector.account.settings.custom_fields
-        pairs = [(account_id, r.contact_id) for r in reqs]
-        recs, dropped = profile_records(fields, reqs, pairs, known, profiles, self._custom_outcome)
+        count = self._custom_outcome
+        recs, dropped = profile_records(fields, account_id, reqs, known, profiles, count)
         batch = RequestBatch.from_columns(
             [r.campaign_id for r in reqs],
             [r.contact_id for r in reqs],
