@@ -21,8 +21,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Awaitable, Callable, Container, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Container, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 from selector.custom_fields import CustomField, FieldReason, to_slots
@@ -32,6 +33,7 @@ from stream.handlers.profiles import ProfileStore, Write
 from stream.handlers.stores import Pair
 
 log = logging.getLogger(__name__)
+_CUSTOM = attrgetter("custom")
 Values = Mapping[str, object]
 Slots = tuple[float | None, ...]
 Dropped = tuple[tuple[str, FieldReason], ...]
@@ -173,7 +175,7 @@ class Profiles:
     where none, or not read), whether the `model` method uses them, and where the custom
     values to store go."""
 
-    stored: list[bytes | None]
+    stored: list[bytes | None] | None  # None: none read
     modelled: bool
     updates: list[Update]
 
@@ -182,25 +184,31 @@ def profile_reads(
     by_account: Mapping[str, Sequence[tuple[Any, Any]]],
     modelled: Container[str],
     fields: Callable[[str], tuple[CustomField, ...]] | None,
-) -> tuple[dict[str, list[bool]], list[Pair]]:
+) -> tuple[dict[str, list[bool] | None], list[Pair]]:
     """Per account, which of its (source, request) items need their contact's stored
-    profile, and those (account, contact) pairs in order: every request of an account
-    that uses the `model` method, and those carrying custom values when they are kept
-    (`fields`: an account's declarations; None: the service keeps none)."""
-    reads: dict[str, list[bool]] = {}
+    profile (None: none), and those (account, contact) pairs in order: every request of
+    an account that uses the `model` method, and those carrying custom values when they
+    are kept (`fields`: an account's declarations; None: the service keeps none)."""
+    reads: dict[str, list[bool] | None] = {}
+    wanted: list[Pair] = []
     for account_id, items in by_account.items():
         if account_id in modelled:
             reads[account_id] = [True] * len(items)
+            wanted += [(account_id, r.contact_id) for _, r in items]
+        elif fields is not None and fields(account_id) and any(r.custom for _, r in items):
+            flags = [r.custom is not None for _, r in items]
+            reads[account_id] = flags
+            wanted += [
+                (account_id, r.contact_id) for (_, r), f in zip(items, flags, strict=True) if f
+            ]
         else:
-            keeps = fields is not None and bool(fields(account_id))
-            reads[account_id] = [keeps and r.custom is not None for _, r in items]
-    wanted = [
-        (a, r.contact_id)
-        for a, items in by_account.items()
-        for (_, r), read_it in zip(items, reads[a], strict=True)
-        if read_it
-    ]
+            reads[account_id] = None
     return reads, wanted
+
+
+def taken(blobs: Iterator[bytes | None], flags: list[bool] | None) -> list[bytes | None] | None:
+    """An account's share of the batch's profile values read (`profile_reads`' flags)."""
+    return None if flags is None else [next(blobs) if f else None for f in flags]
 
 
 def profile_records(
@@ -216,10 +224,11 @@ def profile_records(
     values applied; what each request dropped (counted by reason), and the updates to
     store added to `profiles.updates`."""
     modelled = profiles is not None and profiles.modelled
-    carried = any(r.custom for r in requests)
+    carried = any(map(_CUSTOM, requests))
     if not modelled and not carried:
         return None, []
-    blobs = [profiles.stored[i] for i in known] if profiles is not None else [None] * len(known)
+    stored = profiles.stored if profiles is not None else None
+    blobs = [stored[i] for i in known] if stored is not None else [None] * len(known)
     recs = records(blobs)[0]
     if not carried:
         return recs, []

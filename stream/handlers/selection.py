@@ -42,6 +42,7 @@ from stream.handlers.custom_values import (
     beside,
     profile_reads,
     profile_records,
+    taken,
 )
 from stream.handlers.reply_to import ReplyPolicy, ReplyRefusal, ReplyRouter, TopicDirectory
 from stream.handlers.stores import CooldownStore
@@ -222,8 +223,7 @@ class SelectionService:
         for account_id, items in by_account.items():
             history = last_sent[cursor : cursor + len(items)]
             cursor += len(items)
-            stored = [next(blobs) if read_it else None for read_it in reads[account_id]]
-            profiles = Profiles(stored, account_id in modelled, updates)
+            profiles = Profiles(taken(blobs, reads[account_id]), account_id in modelled, updates)
             out += self._decide_account(account_id, items, history, now, sent, degraded, profiles)
         if degraded:
             self._metrics.degraded_decisions.inc(len(sent))
