@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 
 from selector import Account, AccountStats, Counts, account_from_dict
+from selector.custom_fields import CategoricalField, CustomField, NumericField
 from selector.model.artifact import ContextualModel
 from selector.model.examples import OutcomeEvent, examples_from_events
-from selector.model.fields import CategoricalField, CustomField, NumericField
 from selector.model.profile import EMPTY, ContactProfile, add_event
 from selector.model.record import encode
 from selector.model.train import Examples, TrainingConfig, train

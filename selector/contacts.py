@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from selector.custom_fields import CustomField, fields_from_dicts, to_slots
 from selector.domain import DAY_SECONDS, ConfigError
-from selector.model.fields import CustomField, fields_from_dicts, to_slots
 from selector.model.profile import MAX_CUSTOM
 
 Array = NDArray[Any]

@@ -12,6 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
+from selector.custom_fields import CustomField, check_fields, fields_from_dicts
+from selector.errors import ConfigError as ConfigError
+
 PayoutType = Literal["cpa", "cto"]
 CreativeType = Literal["automated", "manual"]
 CreativeStatus = Literal["active", "paused", "archived"]
@@ -23,15 +26,6 @@ LearningMode = Literal["compete", "floor", "cap", "pool"]
 
 METHODS: tuple[Method, ...] = get_args(Method)
 DAY_SECONDS = 86_400.0
-
-
-class ConfigError(ValueError):
-    """A catalog or settings value that cannot be used; `path` names the offending field."""
-
-    def __init__(self, path: str, message: str) -> None:
-        super().__init__(f"{path}: {message}")
-        self.path = path
-        self.message = message
 
 
 def _require(ok: bool, path: str, message: str) -> None:
@@ -177,6 +171,8 @@ class SelectionSettings:
     half_life_seconds: float | None = None
     exploration_floor_pct: float = 0.0
     model_training_interval_seconds: float = DAY_SECONDS
+    # contact attributes the `model` method uses as features (`selector.custom_fields`)
+    custom_fields: tuple[CustomField, ...] = ()
 
     def __post_init__(self) -> None:
         _one_of(self.goal, get_args(Goal), "settings.goal")
@@ -199,6 +195,7 @@ class SelectionSettings:
             _finite(self.half_life_seconds, "settings.half_life_seconds")
             _require(self.half_life_seconds > 0, "settings.half_life_seconds", "must be > 0")
         _finite(self.model_training_interval_seconds, "settings.model_training_interval_seconds")
+        check_fields(self.custom_fields)
 
     def _check_methods(self) -> None:
         _require(len(self.methods) > 0, "settings.methods", "needs at least one method")
@@ -287,6 +284,10 @@ def settings_from_dict(data: Mapping[str, Any]) -> SelectionSettings:
         )
     if "prior" in values:
         values["prior"] = BetaPrior(**_take(values["prior"], "settings.prior", {"alpha", "beta"}))
+    if "custom_fields" in values:
+        declared = values["custom_fields"]
+        _require(isinstance(declared, list | tuple), "settings.custom_fields", "must be a list")
+        values["custom_fields"] = fields_from_dicts(declared)
     return SelectionSettings(**values)
 
 

@@ -8,7 +8,7 @@ Examples
 >>> count(0, "contacts")
 Traceback (most recent call last):
 ...
-selector.domain.ConfigError: contacts: must be a whole number >= 1; got 0
+selector.errors.ConfigError: contacts: must be a whole number >= 1; got 0
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ COMMANDS = (
     "demo",
     "stats-job",
     "train",
+    "predict",
     "report",
 )
 

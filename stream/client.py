@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import partial
 from types import TracebackType
 from typing import Any
@@ -33,6 +33,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from stream.adapters.kafka_config import kafka_config
 from stream.adapters.producer import as_settings, open_producer, publish_batched
+from stream.predictions import ContactPredictions, predict_contact
 from stream.settings import Settings
 from stream.wire import codec
 from stream.wire.batches import MAX_ITEMS, open_responses, request_batch
@@ -51,8 +52,14 @@ from stream.wire.messages import (
 
 Answer = SelectionResponse | SelectionError
 SendTime = SendTimeAnswer | SendTimeError
-# (account_id, campaign_id, contact_id) or with a fourth item, the decision time.
-RequestTuple = tuple[str, str, str] | tuple[str, str, str, float | None]
+# (account_id, campaign_id, contact_id), then optionally the decision time and the
+# contact's custom-field values (`selection_request.v1`'s `custom`).
+Custom = Mapping[str, str | float | None]
+RequestTuple = (
+    tuple[str, str, str]
+    | tuple[str, str, str, float | None]
+    | tuple[str, str, str, float | None, Custom | None]
+)
 Event = SendEvent | ClickEvent | ConversionEvent
 _POLL_MS = 100
 
@@ -168,12 +175,14 @@ class SelectionClient:
         *,
         time: float | None = None,
         timeout: float | None = None,
+        custom: Custom | None = None,
     ) -> Answer:
         """The service's answer for one contact: a `SelectionResponse` (a creative) or a
         `SelectionError` (a bounded reason). Raises `asyncio.TimeoutError` when no answer
-        comes within `timeout` seconds; a reply after that is dropped and counted."""
+        comes within `timeout` seconds; a reply after that is dropped and counted.
+        `custom`: the contact's custom-field values, kept in its profile."""
         producer = self._started()
-        request = self._request(account_id, campaign_id, contact_id, time)
+        request = self._request(account_id, campaign_id, contact_id, time, custom)
         try:
             async with asyncio.timeout(self.timeout if timeout is None else timeout):
                 future = await self._submit(producer, request)
@@ -213,6 +222,15 @@ class SelectionClient:
                 self._pending.pop(request_id, None)
                 future.cancel()  # a no-op when answered
 
+    async def predict(self, account_id: str, contact_id: str, **options: Any) -> ContactPredictions:
+        """Each creative's click probability and expected revenue for the contact, with an
+        80% interval (`stream.predictions.predict_contact`, `options` as there: `at`,
+        `samples`, `level`, `seed`, `every_creative`): read from the models and catalog
+        topics and the profile store, not asked of a worker. Raises `PredictionError`."""
+        return await asyncio.to_thread(
+            predict_contact, self.settings, account_id, contact_id, **options
+        )
+
     async def publish_events(self, events: Iterable[Event], batch_size: int = 100) -> int:
         """Publish sends, clicks and conversions to their topics, keyed by account, in
         `event_batch.v1` messages of up to `batch_size` events of one kind and account
@@ -220,10 +238,17 @@ class SelectionClient:
         return await publish_batched(self._started(), self.settings, list(events), batch_size)
 
     def _request(
-        self, account_id: str, campaign_id: str, contact_id: str, at: float | None = None
+        self,
+        account_id: str,
+        campaign_id: str,
+        contact_id: str,
+        at: float | None = None,
+        custom: Custom | None = None,
     ) -> SelectionRequest:
-        request_id = str(uuid.uuid4())
-        return SelectionRequest(request_id, account_id, campaign_id, contact_id, at, self._reply_to)
+        rid = str(uuid.uuid4())
+        return SelectionRequest(
+            rid, account_id, campaign_id, contact_id, at, self._reply_to, custom
+        )
 
     async def _submit(
         self, producer: AIOKafkaProducer, request: SelectionRequest | SendTimeQuery
@@ -310,57 +335,7 @@ class SelectionClient:
         if future is None or future.done():
             self.late_replies += 1
         else:
-            future.set_result(answer)  # type: ignore[arg-type]  # a SendTimeClient's: SendTime
-
-
-class SendTimeClient(SelectionClient):
-    """Ask for send times over Kafka: `send_time_request.v1` on `send-time-requests`,
-    answers read from `send-time-responses` (or `responses_topic`, sent as `reply_to`).
-
-    >>> async def main() -> None:  # doctest: +SKIP
-    ...     async with SendTimeClient("127.0.0.1:9092") as client:
-    ...         answer = await client.send_time("acme", "news", "ct-1", 1773064800.0, 86400)
-    ...         print(answer.send_at, answer.slot, answer.reason)
-    """
-
-    def __init__(
-        self, settings: Settings | str, *, responses_topic: str | None = None, timeout: float = 5.0
-    ) -> None:
-        default = as_settings(settings).topic("send-time-responses")
-        super().__init__(  # one message per request: the send-time agent reads no batches
-            settings, responses_topic=responses_topic or default, timeout=timeout, batch_size=1
-        )
-        self.requests_topic = self.settings.topic("send-time-requests")
-        self._reply_to = None if self.responses_topic == default else self.responses_topic
-
-    async def send_time(
-        self,
-        account_id: str,
-        campaign_id: str,
-        contact_id: str,
-        launch_time: float,
-        window_seconds: float,
-        *,
-        timeout: float | None = None,
-        **options: Any,
-    ) -> SendTime:
-        """When to send: a `SendTimeAnswer` or a `SendTimeError` (a bounded reason).
-        `options` are the request's optional fields (`zone`, `profile_zone`, `launch_id`,
-        `sending_hours`, `control_pct`, `control_delay_seconds`)."""
-        producer = self._started()
-        query = SendTimeQuery(
-            str(uuid.uuid4()), account_id, campaign_id, contact_id, launch_time,
-            window_seconds, **options, reply_to=self._reply_to,
-        )  # fmt: skip
-        try:
-            async with asyncio.timeout(self.timeout if timeout is None else timeout):
-                future = await self._submit(producer, query)
-                return await future  # type: ignore[return-value]
-        finally:
-            self._pending.pop(query.request_id, None)
-
-    def _resolve(self, raw: bytes | None) -> None:
-        self._deliver(codec.decode("send_time_response", raw))
+            future.set_result(answer)  # type: ignore[arg-type]  # SendTimeClient's: SendTime
 
 
 def _fail_if_undelivered(delivery: asyncio.Future[Any], answer: asyncio.Future[Answer]) -> None:

@@ -6,7 +6,8 @@ The pieces, in the order data flows through them:
 - `profile`: one `ContactProfile` per (account, contact), folded from the contact's
   sends, clicks and conversions by `apply_profile_events` (exact under replay, bounded,
   with a retention), and `record`: its stored bytes (`encode` / `records` for a batch).
-- `fields`: custom fields an account declares, and their values as profile slots.
+- `selector.custom_fields` (outside this package, as `selector.domain`'s settings hold
+  them): custom fields an account declares, and their values as profile slots.
 - `features`: a batch of profile records at decision times -> contact features and
   contact-creative features, as arrays.
 - `examples`: the event history -> point-in-time training examples; `train`: the
@@ -20,9 +21,9 @@ The pieces, in the order data flows through them:
 Only the standard library and numpy.
 """
 
+from selector.custom_fields import CategoricalField, CustomField, NumericField, to_slots
 from selector.model.artifact import ContextualModel, FeatureSpec, Priors, from_bytes, from_dict
 from selector.model.examples import OutcomeEvent, examples_from_events
-from selector.model.fields import CategoricalField, CustomField, NumericField, to_slots
 from selector.model.metrics import Evaluation, Verdict, gate
 from selector.model.predict import describe, predictions
 from selector.model.profile import EMPTY, ContactProfile, apply_profile_events

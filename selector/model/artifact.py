@@ -29,8 +29,8 @@ from typing import Any, Literal, get_args
 
 import numpy as np
 
+from selector.custom_fields import CustomField, fields_from_dicts, fields_to_dicts
 from selector.model.features import PAIR_FEATURES, feature_names
-from selector.model.fields import CustomField, fields_from_dicts, fields_to_dicts
 from selector.model.logistic import FloatArray, LaplacePosterior
 
 FORMAT = "contextual-model.v1"

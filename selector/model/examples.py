@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from selector.custom_fields import CustomField
 from selector.domain import Account
 from selector.model.features import (
     PAIR_FEATURES,
@@ -29,7 +30,6 @@ from selector.model.features import (
     contact_features,
     feature_names,
 )
-from selector.model.fields import CustomField
 from selector.model.profile import EMPTY, ContactProfile, add_event, creative_key
 from selector.model.record import RECORD, to_bytes
 from selector.model.train import CatalogColumns, Examples, contact_key

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from selector.model.fields import CategoricalField, CustomField, NumericField
+from selector.custom_fields import CategoricalField, CustomField, NumericField
 from selector.model.profile import DAY, HOURS, KIND_CODE, MAX_RECENT
 from selector.model.record import Records, custom_slots
 

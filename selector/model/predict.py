@@ -12,8 +12,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from selector.custom_fields import CategoricalField, CustomField
 from selector.domain import Account
 from selector.model.artifact import ContextualModel
+from selector.model.profile import DAY, KIND_CODE, ContactProfile
 from selector.model.record import Records
 from selector.model.scoring import Catalog, Prediction, predict
 from selector.view import FloatArray
@@ -64,3 +66,52 @@ def describe(p: Prediction, currency: str = "$") -> str:
 
 def describe_all(rows: Sequence[Prediction], currency: str = "$") -> str:
     return "\n".join(describe(p, currency) for p in rows)
+
+
+def ranked(rows: Sequence[Prediction], goal: str) -> list[Prediction]:
+    """Best first by what the account's goal maximizes (expected revenue or clicks)."""
+    key = (lambda p: p.revenue) if goal == "revenue" else (lambda p: p.click)
+    return sorted(rows, key=key, reverse=True)
+
+
+def history(p: ContactProfile, now: float) -> str:
+    """'14 sends, 2 clicks, 1 conversion ($20.00), last click 3.2 days ago'"""
+    kinds = [r.kind for r in p.recent]
+    sends = p.sends + kinds.count(KIND_CODE["send"])
+    clicks = p.clicks + kinds.count(KIND_CODE["click"])
+    conversions = p.conversions + kinds.count(KIND_CODE["conversion"])
+    revenue = p.revenue_micros + sum(r.revenue_micros for r in p.recent)
+    clicked = [r.time for r in p.recent if r.kind == KIND_CODE["click"]]
+    last = max([p.last_click, *clicked])
+
+    def plural(n: int, word: str) -> str:
+        return f"{n} {word}{'' if n == 1 else 's'}"
+
+    text = f"{plural(sends, 'send')}, {plural(clicks, 'click')}, "
+    text += f"{plural(conversions, 'conversion')} (${revenue / 1e6:.2f})"
+    if np.isfinite(last):
+        text += f", last click {max(0.0, now - last) / DAY:.1f} days ago"
+    return text
+
+
+def to_plain(p: Prediction) -> dict[str, float | str]:
+    """A prediction as JSON-ready values (probabilities and currency units)."""
+    return {
+        "creative_id": p.creative_id,
+        "click": p.click,
+        "click_low": p.click_low,
+        "click_high": p.click_high,
+        "revenue": p.revenue,
+        "revenue_low": p.revenue_low,
+        "revenue_high": p.revenue_high,
+    }
+
+
+def custom_text(fields: Sequence[CustomField], slots: Sequence[float | None]) -> str:
+    """The contact's stored custom values by name, e.g. 'plan=pro, age=41'."""
+    parts = []
+    for f, v in zip(fields, slots, strict=False):
+        if v is not None:
+            shown = f.values[int(v)] if isinstance(f, CategoricalField) else f"{v:g}"
+            parts.append(f"{f.name}={shown}")
+    return ", ".join(parts)

@@ -190,3 +190,16 @@ def with_custom(recs: Records, slots: NDArray[Any]) -> Records:
     weights = (1 << np.arange(MAX_CUSTOM)).astype(np.uint8)
     out["custom_set"] |= (given.astype(np.uint8) * weights).sum(axis=1).astype(np.uint8)
     return out
+
+
+def with_slots(
+    recs: Records, rows: Sequence[int], slots: Sequence[Sequence[float | None]]
+) -> Records:
+    """Records whose custom slots at `rows` are replaced by `slots` (None: missing), as
+    `fields.to_slots` merges a request's values into the stored ones."""
+    out = recs.copy()
+    for row, values in zip(rows, slots, strict=True):
+        padded = [*values[:MAX_CUSTOM], *[None] * (MAX_CUSTOM - len(values))]
+        out["custom"][row] = [0.0 if v is None else v for v in padded]
+        out["custom_set"][row] = sum(1 << i for i, v in enumerate(padded) if v is not None)
+    return out

@@ -27,10 +27,10 @@ from typing import Any, Literal
 
 import numpy as np
 
+from selector.custom_fields import CustomField
 from selector.domain import Account
 from selector.model.artifact import ContextualModel, FeatureSpec, Priors
 from selector.model.features import PAIR_FEATURES
-from selector.model.fields import CustomField
 from selector.model.logistic import (
     Design,
     FitInfo,

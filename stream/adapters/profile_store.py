@@ -15,6 +15,8 @@ from collections.abc import Sequence
 
 import redis.asyncio as aioredis
 
+from selector.model.profile import ContactProfile
+from selector.model.record import decode
 from stream.adapters.redis_store import RedisCooldowns
 from stream.handlers.profiles import Write, profile_key
 from stream.handlers.stores import Pair, cooldown_key
@@ -80,3 +82,19 @@ class RedisContactState(RedisCooldowns):
         rows, blobs = replies[: len(pairs)], replies[len(pairs) :]
         last = [{k.decode(): float(v) for k, v in row.items()} if row else {} for row in rows]
         return last, blobs
+
+
+async def stored_custom(
+    client: aioredis.Redis, prefix: str, pairs: Sequence[Pair], chunk: int = 1000
+) -> dict[Pair, tuple[float | None, ...]]:
+    """The custom-field slots stored in the profiles of `pairs` (those with any), read
+    `chunk` keys at a time: what the training job gives each contact's examples."""
+    store = RedisProfiles(client, prefix)
+    out: dict[Pair, tuple[float | None, ...]] = {}
+    for start in range(0, len(pairs), chunk):
+        part = pairs[start : start + chunk]
+        for pair, blob in zip(part, await store.read_profiles(part), strict=True):
+            profile = decode(blob) if blob else None
+            if isinstance(profile, ContactProfile) and profile.custom:
+                out[pair] = profile.custom
+    return out

@@ -13,6 +13,7 @@ the rest of the batch is decided: `answer_ready` returns the batch's other answe
 once, with the requests waiting for the check `Held`, and `answer_held` answers those
 once the check is done (within `reply_check_seconds`), so a topic that does not exist
 costs the batch's other requests nothing and the next batch at most that bound.
+Custom-field values a request carries: `stream.handlers.custom_values`.
 """
 
 from __future__ import annotations
@@ -28,12 +29,21 @@ import numpy as np
 
 from selector import AccountStats, RequestBatch
 from selector.batch import DECIDER, BatchDecision
+from selector.custom_fields import CustomField
 from selector.ingest import Ledger
 from selector.model.artifact import ContextualModel
-from selector.model.record import records
 from stream.handlers.batching import Part, Source, group_of, pack
 from stream.handlers.catalog import AccountCatalog
 from stream.handlers.cooldowns import read_cooldowns
+from stream.handlers.custom_values import (
+    CustomWriter,
+    Profiles,
+    Update,
+    beside,
+    profile_reads,
+    profile_records,
+    taken,
+)
 from stream.handlers.reply_to import ReplyPolicy, ReplyRefusal, ReplyRouter, TopicDirectory
 from stream.handlers.stores import CooldownStore
 from stream.ops.exposure import DecisionMetrics
@@ -91,6 +101,7 @@ class SelectionService:
         reply_check_seconds: float = 1.0,
         reply_cache_seconds: float = 60.0,
         models: Callable[[bytes], ContextualModel | None] | None = None,
+        custom: CustomWriter | None = None,
     ) -> None:
         self._catalog = catalog
         self._stats = stats
@@ -103,6 +114,7 @@ class SelectionService:
         self._clock = clock
         self._rotation: dict[str, dict[str, int]] = {}
         self._models = models or (lambda key: None)
+        self._custom = custom
         self.decision_metrics = DecisionMetrics(metrics)
         self._replies = ReplyRouter(
             reply_policy or ReplyPolicy(responses_topic, "", reply_prefix=""),
@@ -199,23 +211,32 @@ class SelectionService:
             by_account[request.account_id].append((message, request))
         pairs = [(a, r.contact_id) for a, items in by_account.items() for _, r in items]
         modelled = {a for a in by_account if self._uses_model(a)}
-        wanted = [p for p in pairs if p[0] in modelled]
+        fields = self._fields if self._custom is not None else None
+        reads, wanted = profile_reads(by_account, modelled, fields)
         read = await read_cooldowns(self._cooldowns, pairs, wanted) if pairs else None
         last_sent = read.last_sent if read is not None else []
         blobs = iter(read.profiles if read is not None else [])
         degraded = read is not None and read.degraded
         sent: list[tuple[str, str, str, float, float]] = []
+        updates: list[Update] = []
         cursor = 0
         for account_id, items in by_account.items():
             history = last_sent[cursor : cursor + len(items)]
             cursor += len(items)
-            profiles = [next(blobs) for _ in items] if account_id in modelled else None
+            profiles = Profiles(taken(blobs, reads[account_id]), account_id in modelled, updates)
             out += self._decide_account(account_id, items, history, now, sent, degraded, profiles)
         if degraded:
             self._metrics.degraded_decisions.inc(len(sent))
-        if sent:
-            await self._cooldowns.record(sent)
+        write = self._cooldowns.record(sent) if sent else None
+        await beside(write, self._custom, updates, degraded)
         return out
+
+    def _fields(self, account_id: str) -> tuple[CustomField, ...]:
+        built = self._catalog(account_id.encode())
+        return built.account.settings.custom_fields if built and built.account else ()
+
+    def _custom_outcome(self, outcome: str, count: int) -> None:
+        self._metrics.model.custom_values.labels(outcome).inc(count)
 
     def _decide_account(
         self,
@@ -225,7 +246,7 @@ class SelectionService:
         now: float,
         sent: list[tuple[str, str, str, float, float]],
         degraded: bool = False,
-        profiles: list[bytes | None] | None = None,
+        profiles: Profiles | None = None,
     ) -> list[Outgoing]:
         key = account_id.encode()
         built = self._catalog(key)
@@ -245,21 +266,25 @@ class SelectionService:
             return out
         reqs = [items[i][1] for i in known]
         times = [r.time if r.time is not None else now for r in reqs]
+        fields = selector.account.settings.custom_fields
+        count = self._custom_outcome
+        recs, dropped = profile_records(fields, account_id, reqs, known, profiles, count)
         batch = RequestBatch.from_columns(
             [r.campaign_id for r in reqs],
             [r.contact_id for r in reqs],
             times,
             [history[i] for i in known],
-            records([profiles[i] for i in known])[0] if profiles is not None else None,
+            recs,
         )
         ledger = self._stats(key)
         stats = ledger.stats if ledger is not None else AccountStats()
-        model = self._models(key) if profiles is not None else None
+        modelled = profiles is not None and profiles.modelled
+        model = self._models(key) if modelled else None
         rotation = self._rotation.get(account_id)
         decision = selector.decide_batch(stats, batch, self._rng, rotation, model)
         if decision.rotation:
             self._rotation[account_id] = dict(decision.rotation)
-        if profiles is not None:
+        if modelled:
             self._count_model(decision)
         self.decision_metrics.observe(account_id, selector.view, batch, decision)
         cooldown = selector.account.settings.cooldown_seconds
@@ -268,7 +293,7 @@ class SelectionService:
             if self._metrics is not None and req.time is not None:
                 self._metrics.request_age.observe(max(0.0, now - req.time))
             sent.append((account_id, req.contact_id, d.creative_id, times[row], cooldown))
-            body = codec.ok_response(req, d, now, degraded)
+            body = codec.ok_response(req, d, now, degraded, dropped[row] if dropped else ())
             out.append(Outgoing(req.reply_to or self._responses_topic, key, body, group))
         return out
 

@@ -27,6 +27,7 @@ from selector.model.metrics import Evaluation, gate
 from selector.model.train import TrainingConfig, evaluate_model, train
 
 DAY = 86_400.0
+Slots = tuple[float | None, ...]
 # why an account got no candidate, beside the gate's reasons
 SKIPS = ("not_due", "too_few_sends", "no_catalog")
 
@@ -82,22 +83,26 @@ def train_account(
     current: ContextualModel | None,
     now: float,
     options: TrainOptions,
+    custom: Mapping[str, Slots] | None = None,
 ) -> tuple[AccountResult, ContextualModel | None]:
-    """The account's result, and the model to publish (None: keep the one in use)."""
+    """The account's result, and the model to publish (None: keep the one in use);
+    `custom`: each contact's stored custom-field slots (`settings.custom_fields`)."""
     started = time.process_time()
     base = AccountResult(
         account.account_id, "not_due", current_version=current.version if current else None
     )
     if not due(account, current, now, options.force):
         return base, None
+    fields = account.settings.custom_fields
     examples = examples_from_events(
-        account, events, (), options.retention_seconds, options.attribution_seconds, now
-    )
+        account, events, fields, options.retention_seconds, options.attribution_seconds, now,
+        custom,
+    )  # fmt: skip
     if len(examples) < options.min_sends:
         return _result(base, "too_few_sends", sends=len(examples)), None
     version = (current.version if current is not None else 0) + 1
     candidate, holdout = train(
-        account, examples, (), options.retention_seconds, version, now, options.config
+        account, examples, fields, options.retention_seconds, version, now, options.config
     )
     mine = evaluate_model(candidate, account, holdout)
     theirs = evaluate_model(current, account, holdout) if current is not None else None
@@ -125,8 +130,10 @@ def train_all(
     current: Mapping[str, ContextualModel],
     now: float,
     options: TrainOptions,
+    custom: Mapping[str, Mapping[str, Slots]] | None = None,
 ) -> tuple[list[AccountResult], list[ContextualModel]]:
-    """Every wanted account's result, and the models to publish."""
+    """Every wanted account's result, and the models to publish; `custom`: per account,
+    its contacts' stored custom-field slots."""
     results: list[AccountResult] = []
     publish: list[ContextualModel] = []
     for account_id in sorted(set(catalogs) | set(options.accounts)):
@@ -138,8 +145,9 @@ def train_all(
         if not wanted(account, options):
             continue
         result, model = train_account(
-            account, events.get(account_id, ()), current.get(account_id), now, options
-        )
+            account, events.get(account_id, ()), current.get(account_id), now, options,
+            (custom or {}).get(account_id),
+        )  # fmt: skip
         results.append(result)
         if model is not None:
             publish.append(model)

@@ -21,6 +21,8 @@ from selector.stats import EventKind
 from stream.adapters.kafka_reader import open_consumer, read_latest, read_ranges, watermarks
 from stream.adapters.model_feed import MAX_MODEL_BYTES
 from stream.adapters.producer import open_producer
+from stream.adapters.profile_store import stored_custom
+from stream.adapters.redis_store import redis_client
 from stream.handlers.catalog import AccountCatalog
 from stream.handlers.models import MODELS_TOPIC
 from stream.job.cut import read_catalog
@@ -96,6 +98,31 @@ async def publish_models(settings: Settings, models: Sequence[ContextualModel]) 
         await asyncio.gather(*sent)
 
 
+def read_custom(
+    settings: Settings,
+    catalogs: Mapping[str, AccountCatalog],
+    events: Mapping[str, Sequence[OutcomeEvent]],
+) -> dict[str, dict[str, tuple[float | None, ...]]]:
+    """Per account that declares custom fields, its contacts' stored custom-field slots
+    (from the profiles in Redis; none with `CS_COOLDOWN_STORE=memory`)."""
+    declared = [a for a, c in catalogs.items() if c.account and c.account.settings.custom_fields]
+    pairs = [(a, c) for a in declared for c in sorted({e.contact_id for e in events.get(a, ())})]
+    if not pairs or settings.cooldown_store == "memory":
+        return {}
+
+    async def read() -> dict[tuple[str, str], tuple[float | None, ...]]:
+        client = redis_client(settings)
+        try:
+            return await stored_custom(client, settings.redis_key_prefix, pairs)
+        finally:
+            await client.aclose()
+
+    out: dict[str, dict[str, tuple[float | None, ...]]] = {}
+    for (account_id, contact), slots in asyncio.run(read()).items():
+        out.setdefault(account_id, {})[contact] = slots
+    return out
+
+
 def run(
     settings: Settings, options: TrainOptions, clock: Callable[[], float] = time.time
 ) -> TrainRun:
@@ -110,8 +137,9 @@ def run(
         if c.account is not None and wanted(c.account, options)
     }
     events, outcomes = read_events(settings, creatives)
+    custom = read_custom(settings, catalogs, events)
     read_done = time.perf_counter()
-    results, promoted = train_all(accounts, events, current, clock(), options)
+    results, promoted = train_all(accounts, events, current, clock(), options, custom)
     trained = time.perf_counter()
     if not options.report_only:
         asyncio.run(publish_models(settings, promoted))

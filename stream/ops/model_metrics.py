@@ -15,6 +15,7 @@ import math
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from selector.custom_fields import FIELD_REASONS
 from selector.model.metrics import GATE_REASONS as GATE_VERDICTS
 from selector.model.record import DECODE_REASONS
 
@@ -22,6 +23,9 @@ PREFIX = "creative_selection"
 PROFILE_OUTCOMES = ("applied", "replayed", "duplicate", *DECODE_REASONS, "store_failure")
 MODEL_LOADS = ("loaded", "older", "rejected")
 MODEL_SOURCES = ("model", "fallback")
+# what became of a custom-field value a request carried: stored in the profile, the same
+# as the stored one, dropped (by `FIELD_REASONS`), or not stored (the store failed)
+CUSTOM_OUTCOMES = ("stored", "unchanged", *FIELD_REASONS, "store_failure")
 # the gate's verdicts, and why the job trained no candidate (stream.job.train.SKIPS)
 GATE_REASONS = (*GATE_VERDICTS, "not_due", "too_few_sends", "no_catalog")
 NE_BUCKETS = (0.5, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 1.0, 1.02, 1.1)
@@ -68,6 +72,17 @@ class ModelMetrics:
             ["source"],
             registry=r,
         )
+        self.custom_values = Counter(
+            f"{PREFIX}_custom_values_total",
+            "Custom-field values carried by selection requests, by outcome: stored in the "
+            "contact's profile, unchanged, dropped (unknown_field, not_a_number, "
+            "out_of_bounds, not_a_string, unknown_category: listed in the response's "
+            "custom_dropped), or store_failure (used for the decision, not stored).",
+            ["outcome"],
+            registry=r,
+        )
+        for outcome in CUSTOM_OUTCOMES:
+            self.custom_values.labels(outcome)
         for outcome in PROFILE_OUTCOMES:
             self.profile_events.labels(outcome)
         for outcome in MODEL_LOADS:

@@ -205,6 +205,8 @@ def request_batch(account_id: str, requests: Sequence[m.SelectionRequest]) -> by
             item["time"] = r.time
         if r.reply_to is not None:
             item["reply_to"] = r.reply_to
+        if r.custom is not None:
+            item["custom"] = dict(r.custom)
         items.append(item)
     return orjson.dumps({"schema": REQUEST_BATCH, "account_id": account_id, "requests": items})
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from types import MappingProxyType
 from typing import Any
 
 from selector import domain as d
+from selector.custom_fields import MAX_FIELDS, MAX_NAME, CustomField, fields_from_dicts
 from stream.wire import messages as m
 from stream.wire.messages import MAX_ID_LENGTH, MAX_INTEGER, MAX_REVENUE, MAX_TEXT_LENGTH, MAX_TIME
 from stream.wire.reasons import Rejection
@@ -160,6 +162,42 @@ def map(value: Check) -> Check:
     return check
 
 
+def custom_fields(v: Any, path: str) -> tuple[CustomField, ...]:
+    """An account's custom-field declarations: each shape checked here, the rest by
+    `selector.custom_fields.fields_from_dicts`."""
+    if type(v) is not list:
+        raise wrong(path, "an array", v)
+    for i, item in enumerate(v):
+        categorical = type(item) is dict and item.get("type") == "categorical"
+        (_CATEGORICAL if categorical else _NUMERIC)(item, f"{path}[{i}]")
+    try:
+        return fields_from_dicts(v)
+    except d.ConfigError as exc:
+        raise Bad("invalid_value", f"{path}: {exc}") from None
+
+
+def custom_values(v: Any, path: str) -> MappingProxyType[str, str | float | None]:
+    """A request's custom-field values: at most `MAX_FIELDS` names (1-64 characters), each
+    a string, a number or null. Whether a value fits the account's declaration is checked
+    when the request is decided (a value that does not is dropped, not refused)."""
+    if type(v) is not dict:
+        raise wrong(path, "an object", v)
+    if len(v) > MAX_FIELDS:
+        raise Bad("invalid_value", f"{path}: at most {MAX_FIELDS} fields; got {len(v)}")
+    for name, value in v.items():
+        if not 0 < len(name) <= MAX_NAME:
+            raise Bad("invalid_value", f"{path}: field names must be 1 to {MAX_NAME} characters")
+        if type(value) is str:
+            if len(value) > MAX_ID_LENGTH:
+                raise Bad("invalid_value", f"{path}.{name}: at most {MAX_ID_LENGTH} characters")
+        elif type(value) is int or type(value) is float:
+            if not math.isfinite(value):
+                raise Bad("invalid_value", f"{path}.{name}: must be finite")
+        elif value is not None:
+            raise wrong(f"{path}.{name}", "a string, a number or null", value)
+    return MappingProxyType(dict(v))
+
+
 id = string()
 b64_text = pattern(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?", "base64")
 COMMON: dict[str, Check] = {  # checks by field name, unless a shape overrides them
@@ -237,3 +275,21 @@ class Shape:
             return self.build(**{f[0]: x for f, x in named if x is not MISSING})
         except d.ConfigError as exc:
             raise Bad("invalid_value", str(exc)) from None
+
+
+_FIELD_NAME = string(1, MAX_NAME)
+_NUMERIC = Shape(
+    "name type min max",
+    dict,
+    name=_FIELD_NAME,
+    type=enum(("numeric", "categorical")),
+    min=number(-math.inf),
+    max=number(-math.inf),
+)
+_CATEGORICAL = Shape(
+    "name type values",
+    dict,
+    name=_FIELD_NAME,
+    type=enum(("categorical",)),
+    values=array(string(1, 2**31), min_items=1),
+)

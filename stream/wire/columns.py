@@ -47,7 +47,7 @@ Mask = NDArray[np.bool_]
 Column = Sequence[Any]  # a list or a tuple
 ColumnCheck = Callable[[Column], Mask | None]  # None: every value passes
 _CURRENCY = re.compile("[A-Z]{3}")
-_NOT_NULL = ("cooldowns", "model_version")
+_NOT_NULL = ("cooldowns", "model_version", "custom_dropped")
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -156,6 +156,13 @@ def enum(values: Sequence[Any], absent_ok: bool = False) -> ColumnCheck:
     return check
 
 
+def absent(col: Column) -> Mask | None:
+    """A rare optional field (`custom_dropped`): values where it is there go to the codec."""
+    if col.count(None) == len(col):
+        return None
+    return np.fromiter(map(is_, col, repeat(None)), bool, len(col))
+
+
 def currency(col: Column) -> Mask | None:
     if col.count(None) == len(col):
         return None
@@ -196,6 +203,7 @@ def _specs(limits: Limits) -> dict[ColumnKind, Spec]:
         "decided_at": time,
         "cooldowns": enum(COOLDOWN_STATES, absent_ok=True),
         "model_version": integers(1, MAX_INTEGER, absent_ok=True),
+        "custom_dropped": absent,
     }
     sends = {"event_id": ids(), "account_id": few, "campaign_id": few, "contact_id": ids()}
     sends |= {"creative_id": few, "time": time, "request_id": ids(True)}
@@ -205,7 +213,7 @@ def _specs(limits: Limits) -> dict[ColumnKind, Spec]:
         "selection_response": _spec(
             SelectionResponse,
             response | {"schema": with_schema["selection_response"]},
-            "cooldowns model_version",
+            "cooldowns model_version custom_dropped",
             closed=True,
         ),
         "send": _spec(SendEvent, sends | {"schema": with_schema["send"]}, "request_id", False),

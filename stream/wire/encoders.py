@@ -3,6 +3,8 @@ the ids salvaged from a rejected request so its error response can be correlated
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import orjson
 
 from selector.batch import Decision
@@ -38,16 +40,22 @@ OK_SCHEMA = m.SCHEMAS["selection_response"]
 
 
 def ok_response(
-    request: m.SelectionRequest, decision: Decision, now: float, degraded: bool = False
+    request: m.SelectionRequest,
+    decision: Decision,
+    now: float,
+    degraded: bool = False,
+    custom_dropped: Sequence[tuple[str, str]] = (),
 ) -> bytes:
     """A `selection_response.v1` with status "ok": the decision for `request`, with
-    `"cooldowns": "degraded"` when the cooldown store did not answer.
+    `"cooldowns": "degraded"` when the cooldown store did not answer, and the custom-field
+    values not used, (field, reason) each.
 
     The bytes of `m.encode(m.SelectionResponse.from_decision(request, decision, now,
-    cooldowns))` (a test holds them equal), written directly: it runs once per answered
-    request, and the generic encoder's dataclass walk cost several times more."""
+    cooldowns))` (with `custom_dropped` set; a test holds them equal), written directly: it
+    runs once per answered request, and the generic encoder's dataclass walk cost several
+    times more."""
     p = float(decision.propensity)
-    body = {
+    body: dict[str, object] = {
         "schema": OK_SCHEMA,
         "status": "ok",
         "request_id": request.request_id,
@@ -66,6 +74,8 @@ def ok_response(
         body["cooldowns"] = "degraded"
     if decision.model_version is not None:
         body["model_version"] = int(decision.model_version)
+    if custom_dropped:
+        body["custom_dropped"] = [{"field": f, "reason": r} for f, r in custom_dropped]
     return orjson.dumps(body)
 
 

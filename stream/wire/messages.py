@@ -21,6 +21,7 @@ from stream.wire.reasons import Rejection
 from stream.wire.sendtime_messages import SendTimeAnswer as SendTimeAnswer
 from stream.wire.sendtime_messages import SendTimeError as SendTimeError
 from stream.wire.sendtime_messages import SendTimeQuery as SendTimeQuery
+from stream.wire.settings_form import settings_form
 
 Kind = Literal[
     "send",
@@ -133,6 +134,7 @@ class SelectionRequest:
     contact_id: str
     time: float | None = None
     reply_to: str | None = None
+    custom: Mapping[str, str | float | None] | None = None  # stream.handlers.custom_values
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +158,7 @@ class SelectionResponse:
     cooldowns: CooldownState | None = None
     # the contextual model's version, for decisions the `model` method made with one
     model_version: int | None = None
+    custom_dropped: tuple[Mapping[str, str], ...] | None = None  # {field, reason} each
 
     @classmethod
     def from_decision(
@@ -363,16 +366,15 @@ def _body(message: Message) -> dict[str, Any]:
         ids = {"request_id": message.request_id, "account_id": message.account_id}
         return {**ids, "status": "error", "error": error, "decided_at": message.decided_at}
     body = {name: getattr(message, name) for name in names}
-    if isinstance(message, SelectionResponse):
-        if message.cooldowns is None:  # exact cooldowns: the field is left out
-            del body["cooldowns"]
-        if message.model_version is None:
-            del body["model_version"]
-        return {"status": "ok", **body}
-    if isinstance(message, SendTimeAnswer):
+    if isinstance(message, SelectionResponse | SendTimeAnswer):
+        for name in ("cooldowns", "model_version", "custom_dropped"):  # left out when None
+            if name in body and body[name] is None:
+                del body[name]
         return {"status": "ok", **body}
     if isinstance(message, StatsCorrection) and message.timing is None:
         del body["timing"]  # readers from before the field was added accept the message
+    if isinstance(message, AccountSettingsSnapshot):
+        body["settings"] = settings_form(message.settings)
     if isinstance(message, DeadLetter):
         body["source"] = {name: body.pop(name) for name in ("topic", "partition", "offset")}
         body["original"] = _b64(message.original)

@@ -7,6 +7,7 @@ from typing import Any, get_args
 
 from selector import domain as d
 from selector.batch import ARMS, DECIDED_BY, POOLS, REASONS
+from selector.custom_fields import FIELD_REASONS, MAX_NAME
 from selector.sendtime import batch as st
 from selector.sendtime.clock import MAX_ZONE_NAME, ZONE_SOURCES
 from selector.timing import DELAY_EDGES
@@ -19,6 +20,8 @@ from stream.wire.checks import (
     Shape,
     array,
     boolean,
+    custom_fields,
+    custom_values,
     enum,
     id,
     map,
@@ -58,7 +61,7 @@ catalog = {name: enum(get_args(values)) for name, values in CATALOG_ENUMS.items(
 PARAMS = "sends clicks conversions revenue ctr_alpha ctr_beta cvr_alpha cvr_beta"
 OK = Shape(
     "request_id account_id status campaign_id creative_id arm method pool reason propensity"
-    " params_version decided_at cooldowns? model_version?",
+    " params_version decided_at cooldowns? model_version? custom_dropped?",
     lambda status, **kw: m.SelectionResponse(**kw),
     status=enum(("ok",)),
     arm=enum(ARMS),
@@ -67,6 +70,10 @@ OK = Shape(
     reason=enum(REASONS),
     propensity=nullable(number(0, 1)),
     cooldowns=enum(m.COOLDOWN_STATES),
+    custom_dropped=array(
+        Shape("field reason", dict, field=string(1, MAX_NAME), reason=enum(FIELD_REASONS)),
+        min_items=1,
+    ),
 )
 ERROR = Shape(
     "request_id account_id status error decided_at",
@@ -107,12 +114,13 @@ ST_ERROR = Shape(
 SETTINGS = Shape(
     "goal? cooldown_seconds? methods? learning_threshold? learning_pct? learning_mode?"
     " payout_floor? prior? half_life_seconds? exploration_floor_pct?"
-    " model_training_interval_seconds?",
+    " model_training_interval_seconds? custom_fields?",
     d.SelectionSettings,
     goal=catalog["goal"],
     learning_mode=catalog["learning_mode"],
     methods=array(Shape("method traffic_pct", d.MethodShare, method=enum(d.METHODS)), min_items=1),
     prior=Shape("alpha? beta?", d.BetaPrior),
+    custom_fields=custom_fields,
 )
 signed_count = number(-MAX_INTEGER, MAX_INTEGER, integer=True)
 signed_amount = number(-MAX_INTEGER, MAX_INTEGER)
@@ -164,10 +172,11 @@ DECODERS: dict[m.Kind, Check] = {
         click_time=nullable(COMMON["time"]),
     ),
     "selection_request": Shape(
-        "request_id account_id campaign_id contact_id time? reply_to? ...",
+        "request_id account_id campaign_id contact_id time? reply_to? custom? ...",
         m.SelectionRequest,
         time=nullable(COMMON["time"]),
         reply_to=nullable(TOPIC),
+        custom=nullable(custom_values),
     ),
     "send_time_request": Shape(
         "request_id account_id campaign_id contact_id launch_time window_seconds zone?"

@@ -27,6 +27,7 @@ from stream.adapters.redis_store import RedisDedup, redis_client
 from stream.adapters.topic_specs import ClusterTopics
 from stream.handlers.catalog import Catalogs
 from stream.handlers.cooldowns import GuardedCooldowns
+from stream.handlers.custom_values import CustomWriter
 from stream.handlers.dedup import GuardedDedup
 from stream.handlers.ingestion import IngestionService
 from stream.handlers.models import ModelBook
@@ -65,6 +66,7 @@ class Runtime:
         self._ingestion: IngestionService | None = None
         self._stores: tuple[CooldownStore, DedupStore] | None = None
         self._profiles: ProfileFolder | None = None
+        self._custom: CustomWriter | None = None  # set with the profile store
         self._sendtime: tuple[SendTimeService, SendTimeLearner] | None = None
         self.redis: RedisDedup | None = None  # for the background probe
         # one decoded catalog per account and change, shared by both services
@@ -93,6 +95,13 @@ class Runtime:
 
     def _folder(self, store: ProfileStore) -> ProfileFolder:
         counter = metrics.model.profile_events
+        values = metrics.model.custom_values
+        self._custom = CustomWriter(
+            store,
+            retention_seconds=settings.profile_retention_days * 86400.0,
+            timeout=settings.redis_timeout_seconds,
+            on_outcome=lambda outcome, count: values.labels(outcome).inc(count),
+        )
         return ProfileFolder(
             store,
             retention_seconds=settings.profile_retention_days * 86400.0,
@@ -153,6 +162,7 @@ class Runtime:
                 reply_check_seconds=settings.reply_topic_check_seconds,
                 reply_cache_seconds=settings.reply_topic_cache_seconds,
                 models=self.models.get,
+                custom=self._custom,
             )
         return self._selection
 

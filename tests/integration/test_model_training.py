@@ -2,12 +2,18 @@
 traffic with the Thompson fallback, folds the events into profiles, `creative-select
 train`'s library reads the topics, promotes a first model and publishes it, and the
 running worker loads it without a restart and scores with it (the version on each
-response), preferring the creative that clicks most."""
+response), preferring the creative that clicks most; `creative-select predict` and
+`SelectionClient.predict` predict from that model and the stored profiles."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
+import os
+import re
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -27,6 +33,10 @@ from tests.stream.model_fixtures import MODEL_ONLY, world
 
 pytestmark = pytest.mark.integration
 ACCOUNT = "acct-model"
+PREDICTION = (
+    r"(deal|premium|basic): \d+\.\d% click \[\d+\.\d, \d+\.\d\], "
+    r"\$\d+\.\d\d expected revenue \[\d+\.\d\d, \d+\.\d\d\]"
+)
 
 
 @pytest.fixture
@@ -104,9 +114,39 @@ async def test_train_publish_and_the_worker_scores_with_the_model(worker: Worker
     assert share > 0.6  # deal clicks 2.5 to 6 times as often as the others
     assert worker.metric("creative_selection_model_requests_total", source="model") == 400
 
+    await predictions_of_the_promoted_model(worker)
+
     # the next run: not due yet (a day's interval), nothing published
     again = await asyncio.to_thread(train_io.run, worker.settings, options)
     assert [(r.reason, r.current_version) for r in again.results] == [("not_due", 1)]
     forced = dataclasses.replace(options, force=True, report_only=True)
     third = await asyncio.to_thread(train_io.run, worker.settings, forced)
     assert third.results[0].version == 2 and third.published == 0
+
+
+async def predictions_of_the_promoted_model(worker: WorkerProcess) -> None:
+    """`creative-select predict` and `SelectionClient.predict` read the promoted model
+    and the stored profile: deal predicted best, and a contact without a profile said."""
+    env = {**os.environ, **worker.env}
+    cli = [sys.executable, "-m", "stream.cli", "predict", ACCOUNT]
+    at = time.time()
+    args = [*cli, "u7", "--seed", "1", "--at", repr(at)]
+    text = subprocess.run(args, env=env, capture_output=True, text=True, check=True,
+                          timeout=120).stdout.splitlines()  # fmt: skip
+    assert text[0].startswith(f"{ACCOUNT} / u7: model v1 (trained ")
+    assert text[1].startswith("profile: ") and " send" in text[1]
+    assert text[2].startswith("deal: ") and len(text) == 5
+    assert all(re.fullmatch(PREDICTION, line) for line in text[2:]), text
+    new = subprocess.run([*cli, "nobody", "--json"], env=env, capture_output=True,
+                         text=True, check=True, timeout=120).stdout  # fmt: skip
+    plain = json.loads(new)
+    assert (plain["profile"], plain["model_version"]) == ("none", 1)
+    assert plain["predictions"][0]["creative_id"] == "deal"
+    assert 0.15 < plain["predictions"][0]["click"] < 0.35  # deal clicks 25% of the time
+    missing = subprocess.run([*cli[:-1], "acct-none", "u1"], env=env, capture_output=True,
+                             text=True, timeout=120)  # fmt: skip
+    assert missing.returncode == 1 and "has no catalog" in missing.stderr
+    async with SelectionClient(worker.settings) as client:
+        found = await client.predict(ACCOUNT, "u7", seed=1, at=at)
+    assert found.profile == "stored" and found.rows[0].creative_id == "deal"
+    assert found.text().splitlines()[2:] == text[2:]  # the same draws, the same lines

@@ -29,11 +29,12 @@ from selector.sendtime.report import build_report
 from selector.sendtime.scenario import sendtime_scenario_from_dict
 from selector.sendtime.simulate import simulate
 from stream.adapters.kafka_config import kafka_config
-from stream.client import SendTimeClient, publish_events
+from stream.client import publish_events
 from stream.commands import topics
 from stream.handlers.sendtime_store import slots_key
 from stream.sendtime.live import messages_of_run
 from stream.sendtime.live_topics import publish, results
+from stream.sendtime_client import SendTimeClient
 from stream.settings import Settings
 from stream.wire import codec
 from stream.wire.messages import ClickEvent, Message, SendEvent, SendTimeAnswer, SendTimeError

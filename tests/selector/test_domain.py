@@ -129,3 +129,28 @@ def test_values_are_immutable() -> None:
     offer = Offer("o", 1.0)
     with pytest.raises(AttributeError):
         offer.payout = 2.0  # type: ignore[misc]
+
+
+def test_settings_declare_custom_fields_checked_where_they_are_loaded() -> None:
+    from selector.custom_fields import CategoricalField, NumericField
+    from selector.domain import settings_from_dict
+
+    declared = [
+        {"name": "age", "type": "numeric", "min": 18, "max": 99},
+        {"name": "plan", "type": "categorical", "values": ["free", "pro"]},
+    ]
+    settings = settings_from_dict({"custom_fields": declared})
+    assert settings.custom_fields == (
+        NumericField("age", 18, 99),
+        CategoricalField("plan", ("free", "pro")),
+    )
+    assert settings_from_dict({}).custom_fields == ()
+    for bad, path in [
+        ("age", "settings.custom_fields"),
+        ([{"name": "age", "type": "numeric", "min": 5, "max": 1}], "custom_fields.age"),
+        ([declared[0], declared[0]], "custom_fields"),
+        ([{**declared[0], "name": f"f{i}"} for i in range(9)], "custom_fields"),
+    ]:
+        with pytest.raises(ConfigError) as caught:
+            settings_from_dict({"custom_fields": bad})
+        assert caught.value.path == path

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from selector import Account, account_from_dict
+from selector.custom_fields import CategoricalField
 from selector.model.artifact import ContextualModel
 from selector.model.examples import OutcomeEvent, examples_from_events
-from selector.model.fields import CategoricalField
 from selector.model.train import Examples, train
 
 FIELDS = (CategoricalField("plan", ("free", "pro")),)

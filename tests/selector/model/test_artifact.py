@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
+from selector.custom_fields import CategoricalField
 from selector.model.artifact import ContextualModel, FeatureSpec, from_bytes, from_dict
-from selector.model.fields import CategoricalField
 from selector.model.logistic import LaplacePosterior
 
 

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from selector.custom_fields import CategoricalField, NumericField
 from selector.model.features import (
     BASE_FEATURES,
     contact_features,
@@ -14,7 +15,6 @@ from selector.model.features import (
     feature_names,
     pair_features,
 )
-from selector.model.fields import CategoricalField, NumericField
 from selector.model.profile import DAY, EMPTY, add_event, creative_key
 from selector.model.record import records_of
 

@@ -6,14 +6,14 @@ from typing import Any
 
 import pytest
 
-from selector.domain import ConfigError
-from selector.model.fields import (
+from selector.custom_fields import (
     CategoricalField,
     NumericField,
     fields_from_dicts,
     fields_to_dicts,
     to_slots,
 )
+from selector.domain import ConfigError
 
 FIELDS = (NumericField("age", 18, 99), CategoricalField("plan", ("free", "pro")))
 

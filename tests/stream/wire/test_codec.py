@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import dataclasses
 import json
 import math
 import time
@@ -53,7 +54,10 @@ EXAMPLES = {
 SEND = EXAMPLES["send/from_selection"][1]
 CONVERSION = EXAMPLES["conversion/with_revenue"][1]
 # What the codec may reject although the schema accepts: rules JSON Schema cannot state.
-CODEC_ONLY = ("traffic_pct must sum to 100", "lists a method twice", "more than once")
+CODEC_ONLY = (
+    *("traffic_pct must sum to 100", "lists a method twice", "more than once"),
+    *("min must be below max", "declares a name twice"),  # custom_fields
+)
 
 
 def _reject_constant(value: str) -> float:
@@ -468,6 +472,21 @@ def test_ok_response_writes_the_encoders_bytes(propensity: float, version: int, 
     decision = Decision("cr-a", "control", "control", "fallback", "none", propensity, version)
     expected = encode(SelectionResponse.from_decision(request, decision, now))
     assert codec.ok_response(request, decision, now) == expected
+
+
+def test_ok_response_names_the_dropped_custom_values_as_the_encoder_does() -> None:
+    request = decode("selection_request", dumps(EXAMPLES["selection_request/minimal"][1]))
+    assert isinstance(request, SelectionRequest)
+    decision = Decision("cr-a", "automated", "model", "scored", "none", 0.5, 3)
+    dropped = (("plan", "unknown_category"), ("age", "out_of_bounds"))
+    body = codec.ok_response(request, decision, 10.0, custom_dropped=dropped)
+    response = dataclasses.replace(
+        SelectionResponse.from_decision(request, decision, 10.0),
+        custom_dropped=tuple({"field": f, "reason": r} for f, r in dropped),
+    )
+    assert body == encode(response)
+    assert schema_accepts("selection_response", body)
+    assert decode("selection_response", body) == response
 
 
 # --- dead letters and error responses -------------------------------------------------

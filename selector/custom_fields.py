@@ -1,12 +1,13 @@
 """Custom fields: contact-level data an account declares, used as model features.
 
-An account declares each field once (in its catalog): a `NumericField` with bounds, or a
-`CategoricalField` with a bounded list of values. A contact's values are stored in its
-profile as one float per declared field, in declaration order ("slots"): the number
-itself for a numeric field, the value's position for a categorical one, None when the
-value is missing (NaN in the stored record). Values that do not fit the declaration are
-dropped (the slot keeps its previous value) and reported with a named reason, never
-raised.
+An account declares each field once, in its settings' `custom_fields` (so the domain's
+`SelectionSettings` holds them, and this module sits beside `selector.domain` rather than
+in `selector.model`): a `NumericField` with bounds, or a `CategoricalField` with a
+bounded list of values. A contact's values are stored in its profile as one float per
+declared field, in declaration order ("slots"): the number itself for a numeric field,
+the value's position for a categorical one, None when the value is missing (NaN in the
+stored record). Values that do not fit the declaration are dropped (the slot keeps its
+previous value) and reported with a named reason, never raised.
 
 Examples
 --------
@@ -26,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
-from selector.domain import ConfigError
+from selector.errors import ConfigError
 
 FieldReason = Literal[
     "unknown_field", "not_a_number", "out_of_bounds", "not_a_string", "unknown_category"
