@@ -5,8 +5,10 @@ the creatives that appear in it. Target policies: `uniform` (the `random` method
 automated traffic) and, when the posteriors in force at the logged versions are given,
 `thompson_single_step` ("all automated traffic to single-step Thompson sampling"); or,
 from time-stamped parameter snapshots, the same counterfactual with each row's snapshot
-the one nearest before its decision (`selector.live_counterfactual`, with its coverage). Each
-gets IPS, SNIPS and DR, and the replay estimate on the `random` method's rows (pool
+the one nearest before its decision (`selector.live_counterfactual`, with its coverage);
+and, given the accounts' model versions and events, "all automated traffic to the model
+method", each row with the version in force at its decision (`selector.live_model_ope`).
+Each gets IPS, SNIPS and DR, and the replay estimate on the `random` method's rows (pool
 `uniform`), which were drawn uniformly among the eligible creatives. A target's
 probability on a creative never logged cannot be evaluated from this log; it is left out
 and renormalized, and `unsupported_mass` says how much there was.
