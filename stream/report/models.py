@@ -12,7 +12,7 @@ that each send's profile can be rebuilt as it stood.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from selector.live_model_ope import ModelEvidence
@@ -53,12 +53,15 @@ def read_models(settings: Settings, ranges: Ranges, log: ModelLog, progress: Any
 
 
 def model_evidence(
-    settings: Settings, log: ModelLog, catalogs: Mapping[str, AccountCatalog]
+    settings: Settings,
+    log: ModelLog,
+    catalogs: Mapping[str, AccountCatalog],
+    automated: Collection[str],
 ) -> dict[str, ModelEvidence]:
-    """Per account with model versions and a catalog: its versions and events (the event
-    topics are not read when no account has both)."""
+    """Per account of `automated` (those with automated rows) with model versions and a
+    catalog: its versions and events (the event topics are not read when there is none)."""
     accounts = {a: c.account for a, c in catalogs.items() if c.account is not None}
-    wanted = {a: accounts[a] for a in log.versions if a in accounts}
+    wanted = {a: accounts[a] for a in log.versions if a in accounts and a in automated}
     if not wanted:
         return {}
     creatives = {a: {c.creative_id for c in account.creatives} for a, account in wanted.items()}

@@ -45,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from selector.batch import ARMS
 from selector.live_join import ATTRIBUTION_WINDOW, KINDS, JoinAccumulator, Kind
 from selector.live_models import ModelLog
 from selector.live_ope import Goal, OpeOptions
@@ -288,7 +289,9 @@ def report_topics(
         read_answers(settings, answers, tap, bar.update)
         read_into(settings, plan, accumulator, bar.update, tap)
     joined = accumulator.finish(request.since, request.until, request.window)
-    ope = replace(ope, models=model_evidence(settings, model_log, catalogs))
+    automated = joined.sends["account"][joined.sends["arm"] == ARMS.index("automated")]
+    present = {joined.accounts[a] for a in np.unique(automated).tolist() if a >= 0}
+    ope = replace(ope, models=model_evidence(settings, model_log, catalogs, present))
     report = build_live_report(joined, options, rng=np.random.default_rng(seed), ope=ope)
     return model_log.apply(tap.apply(report, catalogs))
 

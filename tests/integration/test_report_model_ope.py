@@ -25,20 +25,21 @@ from stream.job import train_io
 from stream.job.train import TrainOptions
 from stream.sendtime.live_topics import publish
 from stream.settings import Settings
-from stream.wire.messages import ClickEvent, SelectionResponse, SendEvent
+from stream.wire.messages import ClickEvent, ConversionEvent, SelectionResponse, SendEvent
 from tests.integration.test_model_training import ACCOUNT, wire_events
 from tests.selector.model.conftest import CREATIVES, account_doc
 from tests.stream.model_fixtures import MODEL_ONLY
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
-AFTER, BEFORE = 400, 25  # decisions after and before the model's record time
+AFTER, BEFORE = 1500, 25  # decisions after and before the model's record time
 POLICY = "model (versions)"
 
 
 def decisions(rng: np.random.Generator, n: int, start: float, tag: str) -> list[Any]:
     """`n` uniform automated decisions from `start` on, each with its send (to a contact
-    of the training world, so with a history) and, at deal's higher rate, a click."""
+    of the training world, so with a history), a click at the creative's rate (deal's
+    25%, premium's 4%, basic's 10%) and a conversion of 20 for 30% of the clicks."""
     out: list[Any] = []
     for i in range(n):
         k, contact, t = int(rng.integers(3)), f"u{int(rng.integers(750))}", start + 0.01 * i
@@ -48,6 +49,9 @@ def decisions(rng: np.random.Generator, n: int, start: float, tag: str) -> list[
         out.append(SendEvent(send, ACCOUNT, "camp", contact, creative, t + 0.001, request))
         if rng.random() < (0.25, 0.04, 0.10)[k]:
             out.append(ClickEvent(f"{tag}k{i}", ACCOUNT, contact, creative, t + 1.0, send))
+            if rng.random() < 0.3:
+                out.append(ConversionEvent(f"{tag}v{i}", ACCOUNT, contact, creative, t + 2.0,
+                                           20.0, send_event_id=send))  # fmt: skip
     return out
 
 
@@ -79,10 +83,10 @@ def reported(kafka_bootstrap: str, tmp_path_factory: Any) -> tuple:
     return json.loads((out / "report.json").read_text()), done.stdout, out
 
 
-def _value(live: dict[str, Any]) -> dict[str, Any]:
+def _value(live: dict[str, Any], policy: str = POLICY) -> dict[str, Any]:
     (account,) = live["accounts"]
     assert account["account_id"] == ACCOUNT
-    (value,) = [v for v in account["ope"] if v["policy"] == POLICY]
+    (value,) = [v for v in account["ope"] if v["policy"] == policy]
     return value
 
 
@@ -99,10 +103,19 @@ def test_the_model_counterfactual_covers_the_rows_after_the_model(reported: tupl
         assert 0.0 < e["effective_sample_size"] <= AFTER
 
 
+def test_the_model_is_valued_as_sending_deal(reported: tuple) -> None:
+    """The model learned that deal earns most (25% x 30% x 20 = 1.5 per send), so its
+    estimate covers that and beats the uniform policy's (0.78 per send)."""
+    live, _, _ = reported
+    model, uniform = _value(live)["estimates"]["snips"], _value(live, "uniform")["estimates"]
+    assert model["low"] <= 1.5 <= model["high"]
+    assert model["value"] > uniform["snips"]["value"]
+
+
 def test_the_terminal_and_html_show_it_beside_thompson(reported: tuple) -> None:
     _, stdout, out = reported
     assert f"-- off-policy: {POLICY}" in stdout
-    assert f"rows: {AFTER:,} by model version, 0 by logged propensity; left out: " in stdout
+    assert f"rows: {AFTER:,} by model version; left out: no_model {BEFORE}" in stdout
     assert "-- off-policy: thompson_single_step (snapshots)" in stdout
     page = (out / "report.html").read_text()
     assert f"{POLICY}: rows: {AFTER:,} by model version" in page
