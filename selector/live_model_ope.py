@@ -21,7 +21,6 @@ evaluated, and the coverage says so (`sampled_from`).
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -188,11 +187,11 @@ def _coverage(
         "no_profile": int(np.count_nonzero(chosen & (at >= 0) & ~has)),
     }
     out = decided[chosen & ~has]
-    left: dict[Any, int] = defaultdict(int, {r: c for r, c in reasons.items() if c})
+    left: dict[Any, int] = {r: c for r, c in reasons.items() if c}
     return Coverage(
         by_snapshot=int(has.sum()),
         by_logged=0,
-        left_out=dict(left),
+        left_out=left,
         first_left_out=float(out.min()) if out.size else float("nan"),
         last_left_out=float(out.max()) if out.size else float("nan"),
         unsupported_mass=float(outside[has].mean()) if has.any() else 0.0,
