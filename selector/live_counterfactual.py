@@ -35,7 +35,7 @@ from numpy.typing import NDArray
 
 from selector.domain import DAY_SECONDS
 
-Uncovered = Literal["no_snapshot", "snapshot_too_old"]
+Uncovered = Literal["no_snapshot", "snapshot_too_old", "no_model", "no_profile"]
 UNCOVERED: tuple[Uncovered, ...] = get_args(Uncovered)
 MAX_AGE = 2 * DAY_SECONDS  # the daily job's snapshot, with a day's slack
 
@@ -53,9 +53,11 @@ class TimedSnapshots:
 
 @dataclass(frozen=True, slots=True)
 class Coverage:
-    """How the counterfactual's rows got their target probabilities: `by_snapshot`,
-    `by_logged` (logged under thompson_single_step, no usable snapshot); `left_out` by
-    reason, and the first and last decision time left out (NaN when none)."""
+    """How the counterfactual's rows got their target probabilities: `by_snapshot`
+    (from the target's `source`: a parameter snapshot, or a model version), `by_logged`
+    (logged under thompson_single_step, no usable snapshot); `left_out` by reason, and the
+    first and last decision time left out (NaN when none); `sampled_from`: the rows a
+    uniform sample was drawn from (0: every row was evaluated)."""
 
     by_snapshot: int
     by_logged: int
@@ -63,6 +65,8 @@ class Coverage:
     first_left_out: float = float("nan")
     last_left_out: float = float("nan")
     unsupported_mass: float = 0.0
+    source: str = "snapshot"
+    sampled_from: int = 0
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -5,8 +5,10 @@ the creatives that appear in it. Target policies: `uniform` (the `random` method
 automated traffic) and, when the posteriors in force at the logged versions are given,
 `thompson_single_step` ("all automated traffic to single-step Thompson sampling"); or,
 from time-stamped parameter snapshots, the same counterfactual with each row's snapshot
-the one nearest before its decision (`selector.live_counterfactual`, with its coverage). Each
-gets IPS, SNIPS and DR, and the replay estimate on the `random` method's rows (pool
+the one nearest before its decision (`selector.live_counterfactual`, with its coverage);
+and, given the accounts' model versions and events, "all automated traffic to the model
+method", each row with the version in force at its decision (`selector.live_model_ope`).
+Each gets IPS, SNIPS and DR, and the replay estimate on the `random` method's rows (pool
 `uniform`), which were drawn uniformly among the eligible creatives. A target's
 probability on a creative never logged cannot be evaluated from this log; it is left out
 and renormalized, and `unsupported_mass` says how much there was.
@@ -24,6 +26,7 @@ from numpy.typing import NDArray
 
 from selector.batch import ARMS, DECIDED_BY, POOLS
 from selector.live_counterfactual import Coverage, TimedSnapshots, counterfactual_rows
+from selector.live_model_ope import ModelEvidence, model_rows
 from selector.ope import RESAMPLES, Estimate, LoggedBandit, evaluate, replay, uniform_target
 from selector.ope_targets import DRAWS, ThompsonPosteriors, thompson_target
 
@@ -66,6 +69,7 @@ class OpeOptions:
     thompson: Mapping[str, PolicySnapshots] = field(default_factory=lambda: MappingProxyType({}))
     goals: Mapping[str, Goal] = field(default_factory=lambda: MappingProxyType({}))
     timed: Mapping[str, TimedSnapshots] | None = None  # per account; None: not asked for
+    models: Mapping[str, ModelEvidence] | None = None  # per account; None: not asked for
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +94,8 @@ class LoggedRows:
     uniform: NDArray[np.bool_]
     decided: NDArray[np.float64]
     thompson: NDArray[np.bool_]  # logged under thompson_single_step
+    contact: NDArray[np.int64]  # the contact id's hash (`selector.live_pack`)
+    sent: NDArray[np.float64]  # the send's time
 
 
 def logged_rows(sends: Any, creative_names: tuple[str, ...], goal: Goal) -> LoggedRows | None:
@@ -110,6 +116,8 @@ def logged_rows(sends: Any, creative_names: tuple[str, ...], goal: Goal) -> Logg
         rows["pool"] == _UNIFORM,
         rows["decided"].astype(np.float64),
         rows["method"] == _THOMPSON,
+        rows["contact"].astype(np.int64),
+        rows["time"].astype(np.float64),
     )
 
 
@@ -163,6 +171,8 @@ def account_ope(
         values.append(_value(name, target, logged, goal, unsupported, rng, options.resamples))
     if options.timed is not None:
         values.append(_timed_value(options.timed.get(account_id), logged, goal, rng, options))
+    if options.models is not None and account_id in options.models:
+        values.append(_model_value(options.models[account_id], logged, goal, rng, options))
     return tuple(values)
 
 
@@ -199,3 +209,30 @@ def _timed_value(
         uniform = logged.uniform[rows.kept][rows.by_snapshot]
         estimates["replay"] = replay(snap, target, uniform, rng, resamples=options.resamples)
     return PolicyValue(name, goal, estimates, cover.unsupported_mass, cover)
+
+
+def _model_value(
+    evidence: ModelEvidence,
+    logged: LoggedRows,
+    goal: Goal,
+    rng: np.random.Generator,
+    options: OpeOptions,
+) -> PolicyValue:
+    """The model method from the version in force at each decision
+    (`selector.live_model_ope`): IPS, SNIPS, DR and replay on the covered rows."""
+    log = logged.log
+    rows = model_rows(
+        evidence, logged.creative_ids, action=log.action, contact=logged.contact,
+        sent=logged.sent, decided=logged.decided, rng=rng,
+    )  # fmt: skip
+    estimates: dict[str, Estimate] = {}
+    if rows.kept.any():
+        kept = log.subset(rows.kept)
+        estimates = {
+            str(k): v
+            for k, v in evaluate(kept, rows.target, rng, resamples=options.resamples).items()
+        }
+        uniform = logged.uniform[rows.kept]
+        estimates["replay"] = replay(kept, rows.target, uniform, rng, resamples=options.resamples)
+    cover = rows.coverage
+    return PolicyValue("model (versions)", goal, estimates, cover.unsupported_mass, cover)

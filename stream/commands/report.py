@@ -34,7 +34,9 @@ def register(subparsers: Any) -> None:
             "join them, and report per account: automated vs control click rate, "
             "conversion rate and revenue per send with 95% intervals (contacts as "
             "clusters), per method, creative and day; the control split's sample-ratio "
-            "test; the learning pool; creative shares; off-policy estimates; the model "
+            "test; the learning pool; creative shares; off-policy estimates (with the "
+            "counterfactuals all automated traffic to thompson_single_step "
+            "and to the model method); the model "
             "versions on the models topic with their held-out metrics; and, where the "
             "range holds send-time answers, the send-time lifts. Tables go to "
             "stdout; --json, --plots and --html write files."
@@ -56,7 +58,11 @@ def register(subparsers: Any) -> None:
         "--html", metavar="PATH", type=Path, help="write one self-contained HTML page"
     )
     parser.add_argument(
-        "--seed", type=int, default=0, help="seed of the off-policy bootstrap (default 0)"
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the off-policy bootstrap and of the model counterfactual's row sample "
+        "(default 0)",
     )
     parser.add_argument(
         "--no-progress", action="store_true", help="no progress bar on stderr while reading"

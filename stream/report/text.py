@@ -133,7 +133,11 @@ def section_text(section: Section) -> list[str]:
 
 def coverage_text(c: Coverage) -> str:
     """'rows: 1,000 by snapshot, 20 by logged propensity; left out: no_snapshot 5 (...)'"""
-    text = f"rows: {c.by_snapshot:,} by snapshot, {c.by_logged:,} by logged propensity"
+    text = f"rows: {c.by_snapshot:,} by {c.source}"
+    if c.source == "snapshot":  # only thompson_single_step has logged propensities of its own
+        text += f", {c.by_logged:,} by logged propensity"
+    if c.sampled_from:
+        text += f" (a uniform sample of the {c.sampled_from:,} rows)"
     if c.left_out:
         reasons = ", ".join(f"{r} {n:,}" for r, n in sorted(c.left_out.items()))
         text += f"; left out: {reasons} (decided {when(c.first_left_out)} to "

@@ -28,7 +28,10 @@ reads each parameter snapshot against the version in force at its time.
 The models topic (`stream.report.models`) is read whole, before the rest: every version
 of the accounts' contextual models on it, with its record time, becomes the accounts'
 model-metrics sections (`selector.live_models`), the versions the reported `model`
-decisions named marked as in range; what does not decode is counted by reason.
+decisions named marked as in range; what does not decode is counted by reason. For an
+account with model versions, the event topics are then read whole (as training reads
+them) for the counterfactual "all automated traffic to the model method"
+(`selector.live_model_ope`).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from selector.batch import ARMS
 from selector.live_join import ATTRIBUTION_WINDOW, KINDS, JoinAccumulator, Kind
 from selector.live_models import ModelLog
 from selector.live_ope import Goal, OpeOptions
@@ -51,7 +55,7 @@ from stream.adapters.kafka_reader import Range, open_consumer, read_ranges
 from stream.handlers.catalog import AccountCatalog
 from stream.job.cut import read_catalog_history
 from stream.replay.ranges import topic_ranges
-from stream.report.models import model_ranges, read_models
+from stream.report.models import model_evidence, model_ranges, read_models
 from stream.report.raw import ColumnFeed
 from stream.report.sendtime import KIND as ANSWERS
 from stream.report.sendtime import SendTimeTap
@@ -264,8 +268,10 @@ def report_topics(
 ) -> LiveReport:
     """Read the catalog's versions, the parameter snapshots (the counterfactual target,
     `stream.report.snapshots`, each against the catalog of its time), the send-time
-    answers, the models topic and the planned ranges, join, and build the report
-    (off-policy bootstrap draws from `seed`) with its send-time and model sections."""
+    answers, the models topic and the planned ranges, join, read the events of the
+    accounts with models (the model counterfactual, `stream.report.models`), and build
+    the report (off-policy bootstrap draws and the model rows' sample from `seed`) with
+    its send-time and model sections."""
     history = read_catalog_history(settings, time.time() if now is None else now)
     catalogs = {account: versions[-1][1] for account, versions in history.items()}
     options, ope = catalog_options(catalogs, request)
@@ -283,6 +289,9 @@ def report_topics(
         read_answers(settings, answers, tap, bar.update)
         read_into(settings, plan, accumulator, bar.update, tap)
     joined = accumulator.finish(request.since, request.until, request.window)
+    automated = joined.sends["account"][joined.sends["arm"] == ARMS.index("automated")]
+    present = {joined.accounts[a] for a in np.unique(automated).tolist() if a >= 0}
+    ope = replace(ope, models=model_evidence(settings, model_log, catalogs, present))
     report = build_live_report(joined, options, rng=np.random.default_rng(seed), ope=ope)
     return model_log.apply(tap.apply(report, catalogs))
 
