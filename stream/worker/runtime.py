@@ -19,6 +19,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from selector.sendtime import AccountSendTime
 from stream.adapters.dedup_history import TopicHistory
 from stream.adapters.kafka_config import kafka_config
 from stream.adapters.profile_store import RedisContactState, RedisProfiles
@@ -38,7 +39,7 @@ from stream.handlers.profiles import (
 )
 from stream.handlers.reply_to import ReplyPolicy
 from stream.handlers.selection import SelectionService
-from stream.handlers.sendtime import SendTimeService
+from stream.handlers.sendtime import DEFAULT_SETTINGS, SendTimeService
 from stream.handlers.sendtime_learning import SendTimeLearner
 from stream.handlers.sendtime_store import MemorySendTimeStore, SendTimeStore
 from stream.handlers.stores import CooldownStore, DedupStore, MemoryCooldowns, MemoryDedup
@@ -56,6 +57,7 @@ from stream.worker.topics import CONSUMED_TOPICS, OUTCOME_KINDS, SENDTIME_EVENT_
 log = logging.getLogger(__name__)
 
 metrics = Metrics().start_series()
+NO_SEND_TIME = AccountSendTime(DEFAULT_SETTINGS)
 app.monitor = faust_monitor(metrics.registry)
 
 
@@ -195,6 +197,8 @@ class Runtime:
                 reply_topics=self.cluster_topics,
                 reply_check_seconds=settings.reply_topic_check_seconds,
                 reply_cache_seconds=settings.reply_topic_cache_seconds,
+                settings_for=lambda account: self.send_time(account).settings,
+                hours_for=lambda account, campaign: self.send_time(account).hours_for(campaign),
             )
             learner = SendTimeLearner(
                 store=store,
@@ -202,9 +206,16 @@ class Runtime:
                 kinds=SENDTIME_EVENT_KINDS,
                 record_ttl=settings.dedup_ttl_seconds,
                 max_message_bytes=settings.max_message_bytes,
+                settings_for=lambda account: self.send_time(account).settings,
             )
             self._sendtime = (service, learner)
         return self._sendtime
+
+    def send_time(self, account_id: str) -> AccountSendTime:
+        """The account's send-time settings from its catalog in force (the defaults for an
+        account without one)."""
+        catalog = self.catalogs.get(account_id.encode())
+        return catalog.send_time if catalog is not None else NO_SEND_TIME
 
 
 runtime = Runtime()

@@ -14,8 +14,7 @@ import yaml
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from selector import account_from_dict
-from stream.adapters.catalog_files import publish_catalog_file, snapshot_messages
+from stream.adapters.catalog_files import account_messages, publish_catalog_file
 from stream.adapters.kafka_config import kafka_config
 from stream.adapters.producer import partition_for
 from stream.adapters.topic_specs import all_topics, describe_topics, ensure_topics
@@ -101,7 +100,7 @@ async def test_the_example_catalog_is_read_back_keyed_and_co_partitioned(
     names = {settings.topic(TOPICS[kind]): kind for kind in CATALOG_KINDS}
     records = await read_all(settings, list(names))
     documents = yaml.safe_load(EXAMPLE.read_text())["accounts"]
-    expected = {d["account_id"]: snapshot_messages(account_from_dict(d)) for d in documents}
+    expected = {d["account_id"]: account_messages(d)[1] for d in documents}
     seen: dict[str, dict[str, ConsumerRecord]] = defaultdict(dict)
     for record in records:
         kind = names[record.topic]

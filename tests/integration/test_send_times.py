@@ -2,7 +2,8 @@
 hours and the delivery window over several zones (DST included), on the default topic and
 on a sender's reply topic; bad requests answered with their reasons and dead-lettered;
 sends and clicks moving a contact's slot counts in Redis, and its send times with them,
-and doing nothing more when published again. And the measurement from the topics: the
+and doing nothing more when published again; an account's catalog changing its answers
+(its slots and sending hours, a campaign's own hours). And the measurement from the topics: the
 pitfall scenario's experiments published as answers, sends and clicks, read back, give
 the simulator's estimates."""
 
@@ -24,19 +25,29 @@ import redis.asyncio as aioredis
 import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from selector.domain import Campaign, SelectionSettings
 from selector.sendtime import ContactSlots, decode_slots, load_zone
 from selector.sendtime.report import build_report
 from selector.sendtime.scenario import sendtime_scenario_from_dict
 from selector.sendtime.simulate import simulate
 from stream.adapters.kafka_config import kafka_config
-from stream.client import SendTimeClient, publish_events
+from stream.adapters.producer import open_producer, send_messages
+from stream.client import SendTime, SendTimeClient, publish_events
 from stream.commands import topics
 from stream.handlers.sendtime_store import slots_key
 from stream.sendtime.live import messages_of_run
 from stream.sendtime.live_topics import publish, results
 from stream.settings import Settings
 from stream.wire import codec
-from stream.wire.messages import ClickEvent, Message, SendEvent, SendTimeAnswer, SendTimeError
+from stream.wire.messages import (
+    AccountSettingsSnapshot,
+    CampaignsSnapshot,
+    ClickEvent,
+    Message,
+    SendEvent,
+    SendTimeAnswer,
+    SendTimeError,
+)
 from tests.integration.worker import WorkerProcess, worker_settings
 
 pytestmark = pytest.mark.integration
@@ -271,3 +282,54 @@ async def test_the_pitfalls_estimates_from_the_topics_are_the_simulators(
         want = expected[e.method]
         assert (e.sends, e.strata) == (want.sends, want.strata)
         assert (e.lift, e.low, e.high) == pytest.approx((want.lift, want.low, want.high), rel=1e-9)
+
+
+async def answers_by_catalog(settings: Settings, account: str, campaign: str) -> list[SendTime]:
+    async with SendTimeClient(settings, timeout=60.0) as client:
+        found = await asyncio.gather(
+            *(
+                client.send_time(account, campaign, f"ct-{i}", LAUNCH, 36 * 3600.0)
+                for i in range(40)
+            )
+        )
+    return list(found)
+
+
+def berlin_minutes(found: list[SendTime]) -> list[int]:
+    assert all(isinstance(a, SendTimeAnswer) for a in found), found
+    return [local_minute(a.send_at, "Europe/Berlin") for a in found]  # type: ignore[union-attr]
+
+
+async def test_the_accounts_catalog_sets_its_slots_and_sending_hours(
+    worker: WorkerProcess,
+) -> None:
+    """Before its catalog the account answers by the defaults (UTC, 12 slots, 08-21);
+    once its settings say Berlin, 24 slots and 14:00-16:00, every answer is there, and its
+    campaign `news` keeps its own 10:00-12:00."""
+    settings = worker.settings
+    account = f"tuned-{uuid.uuid4().hex[:6]}"
+    before = await answers_by_catalog(settings, account, "promo")
+    assert all(isinstance(a, SendTimeAnswer) and a.zone == "UTC" for a in before)
+    assert all(480 <= local_minute(a.send_at, "UTC") < 1260 for a in before)  # type: ignore[union-attr]
+    block = {"slots": 24, "hours": {"start": "14:00", "end": "16:00"}, "zone": "Europe/Berlin"}
+    parts: list[Message] = [
+        CampaignsSnapshot(
+            account,
+            (Campaign("news", "c0"), Campaign("promo", "c0")),
+            {"news": {"start": "10:00", "end": "12:00"}},
+        ),
+        AccountSettingsSnapshot(account, SelectionSettings(), block),
+    ]
+    async with open_producer(settings) as producer:
+        await asyncio.gather(*await send_messages(producer, settings, parts))
+    async with asyncio.timeout(60):
+        while True:  # the catalog reaches the worker a moment after it is stored
+            promo = await answers_by_catalog(settings, account, "promo")
+            if all(isinstance(a, SendTimeAnswer) and a.zone != "UTC" for a in promo):
+                break
+            await asyncio.sleep(0.5)
+    minutes = berlin_minutes(promo)
+    assert all(840 <= m < 960 for m in minutes), minutes
+    assert {a.slot for a in promo} <= {14, 15}  # type: ignore[union-attr]
+    news = berlin_minutes(await answers_by_catalog(settings, account, "news"))
+    assert all(600 <= m < 720 for m in news), news

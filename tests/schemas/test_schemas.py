@@ -177,7 +177,8 @@ def test_catalog_objects_have_the_domain_fields_and_require_those_without_defaul
     for step in path:
         node = node[step]
     fields = dataclasses.fields(cls)
-    assert list(node["properties"]) == [f.name for f in fields]
+    extra = ["sending_hours"] if cls is domain.Campaign else []  # the send-time override
+    assert list(node["properties"]) == [f.name for f in fields] + extra
     no_default = [
         f.name
         for f in fields
@@ -185,3 +186,12 @@ def test_catalog_objects_have_the_domain_fields_and_require_those_without_defaul
     ]
     assert node["required"] == no_default
     assert node["additionalProperties"] is False
+
+
+def test_the_account_send_time_block_is_the_scenarios() -> None:
+    """A scenario's send_time is written as an account's configuration is."""
+    scenario = json.loads((ROOT / "sendtime_scenario.v1.schema.json").read_text())["$defs"]
+    settings = load_schema("account_settings")
+    assert settings["properties"]["send_time"]["$ref"] == "#/$defs/send_time"
+    assert settings["$defs"] == {"send_time": scenario["send_time"], "hours": scenario["hours"]}
+    assert load_schema("campaigns")["$defs"] == {"hours": scenario["hours"]}

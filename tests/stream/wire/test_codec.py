@@ -53,7 +53,10 @@ EXAMPLES = {
 SEND = EXAMPLES["send/from_selection"][1]
 CONVERSION = EXAMPLES["conversion/with_revenue"][1]
 # What the codec may reject although the schema accepts: rules JSON Schema cannot state.
-CODEC_ONLY = ("traffic_pct must sum to 100", "lists a method twice", "more than once")
+CODEC_ONLY = (
+    *("traffic_pct must sum to 100", "lists a method twice", "more than once"),
+    *("start != end", "unknown time zone", "bucket_days <= history_days"),  # send-time rules
+)
 
 
 def _reject_constant(value: str) -> float:
