@@ -12,6 +12,8 @@ the parameter snapshot. Events keep flowing meanwhile.
    means of CTR and CVR; a correction per account whose counts differ.
 4. Corrections to `stats-corrections` (not with `report_only`), then, once the worker
    has applied them, the parameter snapshot (`stream.job.snapshot`).
+5. The contacts' send-time slot counts in Redis, recounted from the sends and clicks
+   topics and corrected where they drifted (`stream.job.sendtime_recount`).
 
 Accounts whose stats have no catalog are left alone (counted as skipped): without a
 catalog every event would be invalid, and a catalog that failed to load must not erase
@@ -36,6 +38,8 @@ from stream.job import cut as job_io
 from stream.job import snapshot as params_snapshot
 from stream.job.readers import Folded, Task, recompute
 from stream.job.recompute import Scope
+from stream.job.sendtime_recount import SlotReconciliation
+from stream.job.sendtime_recount import reconcile as reconcile_slots
 from stream.settings import Settings
 from stream.wire import codec
 from stream.wire.corrections import to_message
@@ -49,6 +53,7 @@ TP = tuple[str, int]
 class Options:
     report_only: bool = False  # compare and report; publish nothing
     snapshot: bool = True  # publish the parameter snapshot after the corrections
+    send_times: bool = True  # reconcile the contacts' send-time slot counts too
     processes: int = 2
     timeout: float = 120.0  # for the worker to apply corrections
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
@@ -65,6 +70,7 @@ class Outcome:
     snapshots: int  # accounts in the published snapshot
     read_seconds: float
     seconds: float
+    send_times: SlotReconciliation | None = None  # None: not run (no Redis, or not asked)
 
     @property
     def records_read(self) -> int:
@@ -164,6 +170,10 @@ def run(
         published = job_io.publish(settings, job_io.corrections_topic(settings), bodies)
         if options.snapshot:
             snapshots = publish_snapshot(settings, options.timeout, clock, catalogs)
+    send_times = None
+    if options.send_times and settings.cooldown_store != "memory":
+        correct = not options.report_only
+        send_times = reconcile_slots(settings, catalogs, correct=correct, run_seq=run_seq(clock))
     return Outcome(
         options.run_id,
         summarize(len(scope.cut), drifts.values()),
@@ -174,7 +184,13 @@ def run(
         snapshots,
         read_seconds,
         time.monotonic() - started,
+        send_times,
     )
+
+
+def run_seq(clock: Callable[[], float]) -> int:
+    """This run's position among runs (milliseconds): its slot corrections apply once."""
+    return int(clock() * 1000)
 
 
 def recompute_scope(

@@ -4,7 +4,7 @@ outcomes; never contact, campaign or account ids, never zone names."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from selector.sendtime.batch import ARMS, REASONS
 from selector.sendtime.clock import ZONE_ISSUES, ZONE_SOURCES
@@ -101,3 +101,24 @@ class SendTimeMetrics:
             self.state_issues.labels(state_issue)
         for agent in AGENTS:
             self.batch_seconds.labels(agent)
+
+
+class SlotJobMetrics:
+    """What the daily job's slot reconciliation found (gauges of its last run, beside the
+    stats job's): contacts by what became of them, drift by event kind. No ids."""
+
+    def __init__(self, r: CollectorRegistry) -> None:
+        self.contacts = Gauge(
+            f"{PREFIX}_sendtime_reconciliation_contacts",
+            "Contacts of the last slot reconciliation, by outcome (compared, drifting, "
+            "corrected, moving: read past the log, missing: no usable stored counts).",
+            ["outcome"],
+            registry=r,
+        )
+        self.drift_events = Gauge(
+            f"{PREFIX}_sendtime_reconciliation_drift_events",
+            "Slot counts the last reconciliation found off (absolute difference summed over "
+            "contacts and cells), by kind (send, response).",
+            ["kind"],
+            registry=r,
+        )
