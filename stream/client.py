@@ -213,11 +213,10 @@ class SelectionClient:
                 self._pending.pop(request_id, None)
                 future.cancel()  # a no-op when answered
 
-    async def publish_events(self, events: Iterable[Event], batch_size: int = 1) -> int:
+    async def publish_events(self, events: Iterable[Event], batch_size: int = 100) -> int:
         """Publish sends, clicks and conversions to their topics, keyed by account, in
         `event_batch.v1` messages of up to `batch_size` events of one kind and account
-        (single v1 messages when it is 1, the default: the send-time learner reads single
-        events only); returns how many events, once all are stored."""
+        (single v1 messages when it is 1); returns how many events, once all are stored."""
         return await publish_batched(self._started(), self.settings, list(events), batch_size)
 
     def _request(
@@ -385,7 +384,7 @@ def _outcome(future: asyncio.Future[Answer], return_exceptions: bool) -> Answer 
 
 
 async def publish_events(
-    settings: Settings | str, events: Sequence[Event], batch_size: int = 1
+    settings: Settings | str, events: Sequence[Event], batch_size: int = 100
 ) -> int:
     """Publish outcome events with a producer of their own, batched as
     `SelectionClient.publish_events` does (which reuses a client's producer)."""

@@ -1,15 +1,20 @@
 """Compact bytes for the values the stream keeps in Redis: a contact's slot counts and the
 record of each send, each starting with a version byte.
 
-Contact slot counts, version 1 (little-endian)::
+Contact slot counts, version 2 (little-endian)::
 
     u8 version = 1 | u8 slots | u8 flags (bit 0: weekday/weekend cells) | i32 latest day
     u8 n_applied | n_applied x (u8 source, u16 partition, i64 offset)
     u16 n_entries | n_entries x (i32 bucket, u8 cell, u32 sends, u32 responses)
 
 13 bytes per (bucket, cell) entry: a contact sent once a day for a year, always in the
-same slot, takes 53 entries (~700 bytes). Send record, version 1: u8 version, u8 cell,
+same slot, takes 53 entries (~700 bytes). Send record, version 2: u8 version, u8 cell,
 i32 day, u8 claimed, and when claimed (u8 source, u16 partition, i64 offset).
+
+The offsets are item positions (`selector.sendtime.counts.position`: the message's
+offset times `ITEM_SPAN` plus the item's place in its batch message), so each event of
+an `event_batch.v1` has one of its own. Version 1 stored message offsets of single
+messages (the only ones then learned from), read as the positions of their first item.
 
 Decoding never raises: bad bytes give a `CodecError` with a bounded reason. The batch
 decoder turns the stored values of a whole batch of requests into the (N, cells) window
@@ -26,9 +31,10 @@ from typing import Literal, get_args
 import numpy as np
 from numpy.typing import NDArray
 
-from selector.sendtime.counts import ContactSlots, History, Int64Array, SendRecord
+from selector.sendtime.counts import ITEM_SPAN, ContactSlots, History, Int64Array, SendRecord
 
-VERSION = 1
+VERSION = 2
+READABLE = (1, 2)  # version 1: message offsets (see the module docstring)
 CodecReason = Literal["empty", "unknown_version", "truncated", "corrupt", "layout_changed"]
 CODEC_REASONS: tuple[CodecReason, ...] = get_args(CodecReason)
 _HEAD = struct.Struct("<BBBiB")
@@ -66,8 +72,17 @@ def _header(data: bytes) -> tuple[int, int, int, tuple[tuple[int, int, int], ...
     at = _HEAD.size
     if len(data) < at + n_applied * _APPLIED.size + _COUNT.size:
         return None
-    applied = tuple(_APPLIED.unpack_from(data, at + i * _APPLIED.size) for i in range(n_applied))
+    applied = tuple(
+        _legacy(data[0], _APPLIED.unpack_from(data, at + i * _APPLIED.size))
+        for i in range(n_applied)
+    )
     return slots, flags, latest, applied, at + n_applied * _APPLIED.size
+
+
+def _legacy(version: int, applied: tuple[int, int, int]) -> tuple[int, int, int]:
+    """A stored (source, partition, offset) as a position: version 1 held offsets."""
+    source, partition, offset = applied
+    return (source, partition, offset * ITEM_SPAN) if version == 1 else applied
 
 
 def _parse(
@@ -76,7 +91,7 @@ def _parse(
     """The entries (a read-only view), latest day and applied offsets of stored bytes."""
     if not data:
         return CodecError("empty")
-    if data[0] != VERSION:
+    if data[0] not in READABLE:
         return CodecError("unknown_version")
     head = _header(data)
     if head is None:
@@ -120,7 +135,7 @@ def encode_record(record: SendRecord) -> bytes:
 def decode_record(data: bytes) -> SendRecord | CodecError:
     if not data:
         return CodecError("empty")
-    if data[0] != VERSION:
+    if data[0] not in READABLE:
         return CodecError("unknown_version")
     if len(data) < _RECORD.size:
         return CodecError("truncated")
@@ -129,7 +144,7 @@ def decode_record(data: bytes) -> SendRecord | CodecError:
         return SendRecord(cell, day) if len(data) == _RECORD.size else CodecError("corrupt")
     if len(data) != _RECORD.size + _APPLIED.size:
         return CodecError("truncated")
-    return SendRecord(cell, day, _APPLIED.unpack_from(data, _RECORD.size))
+    return SendRecord(cell, day, _legacy(data[0], _APPLIED.unpack_from(data, _RECORD.size)))
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -147,7 +162,7 @@ def _framing(data: bytes, slots: int, flags: int) -> tuple[int, int, int] | Code
     entries themselves (the batch decoder checks those for all rows at once)."""
     if not data:
         return "empty"
-    if data[0] != VERSION:
+    if data[0] not in READABLE:
         return "unknown_version"
     if len(data) < _HEAD.size:
         return "truncated"

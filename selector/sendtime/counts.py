@@ -15,7 +15,12 @@ order, which the daily job relies on when it recomputes the fold from the topics
 
 Idempotence mirrors `selector.ingest`: the value remembers, per source topic-partition,
 the highest offset applied; a re-delivered event is skipped, an upstream duplicate
-(flagged by the caller's event-id dedup) is skipped but still advances the offset.
+(flagged by the caller's event-id dedup) is skipped but still advances the offset. The
+"offsets" are item positions (`position`), so the events of one batch message each have
+their own.
+
+>>> position(41, 0) < position(41, 999) < position(42, 0)
+True
 """
 
 from __future__ import annotations
@@ -38,6 +43,16 @@ SLOT_OUTCOMES: tuple[SlotOutcome, ...] = get_args(SlotOutcome)
 SOURCES: tuple[str, ...] = (
     *("sends", "opens", "clicks", "sendtime-corrections", "early-responses"),
 )
+
+
+ITEM_SPAN = 1024  # above the most items a batch message holds (stream.wire.batches)
+
+
+def position(offset: int, place: int = 0) -> int:
+    """The position of the item at `place` of the message at `offset`."""
+    if not 0 <= place < ITEM_SPAN:
+        raise ValueError(f"an item's place is 0-{ITEM_SPAN - 1}, got {place}")
+    return offset * ITEM_SPAN + place
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,10 +2,11 @@
 folded exactly like the stream (`stream.handlers.sendtime_learning`), and the drift
 between it and what the stream stored.
 
-One account's sends and clicks each live in one partition, read in offset order. The
-stream's value of a contact says how far it got: the highest send and click offsets it
-applied (a click read before its send advances the click offset too). The recount of a
-contact folds exactly those events:
+One account's sends and clicks each live in one partition, read in order. The stream's
+value of a contact says how far it got: the highest send and click positions it applied
+(`counts.position`: an item's place in its message counts; a click read before its send
+advances the click position too). The recount of a contact folds exactly those events
+("offset" below is that position):
 
 - a send at or below the contact's send offset counts unless an earlier send (lower
   offset, any contact) had its event id: the stream's dedup keeps the first record;
@@ -38,7 +39,7 @@ SEND, CLICK = SOURCES.index("sends"), SOURCES.index("clicks")
 
 @dataclass(frozen=True, slots=True)
 class LoggedSend:
-    """A send as logged: its offset, ids, and the cell and local day it went out in."""
+    """A send as logged: its position, ids, and the cell and local day it went out in."""
 
     offset: int
     event_id: str
@@ -56,7 +57,7 @@ class LoggedClick:
 
 @dataclass(frozen=True, slots=True)
 class Cut:
-    """How far the stream's value of a contact got: its highest applied offsets."""
+    """How far the stream's value of a contact got: its highest applied positions."""
 
     send_offset: int
     click_offset: int

@@ -41,7 +41,7 @@ from selector.sendtime import (
     encode_slots,
 )
 from selector.sendtime.clock import ZoneCache, load_zone
-from selector.sendtime.counts import SOURCES, SlotDelta, apply_slot_correction
+from selector.sendtime.counts import SOURCES, SlotDelta, apply_slot_correction, position
 from selector.sendtime.hours import local_cells
 from stream.handlers.sendtime_store import (
     Changes,
@@ -53,12 +53,13 @@ from stream.handlers.sendtime_store import (
 )
 from stream.ops.metrics import Metrics
 from stream.wire import codec
+from stream.wire.batches import open_events
 from stream.wire.envelope import Incoming
 from stream.wire.messages import ClickEvent, SendEvent
 
 SEND_SOURCE, CLICK_SOURCE = SOURCES.index("sends"), SOURCES.index("clicks")
 EARLY_SOURCE = SOURCES.index("early-responses")
-Event = tuple[Incoming, SendEvent | ClickEvent]
+Event = tuple[Incoming, SendEvent | ClickEvent, int]  # (message, event, item position)
 Outcomes = Counter[tuple[str, str]]
 
 
@@ -103,8 +104,8 @@ class SendTimeLearner:
         """Apply a batch; returns (kind, outcome) counts, also added to the metrics."""
         outcomes: Outcomes = Counter()
         events = self._decoded(batch, outcomes)
-        pairs = sorted({(e.account_id, e.contact_id) for _, e in events})
-        keys = sorted({k for _, e in events if (k := _send_key(e)) is not None})
+        pairs = sorted({(e.account_id, e.contact_id) for _, e, _ in events})
+        keys = sorted({k for _, e, _ in events if (k := _send_key(e)) is not None})
         read = await self._store.for_learning(pairs, keys)
         state = _Batch(
             {p: self._contact(p[0], blob) for p, blob in zip(pairs, read.slots, strict=True)},
@@ -112,11 +113,11 @@ class SendTimeLearner:
             {k: _record(blob) for k, blob in zip(keys, read.records, strict=True)},
             {k: decode_early(blob) for k, blob in zip(keys, read.early, strict=True)},
         )
-        for message, event in events:
+        for message, event, at in events:
             if isinstance(event, SendEvent):
-                self._send(state, message, event, outcomes)
+                self._send(state, message.partition, at, event, outcomes)
             else:
-                outcomes["response", self._click(state, message, event)] += 1
+                outcomes["response", self._click(state, message.partition, at, event)] += 1
         await self._store.write(self._changes(state), self._record_ttl)
         for (kind, outcome), n in outcomes.items():
             self._metrics.sendtime.events.labels(kind, outcome).inc(n)
@@ -132,16 +133,23 @@ class SendTimeLearner:
         )
 
     def _decoded(self, batch: Sequence[Incoming], outcomes: Outcomes) -> list[Event]:
+        """The valid sends and clicks of the batch's messages, single or `event_batch.v1`,
+        each with its item position."""
         out: list[Event] = []
         for message in batch:
             kind = self._kinds.get(message.topic)
             if kind not in ("send", "click"):
                 continue
-            decoded = codec.decode(kind, message.value, max_bytes=self._max_bytes, key=message.key)
-            if isinstance(decoded, SendEvent | ClickEvent):
-                out.append((message, decoded))
-            else:
-                outcomes["send" if kind == "send" else "response", "rejected"] += 1
+            label = "send" if kind == "send" else "response"
+            opened = open_events(kind, message.value, max_bytes=self._max_bytes, key=message.key)
+            if isinstance(opened, codec.Rejected):
+                outcomes[label, "rejected"] += 1
+                continue
+            for item in opened.items:
+                if isinstance(item.value, SendEvent | ClickEvent):
+                    out.append((message, item.value, position(message.offset, item.place)))
+                else:
+                    outcomes[label, "rejected"] += 1
         return out
 
     def _contact(self, account_id: str, blob: bytes | None) -> ContactSlots:
@@ -174,12 +182,14 @@ class SendTimeLearner:
             state.changed_slots.add(pair)
         return next(outcome for (_, outcome), n in counted.items() if n)
 
-    def _send(self, state: _Batch, message: Incoming, send: SendEvent, outcomes: Outcomes) -> None:
+    def _send(
+        self, state: _Batch, partition: int, at: int, send: SendEvent, outcomes: Outcomes
+    ) -> None:
         pair = (send.account_id, send.contact_id)
         key = (send.account_id, send.event_id)
         cell, day = self._cell(send.account_id, state.zones.get(pair), send.time)
         known = state.records.get(key) is not None
-        event = SlotEvent("send", cell, day, SEND_SOURCE, message.partition, message.offset, known)
+        event = SlotEvent("send", cell, day, SEND_SOURCE, partition, at, known)
         outcome = self._apply(state, pair, event)
         outcomes["send", outcome] += 1
         if known:
@@ -190,12 +200,12 @@ class SendTimeLearner:
             record = SendRecord(cell, day, (EARLY_SOURCE, *early))
             state.early[key] = None
             state.counted_early.add(key)
-            outcomes["response", self._early(state, pair, cell, day, message, outcome)] += 1
+            outcomes["response", self._early(state, pair, cell, day, partition, at, outcome)] += 1
         state.records[key] = record
         state.changed_records.add(key)
 
     def _early(
-        self, state: _Batch, pair: Pair, cell: int, day: int, message: Incoming, outcome: str
+        self, state: _Batch, pair: Pair, cell: int, day: int, partition: int, at: int, outcome: str
     ) -> str:
         """Count a click read before its send, at the send's position."""
         if outcome != "applied":
@@ -203,50 +213,41 @@ class SendTimeLearner:
         history = self._settings_for(pair[0]).history
         one = np.ones(1, dtype=np.int64)
         delta = SlotDelta(one * history.bucket(day), one * cell, one * 0, one)
-        new, done = apply_slot_correction(
-            state.slots[pair], delta, EARLY_SOURCE, message.partition, message.offset
-        )
+        new, done = apply_slot_correction(state.slots[pair], delta, EARLY_SOURCE, partition, at)
         if done == "applied":
             state.slots[pair] = new
             state.changed_slots.add(pair)
         return done
 
-    def _click(self, state: _Batch, message: Incoming, click: ClickEvent) -> str:
+    def _click(self, state: _Batch, partition: int, at: int, click: ClickEvent) -> str:
         key = _send_key(click)
         if key is None:
             return "unattributed"
-        record, claim = claim_response(
-            state.records.get(key), CLICK_SOURCE, message.partition, message.offset
-        )
+        record, claim = claim_response(state.records.get(key), CLICK_SOURCE, partition, at)
         pair = (click.account_id, click.contact_id)
         if record is None:
-            outcome = self._before_its_send(state, key, message)
-            if outcome == "early":  # the contact's click offset still says it was read
-                read = SlotEvent("response", 0, 0, CLICK_SOURCE, *message_position(message), True)
-                self._apply(state, pair, read)
+            outcome = self._before_its_send(state, key, (partition, at))
+            if outcome == "early":  # the contact's click position still says it was read
+                self._apply(
+                    state, pair, SlotEvent("response", 0, 0, CLICK_SOURCE, partition, at, True)
+                )
             return outcome
         if claim == "first":
             state.records[key] = record
             state.changed_records.add(key)
         event = SlotEvent(
-            "response", record.cell, record.day, CLICK_SOURCE, message.partition,
-            message.offset, claim == "repeat",
+            "response", record.cell, record.day, CLICK_SOURCE, partition, at, claim == "repeat"
         )  # fmt: skip
         return self._apply(state, pair, event)
 
-    def _before_its_send(self, state: _Batch, key: SendKey, message: Incoming) -> str:
+    def _before_its_send(self, state: _Batch, key: SendKey, where: tuple[int, int]) -> str:
         """A click whose send is not recorded (yet): keep its position for the send."""
-        position = (message.partition, message.offset)
         early = state.early.get(key)
         if early is None:
-            state.early[key] = position
+            state.early[key] = where
             state.new_early.add(key)
             return "early"
-        return "replayed" if early == position else "duplicate"
-
-
-def message_position(message: Incoming) -> tuple[int, int]:
-    return message.partition, message.offset
+        return "replayed" if early == where else "duplicate"
 
 
 def _send_key(event: SendEvent | ClickEvent) -> SendKey | None:

@@ -28,25 +28,32 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from selector.sendtime.counts import ITEM_SPAN
+
 Pair = tuple[str, str]  # (account_id, contact_id)
 SendKey = tuple[str, str]  # (account_id, send event id)
 Blob = bytes | None
 
 
-_EARLY = struct.Struct("<Hq")
+_EARLY = struct.Struct("<BHq")  # version 2, partition, item position
+_EARLY_V1 = struct.Struct("<Hq")  # partition, offset of a single message
 
 
-def encode_early(partition: int, offset: int) -> bytes:
-    """The position of a click read before its send."""
-    return _EARLY.pack(partition, offset)
+def encode_early(partition: int, position: int) -> bytes:
+    """The position of a click read before its send (`selector.sendtime.counts.position`)."""
+    return _EARLY.pack(2, partition, position)
 
 
 def decode_early(data: bytes | None) -> tuple[int, int] | None:
-    """The stored position, or None (absent or unreadable)."""
-    if data is None or len(data) != _EARLY.size:
+    """The stored (partition, position), or None (absent or unreadable); a version 1
+    value's offset is read as its message's first item."""
+    if data is not None and len(data) == _EARLY_V1.size:
+        partition, offset = _EARLY_V1.unpack(data)
+        return int(partition), int(offset) * ITEM_SPAN
+    if data is None or len(data) != _EARLY.size or data[0] != 2:
         return None
-    partition, offset = _EARLY.unpack(data)
-    return int(partition), int(offset)
+    _, partition, at = _EARLY.unpack(data)
+    return int(partition), int(at)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,8 @@
 """The daily job's reconciliation of the contacts' send-time slot counts in Redis.
 
 1. Read the sends and clicks topics from their start to the end (the watermarks taken
-   first), decoded like the send-time learner does (single events, the same codec).
+   first), opened like the send-time learner does (single events and `event_batch.v1`,
+   each item at its own position, `selector.sendtime.counts.position`).
 2. Read every logged contact's stored counts and zone from Redis (one pipeline).
 3. Recount each contact from the log, up to the offsets its stored value says it read,
    with the account's send-time settings from the catalog (`selector.sendtime.recount`:
@@ -31,7 +32,7 @@ from redis.exceptions import RedisError, WatchError
 
 from selector.sendtime import SendTimeSettings, apply_slot_correction, decode_slots, encode_slots
 from selector.sendtime.clock import ZoneCache, load_zone
-from selector.sendtime.counts import SOURCES, ContactSlots, SlotDelta
+from selector.sendtime.counts import SOURCES, ContactSlots, SlotDelta, position
 from selector.sendtime.hours import local_cells
 from selector.sendtime.recount import Cut, LoggedClick, LoggedSend, drift, recount
 from stream.adapters.kafka_reader import open_consumer, read_ranges, watermarks
@@ -43,6 +44,7 @@ from stream.job.cut import JobError
 from stream.job.recompute import Record
 from stream.settings import Settings
 from stream.wire import codec
+from stream.wire.batches import open_events
 from stream.wire.messages import TOPICS, ClickEvent, SendEvent
 
 CORRECTION_SOURCE = SOURCES.index("sendtime-corrections")
@@ -84,7 +86,7 @@ class SlotReconciliation:
 
 @dataclass
 class AccountLog:
-    """One account's logged sends and clicks (one partition, offset order)."""
+    """One account's logged sends and clicks (one partition, by item position)."""
 
     partition: int
     sends: list[tuple[int, SendEvent]] = field(default_factory=list)
@@ -105,21 +107,28 @@ class LogFold:
 
     def feed(self, kind: str, partition: int, records: Iterable[Record]) -> None:
         for r in records:
-            event = codec.decode(kind, r.value(), max_bytes=self.max_bytes, key=r.key())
-            if not isinstance(event, SendEvent | ClickEvent):
+            opened = open_events(kind, r.value(), max_bytes=self.max_bytes, key=r.key())
+            if isinstance(opened, codec.Rejected):
                 self.records[kind, "rejected"] += 1
                 continue
-            self.records[kind, "read"] += 1
-            log = self.logs.setdefault(event.account_id, AccountLog(partition))
-            if isinstance(event, SendEvent):
-                log.sends.append((r.offset(), event))
-            else:
-                log.clicks.append((r.offset(), event))
+            for item in opened.items:
+                self._item(kind, partition, position(r.offset(), item.place), item.value)
+
+    def _item(self, kind: str, partition: int, at: int, event: object) -> None:
+        if not isinstance(event, SendEvent | ClickEvent):
+            self.records[kind, "rejected"] += 1
+            return
+        self.records[kind, "read"] += 1
+        log = self.logs.setdefault(event.account_id, AccountLog(partition))
+        if isinstance(event, SendEvent):
+            log.sends.append((at, event))
+        else:
+            log.clicks.append((at, event))
 
 
 def read_log(settings: Settings) -> tuple[LogFold, dict[str, int]]:
-    """Every account's logged sends and clicks, and the end offset read of each
-    partition (keyed "send:p" and "click:p")."""
+    """Every account's logged sends and clicks, and the end of each partition read, as
+    an item position (keyed "send:p" and "click:p")."""
     names = {settings.topic(TOPICS[k]): k for k in ("send", "click")}
     tps = [(t, p) for t in names for p in range(settings.partitions)]
     fold = LogFold(settings.max_message_bytes)
@@ -135,7 +144,7 @@ def read_log(settings: Settings) -> tuple[LogFold, dict[str, int]]:
         read_ranges(consumer, marks, lambda t, p, run: fold.feed(names[t], p, run))
     finally:
         consumer.close()
-    return fold, {f"{names[t]}:{p}": high for (t, p), (_, high) in marks.items()}
+    return fold, {f"{names[t]}:{p}": position(high) for (t, p), (_, high) in marks.items()}
 
 
 def logged(

@@ -16,10 +16,11 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
 from selector.stats import AccountStats, Counts
-from stream.adapters.producer import open_producer, partition_for, send_messages
+from stream.adapters.producer import open_producer, partition_for, publish_batched, send_messages
 from stream.settings import Settings
 from stream.wire import codec
-from stream.wire.messages import ClickEvent, ConversionEvent, SelectionRequest, SendEvent
+from stream.wire.batches import open_responses, request_batch
+from stream.wire.messages import ClickEvent, ConversionEvent, SelectionRequest, SendEvent, encode
 from tests.integration.changelog import applied_through
 
 CREATIVES = [f"c{i}" for i in range(4)]
@@ -93,6 +94,7 @@ class Traffic:
     event_rate: float
     request_rate: float
     tail: float = 0.1
+    batch: int = 1  # events and requests per message (1: single v1 messages)
     over: asyncio.Event = field(default_factory=asyncio.Event)
     requests: list[str] = field(default_factory=list)
     started: float = 0.0
@@ -122,8 +124,8 @@ class Traffic:
                 await self.over.wait()
                 paced, base = time.monotonic(), index
                 self.held_seconds = paced - waited
-            await asyncio.gather(
-                *await send_messages(producer, self.settings, self.events[index : index + chunk])
+            await publish_batched(
+                producer, self.settings, self.events[index : index + chunk], self.batch
             )
             ahead = (index + chunk - base) / self.event_rate - (time.monotonic() - paced)
             if ahead > 0:
@@ -131,12 +133,28 @@ class Traffic:
 
     async def _ask(self, producer: Any, done: asyncio.Event) -> None:
         rng = random.Random(7)
+        # Batched: the requests due in each tenth of a second, one message per account.
+        per_message = 1 if self.batch == 1 else max(1, int(self.request_rate / 10))
+        topic = self.settings.topic("selection-requests")
         while not done.is_set():
-            n = len(self.requests)
-            request = SelectionRequest(f"r{n}", rng.choice(self.names), "k", f"x{n}")
-            await asyncio.gather(*await send_messages(producer, self.settings, [request]))
-            self.requests.append(request.request_id)
-            ahead = (n + 1) / self.request_rate - self.elapsed()
+            due = []
+            for _ in range(per_message):
+                n = len(self.requests) + len(due)
+                due.append(SelectionRequest(f"r{n}", rng.choice(self.names), "k", f"x{n}"))
+            if self.batch == 1:
+                await asyncio.gather(*await send_messages(producer, self.settings, due))
+            else:
+                by_account: dict[str, list[SelectionRequest]] = defaultdict(list)
+                for request in due:
+                    by_account[request.account_id].append(request)
+                await asyncio.gather(
+                    *[
+                        await producer.send(topic, request_batch(a, rs), key=a.encode())
+                        for a, rs in by_account.items()
+                    ]
+                )
+            self.requests.extend(r.request_id for r in due)
+            ahead = len(self.requests) / self.request_rate - self.elapsed()
             if ahead > 0:
                 await asyncio.sleep(ahead)
 
@@ -186,11 +204,12 @@ async def answers(settings: Settings, wanted: list[str], timeout: float) -> dict
         while True:
             for records in (await consumer.getmany(timeout_ms=500)).values():
                 for r in records:
-                    answer = codec.decode("selection_response", r.value)
-                    rid = getattr(answer, "request_id", None)
-                    if rid is not None:
-                        found[rid].append(r.value)
-                        missing.discard(rid)
+                    items = open_responses(r.value)  # single or a response batch
+                    for answer in items if isinstance(items, list) else [items]:
+                        rid = getattr(answer, "request_id", None)
+                        if rid is not None:
+                            found[rid].append(encode(answer))
+                            missing.discard(rid)
             ends = await consumer.end_offsets(tps)
             at_end = all([await consumer.position(tp) >= ends[tp] for tp in tps])
             if at_end and (not missing or time.monotonic() > deadline):

@@ -163,7 +163,7 @@ async def publish_paced(client: SelectionClient, events: list[Any], rate: float)
     """Publish in chunks of 250 at `rate` events/s."""
     started = time.monotonic()
     for index in range(0, len(events), 250):
-        await client.publish_events(events[index : index + 250])
+        await client.publish_events(events[index : index + 250], batch_size=1)
         ahead = (index + 250) / rate - (time.monotonic() - started)
         if ahead > 0:
             await asyncio.sleep(ahead)

@@ -41,6 +41,9 @@ REQUEST_RATE = 20.0  # requests/s, for as long as the events flow
 DISRUPT_AT = float(os.environ.get("DRILL_DISRUPT_AT", str(0.25 * TOTAL / EVENT_RATE)))
 # seconds from stopping a worker to restarting it: beyond the session timeout
 RESTART_AFTER = float(os.environ.get("DRILL_RESTART_AFTER", str(SESSION_TIMEOUT + 4.0)))
+# Events and requests per message: 1 publishes single v1 messages; more, batch envelopes
+# of one account (the client's default is 100).
+BATCH = int(os.environ.get("DRILL_BATCH", "1"))
 
 
 class Group:
@@ -116,7 +119,7 @@ async def drill_run(group: Group, disrupt: Disruption) -> None:
     events, truth = drill.known_stream(TOTAL, names)
     commits = drill.CommitSampler(settings, (*drill.EVENT_TOPICS, "selection-requests"))
     commits.start()
-    traffic = drill.Traffic(settings, events, names, EVENT_RATE, REQUEST_RATE)
+    traffic = drill.Traffic(settings, events, names, EVENT_RATE, REQUEST_RATE, batch=BATCH)
     flow = asyncio.create_task(traffic.run())
     await asyncio.sleep(DISRUPT_AT)
     assert not flow.done(), "the stream ended before the disruption began"

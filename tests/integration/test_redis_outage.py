@@ -131,7 +131,7 @@ async def publish_steadily(client: SelectionClient, events: list[Any], t0: float
     loop, chunk = asyncio.get_running_loop(), 50
     for start in range(0, len(events), chunk):
         await asyncio.sleep(max(0.0, t0 + start / EVENT_RATE - loop.time()))
-        await client.publish_events(events[start : start + chunk])
+        await client.publish_events(events[start : start + chunk], batch_size=1)
 
 
 async def watch_health(worker: WorkerProcess, t0: float, until: asyncio.Event) -> list[Health]:

@@ -3,14 +3,16 @@ hours and the delivery window over several zones (DST included), on the default 
 on a sender's reply topic; bad requests answered with their reasons and dead-lettered;
 sends and clicks moving a contact's slot counts in Redis, and its send times with them,
 and doing nothing more when published again; an account's catalog changing its answers
-(its slots and sending hours, a campaign's own hours). And the measurement from the topics: the
-pitfall scenario's experiments published as answers, sends and clicks, read back, give
-the simulator's estimates."""
+(its slots and sending hours, a campaign's own hours); and the daily job's recount of
+the slot counts finding drift put into Redis and repairing it. And the measurement from
+the topics: the pitfall scenario's experiments published as answers, sends and clicks,
+read back, give the simulator's estimates."""
 
 from __future__ import annotations
 
 import asyncio
 import io
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
@@ -26,7 +28,14 @@ import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from selector.domain import Campaign, SelectionSettings
-from selector.sendtime import ContactSlots, decode_slots, load_zone
+from selector.sendtime import (
+    ContactSlots,
+    apply_slot_correction,
+    decode_slots,
+    encode_slots,
+    load_zone,
+)
+from selector.sendtime.counts import SlotDelta
 from selector.sendtime.report import build_report
 from selector.sendtime.scenario import sendtime_scenario_from_dict
 from selector.sendtime.simulate import simulate
@@ -35,6 +44,8 @@ from stream.adapters.producer import open_producer, send_messages
 from stream.client import SendTime, SendTimeClient, publish_events
 from stream.commands import topics
 from stream.handlers.sendtime_store import slots_key
+from stream.job.cut import read_catalog
+from stream.job.sendtime_recount import reconcile as reconcile_slots
 from stream.sendtime.live import messages_of_run
 from stream.sendtime.live_topics import publish, results
 from stream.settings import Settings
@@ -333,3 +344,50 @@ async def test_the_accounts_catalog_sets_its_slots_and_sending_hours(
     assert {a.slot for a in promo} <= {14, 15}  # type: ignore[union-attr]
     news = berlin_minutes(await answers_by_catalog(settings, account, "news"))
     assert all(600 <= m < 720 for m in news), news
+
+
+async def test_the_daily_job_finds_and_repairs_drift_in_the_slot_counts(
+    worker: WorkerProcess,
+) -> None:
+    """The learner's counts agree with the job's recount; counts broken in Redis are
+    found with their size, repaired, and a second run finds nothing."""
+    settings = worker.settings
+    contact = f"ct-drift-{uuid.uuid4().hex[:6]}"
+    await publish_events(settings, evening_history(contact, 10))
+    async with asyncio.timeout(60):
+        while True:  # the learner's metrics count every test's events: read the counts
+            try:
+                sends, clicks = await stored_counts(settings, contact)
+                if (sends.sum(), clicks.sum()) == (20, 10):
+                    break
+            except AssertionError:  # nothing stored yet
+                pass
+            await asyncio.sleep(0.25)
+    catalogs = read_catalog(settings, time.time())
+    clean = await asyncio.to_thread(reconcile_slots, settings, catalogs, correct=False, run_seq=1)
+    assert clean.contacts >= 1 and not [d for d in clean.drifts if d.contact_id == contact]
+    key = slots_key("acme", contact, settings.redis_key_prefix)
+    client = aioredis.Redis.from_url(settings.redis_url)
+    try:
+        state = decode_slots(await client.get(key), 12, False)
+        assert isinstance(state, ContactSlots)
+        evening = int(np.flatnonzero(state.responses > 0)[0])
+        phantom = SlotDelta(
+            *(np.array([v]) for v in (state.bucket[evening], state.cell[evening], 4, -1))
+        )
+        broken, _ = apply_slot_correction(state, phantom, 3, 0, 1)
+        await client.set(key, encode_slots(broken, 12, False))
+        run = int(time.time() * 1000)
+        fixed = await asyncio.to_thread(
+            reconcile_slots, settings, catalogs, correct=True, run_seq=run
+        )
+        [found] = [d for d in fixed.drifts if d.contact_id == contact]
+        assert (found.sends, found.responses, found.corrected) == (-4, 1, True)
+        again = await asyncio.to_thread(
+            reconcile_slots, settings, catalogs, correct=True, run_seq=run + 1
+        )
+        assert not [d for d in again.drifts if d.contact_id == contact]
+    finally:
+        await client.aclose()
+    repaired = await stored_counts(settings, contact)
+    assert (repaired[0] == sends).all() and (repaired[1] == clicks).all()

@@ -172,7 +172,7 @@ async def publish_slowly(
 ) -> None:
     async with SelectionClient(settings) as client:
         for i in range(0, len(events), chunk):
-            await client.publish_events(events[i : i + chunk])
+            await client.publish_events(events[i : i + chunk], batch_size=1)
             if times is not None:
                 times.append(time.monotonic())
             await asyncio.sleep(0.1)

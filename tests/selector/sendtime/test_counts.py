@@ -4,6 +4,7 @@ send; corrections once; the bytes round-trip and bad bytes give bounded reasons.
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -19,6 +20,7 @@ from selector.sendtime.codec import (
     window_counts,
 )
 from selector.sendtime.counts import (
+    ITEM_SPAN,
     ContactSlots,
     History,
     SendRecord,
@@ -26,6 +28,7 @@ from selector.sendtime.counts import (
     apply_slot_correction,
     apply_slot_events,
     claim_response,
+    position,
     slot_delta,
 )
 
@@ -144,7 +147,7 @@ def test_history_settings_are_checked() -> None:
 def test_slots_round_trip_and_stay_small() -> None:
     state, _ = apply_slot_events(ContactSlots(), some_events(), HISTORY)
     data = encode_slots(state, 12, False)
-    assert data[0] == 1
+    assert data[0] == 2
     assert decode_slots(data, 12, False) == state
     assert len(data) == 8 + 2 * 11 + 2 + 13 * state.bucket.size
     daily = [send(3, 19_000 + d, d) for d in range(365)]
@@ -155,6 +158,31 @@ def test_slots_round_trip_and_stay_small() -> None:
 def test_records_round_trip() -> None:
     for record in (SendRecord(3, 19_000), SendRecord(23, -5, (1, 7, 2**40))):
         assert decode_record(encode_record(record)) == record
+
+
+def test_version_1_offsets_are_read_as_their_messages_first_item() -> None:
+    state, _ = apply_slot_events(ContactSlots(), some_events(), HISTORY)
+    v1 = encode_slots(replace(state, applied=((0, 2, 70),)), 12, False)
+    v1 = b"\x01" + v1[1:]
+    assert decode_slots(v1, 12, False).applied == ((0, 2, position(70, 0)),)  # type: ignore[union-attr]
+    record = encode_record(SendRecord(3, 19_000, (2, 1, 17)))
+    assert decode_record(b"\x01" + record[1:]) == SendRecord(3, 19_000, (2, 1, 17 * ITEM_SPAN))
+    # a re-delivered send of a version 1 value is still a replay; the next message is new
+    old = decode_slots(v1, 12, False)
+    assert isinstance(old, ContactSlots)
+    again = SlotEvent("send", 3, 19_050, 0, 2, position(70, 0))
+    assert apply_slot_events(old, [again], HISTORY)[1]["send", "replayed"] == 1
+    after = SlotEvent("send", 3, 19_050, 0, 2, position(71, 0))
+    assert apply_slot_events(old, [after], HISTORY)[1]["send", "applied"] == 1
+
+
+def test_items_of_one_batch_message_each_count() -> None:
+    events = [SlotEvent("send", 3, 19_050, 0, 0, position(9, place)) for place in range(5)]
+    state, counted = apply_slot_events(ContactSlots(), events, HISTORY)
+    assert counted["send", "applied"] == 5 and int(state.sends.sum()) == 5
+    assert apply_slot_events(state, events, HISTORY)[1]["send", "replayed"] == 5
+    with pytest.raises(ValueError):
+        position(9, ITEM_SPAN)
 
 
 @pytest.mark.parametrize(

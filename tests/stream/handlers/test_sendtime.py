@@ -272,6 +272,38 @@ async def test_a_click_read_before_its_send_counts_once_when_the_send_arrives() 
     assert not any(k.startswith("st:early:") for k in store.data)
 
 
+def batched(events: list[Incoming], per_message: int) -> list[Incoming]:
+    """The same events as `event_batch.v1` messages of up to `per_message` per topic."""
+    out = []
+    for topic, kind in TOPICS.items():
+        docs = [orjson.loads(e.value) for e in events if e.topic == topic]
+        for n, start in enumerate(range(0, len(docs), per_message)):
+            items = [
+                {k: v for k, v in d.items() if k not in ("schema", "account_id")}
+                for d in docs[start : start + per_message]
+            ]
+            doc = {"schema": "event_batch.v1", "kind": kind, "account_id": "acme", "events": items}
+            out.append(record(doc, topic, n))
+    return out
+
+
+async def test_batch_messages_count_each_event_once_like_single_ones() -> None:
+    single_store, batch_store, metrics = MemorySendTimeStore(), MemorySendTimeStore(), Metrics()
+    events = history("ct-3", 8)
+    await learner(single_store, metrics).learn(events)
+    messages = batched(events, 5)  # sends first, then the clicks: a click after its send
+    outcomes = await learner(batch_store, metrics).learn(messages)
+    assert outcomes == {("send", "applied"): 16, ("response", "applied"): 8}
+    assert all(
+        (a == b).all()
+        for a, b in zip(counts(single_store, "ct-3"), counts(batch_store, "ct-3"), strict=True)
+    )
+    again = await learner(batch_store, metrics).learn(messages[1:3])  # re-delivered
+    assert again == {("send", "replayed"): 10}
+    sends, clicks = counts(batch_store, "ct-3")
+    assert (sends.sum(), clicks.sum()) == (16, 8)
+
+
 async def test_metrics_never_name_a_contact() -> None:
     store, metrics = MemorySendTimeStore(), Metrics().start_series()
     await service(store, metrics).answer(

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from selector.sendtime import SendTimeSettings, apply_slot_correction, decode_slots, encode_slots
-from selector.sendtime.counts import ContactSlots, SlotDelta
+from selector.sendtime.counts import ContactSlots, SlotDelta, position
 from selector.sendtime.recount import Cut
 from stream.handlers.sendtime_learning import SendTimeLearner
 from stream.handlers.sendtime_store import MemorySendTimeStore, slots_key, zone_key
@@ -87,6 +87,11 @@ def fold_of(sends: list[Incoming], clicks: list[Incoming]) -> LogFold:
     return fold
 
 
+def ends_of(sends: int, clicks: int) -> dict[str, int]:
+    """The ends of the partitions read, as item positions."""
+    return {"send:0": position(sends), "click:0": position(clicks)}
+
+
 def check(store: MemorySendTimeStore, fold: LogFold, ends: dict[str, int]) -> Any:
     log = fold.logs["acme"]
     stored = {c: store.data.get(slots_key("acme", c)) for c in log.contacts()}
@@ -103,7 +108,7 @@ async def test_the_recount_is_what_the_learner_stored_in_any_reading_order(seed:
     await learned(interleaved(sends, clicks, seed), store)
     fold = fold_of(sends, clicks)
     assert fold.records == {("send", "read"): len(sends), ("click", "read"): len(clicks)}
-    found = check(store, fold, {"send:0": len(sends), "click:0": len(clicks)})
+    found = check(store, fold, ends_of(len(sends), len(clicks)))
     assert (len(found.cuts), found.moving, found.missing) == (6, 0, 0)
     assert found.drifts == {}
     counted = sum(int(s.sends.sum()) for s in _states(store).values())
@@ -124,7 +129,7 @@ async def test_injected_drift_is_found_exactly_and_corrected_once() -> None:
     store = MemorySendTimeStore()
     await learned(interleaved(sends, clicks, 7), store)
     fold = fold_of(sends, clicks)
-    ends = {"send:0": len(sends), "click:0": len(clicks)}
+    ends = ends_of(len(sends), len(clicks))
     truth = _states(store)
     # add 5 phantom sends and lose a response in a cell that has one
     state = truth["ct-4"]
@@ -155,6 +160,6 @@ async def test_values_past_the_log_read_are_moving_and_unstored_ones_missing() -
     await learned([sends + clicks], store)
     del store.data[slots_key("acme", "ct-5")]
     fold = fold_of(sends[:-20], clicks)  # the job read less than the learner
-    found = check(store, fold, {"send:0": len(sends) - 20, "click:0": len(clicks)})
+    found = check(store, fold, ends_of(len(sends) - 20, len(clicks)))
     assert found.missing == 1 and found.moving >= 1
     assert found.drifts == {}  # nothing compared that the job could not see whole
