@@ -60,6 +60,7 @@ def to_dict(outcome: Outcome) -> dict[str, Any]:
         "seconds": outcome.seconds,
         "drifts": [_drift(a, d) for a, found in sorted(outcome.drifts.items()) for d in found],
         "send_times": _send_times(outcome.send_times),
+        "send_time_priors": outcome.priors,
     }
 
 
@@ -129,7 +130,8 @@ def text(outcome: Outcome, top: int = 20) -> str:
         lines.append(
             f"send-time slots: {st.contacts:,} contact(s) compared, {len(st.drifts)} drifting "
             f"(sends {st.events['send']:,}, responses {st.events['response']:,}), "
-            f"{st.corrected} corrected; {st.moving} moving, {st.missing} missing"
+            f"{st.corrected} corrected; {st.moving} moving, {st.missing} missing; "
+            f"priors of {outcome.priors} account(s) published"
         )
     return "\n".join(lines)
 
@@ -157,6 +159,7 @@ def record(metrics: StatsJobMetrics, outcome: Outcome, now: float) -> None:
             metrics.send_times.contacts.labels(name).set(n)
         for slot_kind, n in st.events.items():
             metrics.send_times.drift_events.labels(slot_kind).set(n)
+        metrics.send_times.priors.set(outcome.priors)
     metrics.last_success.set(now)
 
 

@@ -13,7 +13,9 @@ the parameter snapshot. Events keep flowing meanwhile.
 4. Corrections to `stats-corrections` (not with `report_only`), then, once the worker
    has applied them, the parameter snapshot (`stream.job.snapshot`).
 5. The contacts' send-time slot counts in Redis, recounted from the sends and clicks
-   topics and corrected where they drifted (`stream.job.sendtime_recount`).
+   topics and corrected where they drifted (`stream.job.sendtime_recount`); then each
+   account's send-time prior fitted to the recounted counts and published to the
+   send-time priors topic, which the workers follow (`stream.job.sendtime_priors`).
 
 Accounts whose stats have no catalog are left alone (counted as skipped): without a
 catalog every event would be invalid, and a catalog that failed to load must not erase
@@ -35,6 +37,7 @@ from selector.stats import AccountStats
 from stream.adapters.kafka_reader import Range, open_consumer, watermarks
 from stream.handlers.catalog import AccountCatalog
 from stream.job import cut as job_io
+from stream.job import sendtime_priors
 from stream.job import snapshot as params_snapshot
 from stream.job.readers import Folded, Task, recompute
 from stream.job.recompute import Scope
@@ -71,6 +74,7 @@ class Outcome:
     read_seconds: float
     seconds: float
     send_times: SlotReconciliation | None = None  # None: not run (no Redis, or not asked)
+    priors: int = 0  # send-time priors published
 
     @property
     def records_read(self) -> int:
@@ -170,10 +174,7 @@ def run(
         published = job_io.publish(settings, job_io.corrections_topic(settings), bodies)
         if options.snapshot:
             snapshots = publish_snapshot(settings, options.timeout, clock, catalogs)
-    send_times = None
-    if options.send_times and settings.cooldown_store != "memory":
-        correct = not options.report_only
-        send_times = reconcile_slots(settings, catalogs, correct=correct, run_seq=run_seq(clock))
+    send_times, priors = reconcile_send_times(settings, options, catalogs, clock)
     return Outcome(
         options.run_id,
         summarize(len(scope.cut), drifts.values()),
@@ -185,6 +186,27 @@ def run(
         read_seconds,
         time.monotonic() - started,
         send_times,
+        priors,
+    )
+
+
+def reconcile_send_times(
+    settings: Settings,
+    options: Options,
+    catalogs: Mapping[str, AccountCatalog],
+    clock: Callable[[], float],
+) -> tuple[SlotReconciliation | None, int]:
+    """The slot reconciliation (unless not asked or without Redis), then, unless
+    `report_only`, every account's prior fitted to the recounted counts and published;
+    returns the reconciliation and the priors published."""
+    if not options.send_times or settings.cooldown_store == "memory":
+        return None, 0
+    seq = run_seq(clock)
+    found = reconcile_slots(settings, catalogs, correct=not options.report_only, run_seq=seq)
+    if options.report_only:
+        return found, 0
+    return found, sendtime_priors.publish(
+        settings, sendtime_priors.fitted_priors(found, clock(), seq)
     )
 
 

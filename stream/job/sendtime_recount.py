@@ -70,6 +70,8 @@ class SlotReconciliation:
     missing: int  # logged, no usable stored value: nothing written
     drifts: tuple[ContactDrift, ...]
     records: Counter[tuple[str, str]] = field(default_factory=Counter)
+    # per account: its settings and its compared contacts' recounted values (for the prior)
+    recounted: dict[str, tuple[SendTimeSettings, list[ContactSlots]]] = field(default_factory=dict)
 
     @property
     def corrected(self) -> int:
@@ -186,6 +188,7 @@ class AccountCheck:
     drifts: dict[str, SlotDelta]
     moving: int
     missing: int
+    counted: dict[str, ContactSlots]
 
     def recount_one(self, contact: str, cut: Cut) -> ContactSlots:
         cuts = {**self.cuts, contact: cut}
@@ -219,7 +222,7 @@ def compare_account(
         cuts[contact], states[contact] = cut, state
     counted = recount(sends, clicks, cuts, p, settings.history)
     drifts = {c: d for c in cuts if (d := drift(counted[c], states[c])) is not None}
-    return AccountCheck(p, settings, sends, clicks, cuts, drifts, moving, missing)
+    return AccountCheck(p, settings, sends, clicks, cuts, drifts, moving, missing, counted)
 
 
 def _decoded(blob: bytes | None, settings: SendTimeSettings) -> ContactSlots | None:
@@ -291,6 +294,7 @@ async def _reconcile(
     client = redis_client(settings)
     compared = moving = missing = 0
     found: list[ContactDrift] = []
+    recounted: dict[str, tuple[SendTimeSettings, list[ContactSlots]]] = {}
     try:
         for account, log in sorted(fold.logs.items()):
             contacts = sorted(log.contacts())
@@ -305,6 +309,7 @@ async def _reconcile(
             }
             check = compare_account(log, settings_of(catalogs.get(account)), stored, zones, ends)
             compared += len(check.cuts)
+            recounted[account] = (check.settings, [check.counted[c] for c in sorted(check.cuts)])
             moving, missing = moving + check.moving, missing + check.missing
             for contact, delta in sorted(check.drifts.items()):
                 key = slots_key(account, contact, prefix)
@@ -315,4 +320,4 @@ async def _reconcile(
                 )  # fmt: skip
     finally:
         await client.aclose()
-    return SlotReconciliation(compared, moving, missing, tuple(found), fold.records)
+    return SlotReconciliation(compared, moving, missing, tuple(found), fold.records, recounted)

@@ -81,6 +81,16 @@ class SendTimeMetrics:
             buckets=BATCH_SECONDS,
             registry=r,
         )
+        self._loads(r)
+
+    def _loads(self, r: CollectorRegistry) -> None:
+        self.prior_loads = Counter(
+            f"{PREFIX}_sendtime_prior_loads_total",
+            "Messages of the send-time priors topic this worker read, by outcome (loaded, "
+            "older: a version not newer than the one in use, rejected).",
+            ["outcome"],
+            registry=r,
+        )
 
     def start_series(self) -> None:
         """Every series of these small label sets exists from the start, at 0."""
@@ -101,6 +111,8 @@ class SendTimeMetrics:
             self.state_issues.labels(state_issue)
         for agent in AGENTS:
             self.batch_seconds.labels(agent)
+        for load in ("loaded", "older", "rejected"):
+            self.prior_loads.labels(load)
 
 
 class SlotJobMetrics:
@@ -120,5 +132,10 @@ class SlotJobMetrics:
             "Slot counts the last reconciliation found off (absolute difference summed over "
             "contacts and cells), by kind (send, response).",
             ["kind"],
+            registry=r,
+        )
+        self.priors = Gauge(
+            f"{PREFIX}_sendtime_reconciliation_priors",
+            "Accounts whose send-time prior the last run fitted and published.",
             registry=r,
         )

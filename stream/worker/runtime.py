@@ -39,8 +39,9 @@ from stream.handlers.profiles import (
 )
 from stream.handlers.reply_to import ReplyPolicy
 from stream.handlers.selection import SelectionService
-from stream.handlers.sendtime import DEFAULT_SETTINGS, SendTimeService
+from stream.handlers.sendtime import DEFAULT_SETTINGS, SendTimeService, uniform_prior
 from stream.handlers.sendtime_learning import SendTimeLearner
+from stream.handlers.sendtime_priors import PriorBook
 from stream.handlers.sendtime_store import MemorySendTimeStore, SendTimeStore
 from stream.handlers.stores import CooldownStore, DedupStore, MemoryCooldowns, MemoryDedup
 from stream.ops.health import Reachability
@@ -73,6 +74,8 @@ class Runtime:
         self.catalogs = Catalogs(account_to_catalog.get)
         # every account's newest promoted model (stream.worker.agents.load_models)
         self.models = ModelBook(metrics.model)
+        # every account's newest fitted send-time prior (agents.load_send_time_priors)
+        self.priors = PriorBook(lambda outcome: metrics.sendtime.prior_loads.labels(outcome).inc())
         self.reachability = Reachability()
         if settings.cooldown_store == "memory":
             self.reachability.not_used("redis")
@@ -199,6 +202,9 @@ class Runtime:
                 reply_cache_seconds=settings.reply_topic_cache_seconds,
                 settings_for=lambda account: self.send_time(account).settings,
                 hours_for=lambda account, campaign: self.send_time(account).hours_for(campaign),
+                prior_for=lambda account, s: (
+                    self.priors.for_account(account, s) or uniform_prior(s.cells)
+                ),
             )
             learner = SendTimeLearner(
                 store=store,

@@ -80,6 +80,7 @@ async def test_topics_create_makes_every_topic_once_with_its_cleanup_policy(
             "catalog-creatives",
             "catalog-offers",
             "models",
+            "send-time-priors",
             "thompson-params",
         )
     }

@@ -25,9 +25,10 @@ ROOT = Path(__file__).resolve().parents[2] / "schemas"
 NOT_ON_A_TOPIC = {"scenario.v1.schema.json", "sendtime_scenario.v1.schema.json"}
 # Batch envelopes beside a topic's single messages (tests/schemas/test_batch_schemas.py).
 BATCHES = {f"{name.removesuffix('.v1')}.v1.schema.json" for name in BATCH_SCHEMAS}
-# Documents on a topic that are not wire messages: `selector.model.artifact` reads them
-# (tests/stream/job/test_train.py validates a trained model against its schema).
-ARTIFACTS = {"contextual_model.v1.schema.json"}
+# Documents on a topic that are not wire messages: `selector.model.artifact` and
+# `stream.handlers.sendtime_priors` read them (tests/stream/job/test_train.py and
+# tests/stream/handlers/test_sendtime_priors.py validate them against their schemas).
+ARTIFACTS = {"contextual_model.v1.schema.json", "send_time_prior.v1.schema.json"}
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
 
