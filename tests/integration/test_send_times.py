@@ -4,7 +4,8 @@ on a sender's reply topic; bad requests answered with their reasons and dead-let
 sends and clicks moving a contact's slot counts in Redis, and its send times with them,
 and doing nothing more when published again; an account's catalog changing its answers
 (its slots and sending hours, a campaign's own hours); and the daily job's recount of
-the slot counts finding drift put into Redis and repairing it. And the measurement from
+the slot counts finding drift put into Redis and repairing it; a prior published on
+the priors topic steering the answers without a restart. And the measurement from
 the topics: the pitfall scenario's experiments published as answers, sends and clicks,
 read back, give the simulator's estimates."""
 
@@ -30,6 +31,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from selector.domain import Campaign, SelectionSettings
 from selector.sendtime import (
     ContactSlots,
+    SlotPrior,
     apply_slot_correction,
     decode_slots,
     encode_slots,
@@ -41,8 +43,10 @@ from selector.sendtime.scenario import sendtime_scenario_from_dict
 from selector.sendtime.simulate import simulate
 from stream.adapters.kafka_config import kafka_config
 from stream.adapters.producer import open_producer, send_messages
+from stream.adapters.topic_specs import TopicSpec, ensure_topics
 from stream.client import SendTime, SendTimeClient, publish_events
 from stream.commands import topics
+from stream.handlers.sendtime_priors import PRIORS_TOPIC, PublishedPrior, encode_prior
 from stream.handlers.sendtime_store import slots_key
 from stream.job.cut import read_catalog
 from stream.job.sendtime_recount import reconcile as reconcile_slots
@@ -391,3 +395,33 @@ async def test_the_daily_job_finds_and_repairs_drift_in_the_slot_counts(
         await client.aclose()
     repaired = await stored_counts(settings, contact)
     assert (repaired[0] == sends).all() and (repaired[1] == clicks).all()
+
+
+async def test_a_published_prior_is_in_use_without_a_restart(worker: WorkerProcess) -> None:
+    """An account's answers follow the prior published on the priors topic: one that
+    makes 18:00-20:00 (slot 9) by far the likeliest sends new contacts there."""
+    settings = worker.settings
+    account = f"primed-{uuid.uuid4().hex[:6]}"
+    topic = settings.topic(PRIORS_TOPIC)
+    await ensure_topics(settings, [TopicSpec(topic, settings.partitions, True)])
+    alpha, beta = np.ones((1, 12)), np.full((1, 12), 99.0)
+    alpha[0, 9], beta[0, 9] = 50.0, 50.0
+    prior = SlotPrior(alpha, beta, 100.0, 1000, np.ones(1))
+    body = encode_prior(PublishedPrior(account, 1, time.time(), 12, False, prior))
+    name = "creative_selection_sendtime_prior_loads_total"
+    loaded = worker.metric(name, outcome="loaded")
+    async with open_producer(settings) as producer:
+        await producer.send_and_wait(topic, body, key=account.encode())
+    await worker.wait_for(
+        "creative_selection_sendtime_prior_loads_total", loaded + 1, outcome="loaded"
+    )
+    async with SendTimeClient(settings, timeout=60.0) as client:
+        found = await asyncio.gather(
+            *(
+                client.send_time(account, "news", f"ct-{i}", LAUNCH, 36 * 3600.0,
+                                 zone="Europe/Berlin", control_pct=0)
+                for i in range(60)
+            )
+        )  # fmt: skip
+    slots = [a.slot for a in found if isinstance(a, SendTimeAnswer)]
+    assert len(slots) == 60 and sum(s == 9 for s in slots) >= 50, slots
