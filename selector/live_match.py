@@ -88,9 +88,10 @@ def _join_sends(
     matched = r >= 0
     _tally(counter, "no_request_id", sends["request"] == NO_ID)
     _tally(counter, "no_response", (sends["request"] != NO_ID) & ~matched)
-    rr = np.where(matched, r, 0)
-    wrong_account = matched & (responses["account"][rr] != sends["account"])
-    wrong_creative = matched & ~wrong_account & (responses["creative"][rr] != sends["creative"])
+    m = np.flatnonzero(matched)  # (there may be no response at all to index)
+    wrong_account, wrong_creative = np.zeros(sends.size, bool), np.zeros(sends.size, bool)
+    wrong_account[m] = responses["account"][r[m]] != sends["account"][m]
+    wrong_creative[m] = ~wrong_account[m] & (responses["creative"][r[m]] != sends["creative"][m])
     _tally(counter, "account_mismatch", wrong_account)
     _tally(counter, "creative_mismatch", wrong_creative)
     answered = np.zeros(responses.size, dtype=bool)

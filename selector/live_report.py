@@ -32,7 +32,7 @@ from selector.live_checks import SRM_ALPHA, Diversity, PoolStatus, SplitTest, sp
 from selector.live_groups import METRICS, Group, lift
 from selector.live_join import ATTRIBUTION_WINDOW, JoinAccumulator, Joined, Kind
 from selector.live_ope import OpeOptions, PolicyValue, account_ope
-from selector.live_sections import Section, model_section
+from selector.live_sections import AccountSections, Section, model_section
 from selector.live_tables import Tables, build_tables, creative_diversity, learning_share
 from selector.report import json_safe
 
@@ -118,6 +118,7 @@ class LiveReport:
     undecodable: dict[str, dict[str, int]]
     unmatched: dict[str, dict[str, int]]
     unknown_records: int
+    other_accounts: tuple[AccountSections, ...] = ()  # sections only: no reported sends
 
     def account(self, account_id: str) -> AccountReport | None:
         return next((a for a in self.accounts if a.account_id == account_id), None)
@@ -204,11 +205,18 @@ def _account(
 
 
 def with_sections(report: LiveReport, sections: Mapping[str, Sequence[Section]]) -> LiveReport:
-    """`report` with more sections per account id (e.g. send-time results)."""
+    """`report` with more sections per account id (e.g. send-time results); those of an
+    account without reported sends go to `other_accounts`, in account order."""
     accounts = tuple(
         replace(a, sections=(*a.sections, *sections.get(a.account_id, ()))) for a in report.accounts
     )
-    return replace(report, accounts=accounts)
+    named = {a.account_id for a in report.accounts}
+    others = {o.account_id: o.sections for o in report.other_accounts}
+    for account_id, more in sections.items():
+        if account_id not in named and more:
+            others[account_id] = (*others.get(account_id, ()), *more)
+    other = tuple(AccountSections(k, v) for k, v in sorted(others.items()))
+    return replace(report, accounts=accounts, other_accounts=other)
 
 
 def build_live_report(

@@ -23,6 +23,11 @@ from stream.wire.batches import event_batch
 from stream.wire.messages import TOPICS, Kind, Message, encode, key_of
 
 LINGER_MS = 5
+# Bytes a partition's pending produce batch may hold before a send waits for it to drain.
+# aiokafka's default (16 KiB) is below one batch message of 100 requests or events, so
+# every such send would wait a broker round trip; 512 KiB stays below the broker's
+# default message.max.bytes (1 MiB) for a batch of them.
+MAX_BATCH_BYTES = 524_288
 
 
 def as_settings(settings: Settings | str) -> Settings:
@@ -40,6 +45,7 @@ async def open_producer(settings: Settings, **overrides: Any) -> AsyncIterator[A
         **kafka_config(settings),
         "acks": "all",
         "linger_ms": LINGER_MS,
+        "max_batch_size": MAX_BATCH_BYTES,
         "enable_idempotence": True,
         **overrides,
     }

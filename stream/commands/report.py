@@ -34,7 +34,9 @@ def register(subparsers: Any) -> None:
             "join them, and report per account: automated vs control click rate, "
             "conversion rate and revenue per send with 95% intervals (contacts as "
             "clusters), per method, creative and day; the control split's sample-ratio "
-            "test; the learning pool; creative shares; off-policy estimates. Tables go to "
+            "test; the learning pool; creative shares; off-policy estimates; the model "
+            "versions on the models topic with their held-out metrics; and, where the "
+            "range holds send-time answers, the send-time lifts. Tables go to "
             "stdout; --json, --plots and --html write files."
         ),
         epilog=EXAMPLE,

@@ -12,6 +12,7 @@ an earlier (perhaps killed) run published is then part of the cut, never applied
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -83,6 +84,48 @@ def read_catalog(settings: Settings, now: float) -> dict[str, AccountCatalog]:
     finally:
         consumer.close()
     return {key.decode(): build_catalog(key.decode(), value) for key, value in table.items()}
+
+
+CatalogHistory = dict[str, list[tuple[float, AccountCatalog]]]
+
+
+def read_catalog_history(settings: Settings, now: float) -> CatalogHistory:
+    """Every account's catalog after each catalog message the topics still hold, with
+    that message's record time (seconds), oldest first: the catalog in force at a time
+    is the last version at or before it. Messages are applied in record-time order (a
+    partition's times taken as never decreasing, so each partition keeps its order); the
+    last version of each account is `read_catalog`'s. Compaction keeps only the latest
+    message of a key per part, so versions before it may be gone."""
+    found: list[tuple[float, int, int, str, Incoming]] = []
+    consumer = open_consumer(settings)
+    try:
+        for rank, kind in enumerate(PARTS):
+            topic = settings.topic(TOPICS[kind])  # type: ignore[index]
+            tps = [(topic, p) for p in range(settings.partitions)]
+            latest: dict[int, float] = {}
+
+            def keep(topic: str, partition: int, run: list[Any], kind: str = kind,
+                     rank: int = rank, latest: dict[int, float] = latest) -> None:  # fmt: skip
+                for r in run:
+                    at = max(r.timestamp()[1] / 1000.0, latest.get(partition, -math.inf))
+                    latest[partition] = at
+                    message = Incoming(r.value(), r.key(), topic, partition, r.offset())
+                    found.append((at, rank, len(found), kind, message))
+
+            read_ranges(consumer, watermarks(consumer, tps), keep)
+    finally:
+        consumer.close()
+    table: dict[bytes, Any] = {}
+    history: CatalogHistory = {}
+    for at, _, _, kind, message in sorted(found, key=lambda f: f[:3]):
+        key_, new, _ = apply_catalog_message(
+            kind, message, table.get, settings.max_message_bytes, "", now
+        )
+        if new is not None:
+            table[key_] = new
+            account_id = key_.decode()
+            history.setdefault(account_id, []).append((at, build_catalog(account_id, new)))
+    return history
 
 
 def latest_corrections(settings: Settings) -> dict[str, tuple[str, int]]:

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 PREFIX = "creative_selection"
+STEP_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+# The steps of answering one batch of selection requests, in order (`answer_step`).
+ANSWER_STEPS = ("decide", "store_record", "publish")
 
 
 class RebalanceMetrics:
@@ -39,6 +42,17 @@ class RebalanceMetrics:
             ["table"],
             registry=r,
         )
+        self.answer_step = Histogram(
+            f"{PREFIX}_selection_step_seconds",
+            "Time one batch of selection requests spent in each step, by step: `decide` "
+            "(open, check, cooldowns and the decisions), `store_record` (waiting for the "
+            "previous batch's responses to be stored, then storing and confirming the "
+            "partition's answered record), `publish` (handing the responses to the "
+            "producer).",
+            ["step"],
+            buckets=STEP_BUCKETS,
+            registry=r,
+        )
         self.rebalance_dropped = Counter(
             f"{PREFIX}_rebalance_dropped_messages_total",
             "Messages of batches a rebalance overtook, left for whichever worker holds the "
@@ -48,6 +62,8 @@ class RebalanceMetrics:
         )
 
     def _start_rebalance_series(self, agents: Iterable[str]) -> None:
+        for step in ANSWER_STEPS:
+            self.answer_step.labels(step)
         for agent in agents:
             self.rebalance_dropped.labels(agent)
             for start in ("record", "committed"):

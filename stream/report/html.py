@@ -5,7 +5,10 @@ Stable hooks for people and tests: each account is a `section.account` (`data-ac
 holds its id); in it `table.lift-table`, `table.method-table`, `table.creative-table`,
 `table.day-table`, `table.split-table`, `table.pool-table`, and one `img.plot` per plot
 (`data-plot` names it). Ids are those classes followed by the account's position
-(`lift-table-0`, `plot-0-lift`). A small inline script marks each plot
+(`lift-table-0`, `plot-0-lift`). An optional section is a `table.<key>-table`
+(`sendtime-table`, `model-table`) with its notes and, where it has figures, a plot
+named by its key. An account with sections only (no reported selection sends) is a
+`section.other-account`, numbered after the accounts. A small inline script marks each plot
 `data-loaded="true"` once the browser has decoded it, and shows a warning if one failed.
 """
 
@@ -18,6 +21,7 @@ from html import escape
 
 from selector.live_groups import Group
 from selector.live_report import AccountReport, LiveReport
+from selector.live_sections import AccountSections, Section
 from stream.report.text import coverage_text, lift_text, pct, rate_text, split_text, when
 
 STYLE = """
@@ -135,10 +139,14 @@ def _ope_table(a: AccountReport, n: int) -> list[str]:
     return ["<h3>Off-policy estimates</h3>", _table("ope-table", n, head, rows), *notes]
 
 
-def _sections(a: AccountReport, n: int) -> list[str]:
+def _sections(a: AccountReport | AccountSections, n: int) -> list[str]:
     """The optional sections (model, send-time), each a table with its notes."""
+    return _section_tables(a.sections, n)
+
+
+def _section_tables(sections: Sequence[Section], n: int) -> list[str]:
     out: list[str] = []
-    for s in a.sections:
+    for s in sections:
         rows = [[escape(c) for c in row] for row in s.rows]
         out += [f"<h3>{escape(s.title)}</h3>", _table(f"{s.key}-table", n, s.head, rows)]
         out += [f'<p class="{s.key}-note">{escape(note)}</p>' for note in s.notes]
@@ -168,6 +176,15 @@ def _section(a: AccountReport, n: int, plots: Mapping[str, bytes]) -> str:
     return "\n".join(parts)
 
 
+def _other(o: AccountSections, n: int, plots: Mapping[str, bytes]) -> str:
+    parts = [
+        f'<section class="other-account" id="account-{n}" data-account="{escape(o.account_id)}">',
+        f"<h2>{escape(o.account_id)}</h2>", "<p>No reported selection sends.</p>",
+        *_sections(o, n), *_plots(plots, n), "</section>",
+    ]  # fmt: skip
+    return "\n".join(parts)
+
+
 def _excluded(report: LiveReport) -> str:
     rows = [[k, f"{n:,}"] for k, n in report.records.items()]
     for title, table in (("undecodable", report.undecodable), ("left out", report.unmatched)):
@@ -180,10 +197,13 @@ def _excluded(report: LiveReport) -> str:
 
 
 def render_page(report: LiveReport, plots: Sequence[Mapping[str, bytes]], title: str) -> str:
-    """The page; `plots[i]` holds account i's PNGs by name."""
-    sections = [
-        _section(a, i, p) for i, (a, p) in enumerate(zip(report.accounts, plots, strict=True))
-    ]
+    """The page; `plots[i]` holds account i's PNGs by name (the accounts, then the
+    other accounts)."""
+    named = len(report.accounts)
+    mine = zip(report.accounts, plots[:named], strict=True)
+    sections = [_section(a, i, p) for i, (a, p) in enumerate(mine)]
+    others = zip(report.other_accounts, plots[named:], strict=True)
+    sections += [_other(o, named + i, p) for i, (o, p) in enumerate(others)]
     return "\n".join([
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>",

@@ -2,7 +2,9 @@
 
 matplotlib's object API (`Figure` on the Agg canvas), as in `stream.demo.plots`: no pyplot
 state, no display. Every plot has a name (`PLOTS`); a plot with nothing to show (no
-control arm, no off-policy estimates) is left out.
+control arm, no off-policy estimates) is left out. An optional section with figures
+(`selector.live_sections.Section.intervals`, e.g. the send-time lifts) gets a plot named
+by its key (`section_plots`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from matplotlib.figure import Figure
 
 from selector.live_groups import Group, Rate
 from selector.live_report import AccountReport
+from selector.live_sections import Section
 
 DPI = 100
 SIZE = (9.0, 4.2)
@@ -168,6 +171,34 @@ PLOTS: dict[str, Callable[[AccountReport], bytes | None]] = {
 }
 
 
+def plot_section(account_id: str, section: Section) -> bytes | None:
+    """A section's figures with their 95% intervals (None: no finite figure)."""
+    rows = [i for i in section.intervals if math.isfinite(i.value)]
+    if not rows:
+        return None
+    fig = Figure(figsize=(SIZE[0], 1.4 + 0.4 * len(rows)))
+    ax = fig.add_subplot()
+    rates = [Rate(i.value, i.low, i.high) for i in rows]
+    ax.errorbar([r.value for r in rates], range(len(rows)), xerr=_errors(rates), fmt="o", capsize=4)
+    ax.axvline(0.0, color="grey", linewidth=0.8)
+    ax.set_yticks(range(len(rows)), [i.name.replace("_", " ") for i in rows])
+    ax.invert_yaxis()
+    ax.xaxis.set_major_formatter(lambda v, _: f"{v:+.0%}")
+    ax.set(title=f"{account_id}: {section.title.lower()} (95% intervals)")
+    ax.grid(axis="x", alpha=0.3)
+    return _png(fig)
+
+
+def section_plots(account_id: str, sections: Sequence[Section]) -> dict[str, bytes]:
+    """A plot per section with figures, by the section's key."""
+    out = {}
+    for section in sections:
+        png = plot_section(account_id, section)
+        if png is not None:
+            out[section.key] = png
+    return out
+
+
 def account_plots(a: AccountReport) -> dict[str, bytes]:
     """Every plot of the account that has something to show, by name."""
     out = {}
@@ -175,4 +206,4 @@ def account_plots(a: AccountReport) -> dict[str, bytes]:
         png = plot(a)
         if png is not None:
             out[name] = png
-    return out
+    return out | section_plots(a.account_id, a.sections)

@@ -2,14 +2,16 @@
 (`stream.wire.columns`): what `creative-select report` does with the bytes it reads.
 
 `ColumnFeed` keeps up to `BATCH` values per kind and hands each full batch, decoded, to
-`selector.live_join.JoinAccumulator.add_columns`; `close` hands the rest. The report is
-the one `selector.live_report.report_from_raw` gives with the codec's decoder, value by
-value (the same records, rejections and order), at a fraction of the cost.
+`selector.live_join.JoinAccumulator.add_columns`; `close` hands the rest; `on_columns`,
+when given, sees each decoded batch too (the send-time tap, `stream.report.sendtime`).
+The report is the one `selector.live_report.report_from_raw` gives with the codec's
+decoder, value by value (the same records, rejections and order), at a fraction of the
+cost.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import groupby, islice
 from operator import itemgetter
 from typing import Any
@@ -25,16 +27,23 @@ from stream.wire.columns import decode_columns
 BATCH = 1 << 16
 _KIND, _VALUE = itemgetter(0), itemgetter(1)
 
-__all__ = ["BATCH", "ColumnFeed", "report_from_bytes"]
+__all__ = ["BATCH", "ColumnFeed", "OnColumns", "report_from_bytes"]
+OnColumns = Callable[[Kind, Mapping[str, Sequence[Any]], int], None]
 
 
 class ColumnFeed:
     """(kind, value bytes) pairs into `accumulator`, a batch per kind at a time. Owns
     its pending values; `close` before `accumulator.finish`."""
 
-    def __init__(self, accumulator: JoinAccumulator, limits: Limits = LIMITS) -> None:
+    def __init__(
+        self,
+        accumulator: JoinAccumulator,
+        limits: Limits = LIMITS,
+        on_columns: OnColumns | None = None,
+    ) -> None:
         self._accumulator = accumulator
         self._limits = limits
+        self._on_columns = on_columns
         self._pending: dict[Kind, list[Any]] = {kind: [] for kind in KINDS}
 
     def add(self, items: Iterable[tuple[Kind, bytes | None]]) -> None:
@@ -60,6 +69,8 @@ class ColumnFeed:
         if raws:
             self._pending[kind] = []
             c = decode_columns(kind, raws, self._limits)
+            if self._on_columns is not None:
+                self._on_columns(kind, c.values, c.size)
             self._accumulator.add_columns(kind, c.values, c.size, c.rejected, c.errors)
 
     def close(self) -> None:

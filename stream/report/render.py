@@ -21,7 +21,7 @@ from pathlib import Path
 
 from selector.live_report import LiveReport
 from stream.report.html import render_page
-from stream.report.plots import account_plots
+from stream.report.plots import account_plots, section_plots
 from stream.report.text import format_tables
 
 __all__ = ["format_tables", "render_html", "to_json", "write_html", "write_plots"]
@@ -41,9 +41,12 @@ def write_plots(report: LiveReport, directory: Path) -> list[Path]:
     """Each account's plots as `<account>_<plot>.png` in `directory` (created)."""
     directory.mkdir(parents=True, exist_ok=True)
     paths = []
-    for a in report.accounts:
-        for name, png in account_plots(a).items():
-            path = directory / f"{_file_part(a.account_id)}_{name}.png"
+    plots = [(a.account_id, account_plots(a)) for a in report.accounts]
+    for o in report.other_accounts:
+        plots.append((o.account_id, section_plots(o.account_id, o.sections)))
+    for account_id, pngs in plots:
+        for name, png in pngs.items():
+            path = directory / f"{_file_part(account_id)}_{name}.png"
             path.write_bytes(png)
             paths.append(path)
     return paths
@@ -51,7 +54,9 @@ def write_plots(report: LiveReport, directory: Path) -> list[Path]:
 
 def render_html(report: LiveReport, title: str = TITLE) -> str:
     """One self-contained HTML page (see `stream.report.html`)."""
-    return render_page(report, [account_plots(a) for a in report.accounts], title)
+    plots = [account_plots(a) for a in report.accounts]
+    plots += [section_plots(o.account_id, o.sections) for o in report.other_accounts]
+    return render_page(report, plots, title)
 
 
 def write_html(report: LiveReport, path: Path, title: str = TITLE) -> Path:

@@ -14,13 +14,21 @@ pool (creatives with fewer sends than the threshold) and the exploration floor, 
 `selector.ope_targets.thompson_target`, as the service's own propensities are estimated.
 A creative the snapshot does not name has the prior. The contact's cooldowns, which
 remove creatives per decision, are not in a snapshot and are not modelled.
+
+Which catalog: the one in force at each snapshot's `computed_at` (`timed_in_force`, from
+`stream.job.cut.read_catalog_history`): its creatives, payouts and settings, a creative
+it lacks getting probability 0. A snapshot older than every valid catalog version the
+topics still hold (compaction keeps the latest message of a key per part) takes the
+oldest one held.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
+from bisect import bisect_right
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -36,7 +44,8 @@ from stream.settings import Settings
 from stream.wire import codec
 from stream.wire.messages import TOPICS, ParamsSnapshot
 
-__all__ = ["posteriors_of", "read_snapshots", "timed_snapshots"]
+__all__ = ["account_snapshots", "posteriors_of", "read_snapshots", "timed_in_force",
+           "timed_snapshots"]  # fmt: skip
 
 
 def posteriors_of(account: Account, snapshots: Iterable[ParamsSnapshot]) -> ThompsonPosteriors:
@@ -113,14 +122,51 @@ def read_snapshots(
     return dict(out)
 
 
+def timed_in_force(
+    versions: Sequence[tuple[float, Account]],
+    snapshots: Iterable[ParamsSnapshot],
+    rng: np.random.Generator,
+    *,
+    draws: int = DRAWS,
+    max_age: float = MAX_AGE,
+) -> TimedSnapshots:
+    """`timed_snapshots` with each snapshot read against the catalog version in force at
+    its time (`versions`: (from, account), ascending, not empty), over the creatives of
+    every version used (in order of first appearance)."""
+    ordered = sorted(snapshots, key=lambda snap: snap.computed_at)
+    starts = [at for at, _ in versions]
+    groups: dict[int, list[ParamsSnapshot]] = defaultdict(list)
+    for snap in ordered:
+        groups[max(bisect_right(starts, snap.computed_at) - 1, 0)].append(snap)
+    if len(groups) <= 1:
+        account = versions[next(iter(groups), len(versions) - 1)][1]
+        return timed_snapshots(account, ordered, rng, draws=draws, max_age=max_age)
+    parts = [timed_snapshots(versions[i][1], g, rng, draws=draws) for i, g in groups.items()]
+    ids = tuple(dict.fromkeys(c for part in parts for c in part.creative_ids))
+    column = {c: j for j, c in enumerate(ids)}
+    rows = []
+    for part in parts:
+        block = np.zeros((len(part.times), len(ids)))
+        block[:, [column[c] for c in part.creative_ids]] = part.probabilities
+        rows.append(block)
+    times = tuple(t for part in parts for t in part.times)
+    return TimedSnapshots(times, ids, np.concatenate(rows), max_age)
+
+
 def account_snapshots(
     catalogs: Mapping[str, AccountCatalog],
     snapshots: Mapping[str, list[ParamsSnapshot]],
     rng: np.random.Generator,
+    history: Mapping[str, Sequence[tuple[float, AccountCatalog]]] | None = None,
 ) -> dict[str, TimedSnapshots]:
-    """Per account with a catalog, its counterfactual target over time."""
-    return {
-        a: timed_snapshots(c.account, snapshots.get(a, ()), rng)
-        for a, c in catalogs.items()
-        if c.account is not None
-    }
+    """Per account with a catalog, its counterfactual target over time: each snapshot
+    against the catalog in force at its time (`history`, from
+    `stream.job.cut.read_catalog_history`), or against `catalogs` without one."""
+    out = {}
+    for a, c in catalogs.items():
+        if c.account is None:
+            continue
+        held = (history or {}).get(a, ())
+        versions = [(at, v.account) for at, v in held if v.account is not None]
+        out[a] = timed_in_force(versions or [(-math.inf, c.account)], snapshots.get(a, ()), rng)
+    return out

@@ -157,6 +157,9 @@ def format_tables(report: LiveReport) -> str:
     lines: list[str] = []
     for a in report.accounts:
         lines += [*account_text(a), ""]
-    if not report.accounts:
+    for o in report.other_accounts:
+        lines.append(f"{o.account_id}: no reported selection sends")
+        lines += [line for s in o.sections for line in section_text(s)] + [""]
+    if not report.accounts and not report.other_accounts:
         lines.append("No reported sends.")
     return "\n".join(line.rstrip() for line in [*lines, *excluded_text(report)])

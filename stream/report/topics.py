@@ -13,9 +13,22 @@ How: each topic-partition's range is read with the fast reader
 `stream.report.raw.ColumnFeed`, which decodes them in batches into columns
 (`stream.wire.columns`, the codec's results at a fraction of its cost) for
 `selector.live_join.JoinAccumulator`; undecodable and unmatched records are counted by
-reason there, never raised. The catalog
-(`stream.job.cut.read_catalog`) gives each account's per-click payouts (creatives of
-`cto` offers), each campaign's `automated_percent` and the goal.
+reason there, never raised.
+
+Send-time answers (`send-time-responses`), when the range holds any, are read first,
+from `ANSWER_LEAD` before `since` (an answer comes before its send) to `until` (plus
+`lateness`); then the responses and sends, then the clicks and conversions, all shown to
+the same tap (`stream.report.sendtime.SendTimeTap`), which keeps the sends and clicks
+that join the answers and adds a send-time section per account. Without answers
+everything is read in one pass. The catalog (its latest version of
+`stream.job.cut.read_catalog_history`) gives each account's per-click payouts (creatives
+of `cto` offers), each campaign's `automated_percent` and the goal; the counterfactual
+reads each parameter snapshot against the version in force at its time.
+
+The models topic (`stream.report.models`) is read whole, before the rest: every version
+of the accounts' contextual models on it, with its record time, becomes the accounts'
+model-metrics sections (`selector.live_models`), the versions the reported `model`
+decisions named marked as in range; what does not decode is counted by reason.
 """
 
 from __future__ import annotations
@@ -30,13 +43,18 @@ from typing import Any
 import numpy as np
 
 from selector.live_join import ATTRIBUTION_WINDOW, KINDS, JoinAccumulator, Kind
+from selector.live_models import ModelLog
 from selector.live_ope import Goal, OpeOptions
 from selector.live_report import LiveReport, ReportOptions, build_live_report
+from selector.sendtime.settings import MAX_WINDOW
 from stream.adapters.kafka_reader import Range, open_consumer, read_ranges
 from stream.handlers.catalog import AccountCatalog
-from stream.job.cut import read_catalog
+from stream.job.cut import read_catalog_history
 from stream.replay.ranges import topic_ranges
+from stream.report.models import model_ranges, read_models
 from stream.report.raw import ColumnFeed
+from stream.report.sendtime import KIND as ANSWERS
+from stream.report.sendtime import SendTimeTap
 from stream.report.snapshots import account_snapshots, read_snapshots
 from stream.settings import Settings
 from stream.wire import codec
@@ -44,10 +62,12 @@ from stream.wire.batches import open_events, open_responses
 from stream.wire.messages import TOPICS
 
 __all__ = [
+    "ANSWER_LEAD",
     "LATENESS",
     "ReadRequest",
     "accounts_option",
     "catalog_options",
+    "read_answers",
     "read_into",
     "read_plan",
     "records_in",
@@ -55,7 +75,9 @@ __all__ = [
     "stop_time",
 ]
 LATENESS = 3600.0  # records published up to an hour after the moment they describe
-Plan = dict[Kind, dict[tuple[str, int], Range]]
+ANSWER_LEAD = MAX_WINDOW  # a send-time answer precedes its send by at most its window
+Ranges = dict[tuple[str, int], Range]
+Plan = dict[Kind, Ranges]
 Progress = Callable[[int], None]
 _OUTCOMES: frozenset[Kind] = frozenset({"click", "conversion"})
 
@@ -96,8 +118,22 @@ def read_plan(settings: Settings, request: ReadRequest) -> Plan:
     return asyncio.run(plan())
 
 
-def records_in(plan: Plan) -> int:
-    return sum(stop - start for ranges in plan.values() for start, stop in ranges.values())
+def answer_plan(settings: Settings, request: ReadRequest) -> Ranges:
+    """The offset range of each partition of the send-time answers' topic to read (none
+    when the topic does not exist)."""
+    topic = settings.topic(TOPICS[ANSWERS])
+    since = None if request.since is None else request.since - ANSWER_LEAD
+    until = None if request.until is None else request.until + request.lateness
+    try:
+        found = asyncio.run(topic_ranges(settings, topic, since=since, until=until))
+    except ValueError:  # no such topic: no send-time answers
+        return {}
+    return {(topic, p): r for p, r in found.items()}
+
+
+def records_in(plan: Plan, *more: Ranges) -> int:
+    ranges = [*plan.values(), *more]
+    return sum(stop - start for per_topic in ranges for start, stop in per_topic.values())
 
 
 def _click_payouts(catalog: AccountCatalog) -> dict[str, float]:
@@ -131,12 +167,19 @@ def catalog_options(
 
 
 def read_into(
-    settings: Settings, plan: Plan, accumulator: JoinAccumulator, progress: Progress
+    settings: Settings,
+    plan: Plan,
+    accumulator: JoinAccumulator,
+    progress: Progress,
+    tap: SendTimeTap | None = None,
 ) -> None:
-    """Every planned record into `accumulator`, one fetched run at a time."""
+    """Every planned record into `accumulator`, one fetched run at a time; with a `tap`
+    holding answers, the responses and sends first, then the outcomes, each also shown
+    to the tap."""
     kinds = {topic: kind for kind, ranges in plan.items() for topic, _ in ranges}
     limits = codec.Limits(settings.max_message_bytes)
-    feed = ColumnFeed(accumulator, limits)
+    active = tap if tap else None
+    feed = ColumnFeed(accumulator, limits, None if active is None else active.add_columns)
 
     def on_run(topic: str, _partition: int, run: list[Any]) -> None:
         kind = kinds[topic]
@@ -148,18 +191,38 @@ def read_into(
                 feed.add_kind(kind, singles)
                 feed.close()
                 singles = []
-                accumulator.add_raw(((kind, v) for v in opened(kind, value, limits)), _decoded)
+                messages = opened(kind, value, limits)
+                if active is not None:
+                    active.add_messages(kind, messages)
+                accumulator.add_raw(((kind, v) for v in messages), _decoded)
             else:
                 singles.append(value)
         feed.add_kind(kind, singles)
 
-    ranges = {tp: r for per_kind in plan.values() for tp, r in per_kind.items()}
+    stages: list[frozenset[Kind]] = [frozenset(KINDS)]
+    if active is not None:
+        stages = [frozenset({"selection_response", "send"}), _OUTCOMES]
+    consumer = open_consumer(settings, f"{settings.app_id}-report")
+    try:
+        for stage in stages:
+            ranges = {tp: r for kind in stage for tp, r in plan.get(kind, {}).items()}
+            read_ranges(consumer, ranges, on_run, progress)
+            feed.close()
+    finally:
+        consumer.close()
+
+
+def read_answers(settings: Settings, ranges: Ranges, tap: SendTimeTap, progress: Progress) -> None:
+    """The send-time answers in `ranges` into `tap`."""
+
+    def on_run(_topic: str, _partition: int, run: list[Any]) -> None:
+        tap.add_answers(m.value() for m in run)
+
     consumer = open_consumer(settings, f"{settings.app_id}-report")
     try:
         read_ranges(consumer, ranges, on_run, progress)
     finally:
         consumer.close()
-    feed.close()
 
 
 _BATCH_MARK = b'_batch.v1"'  # in the schema name of every batch envelope
@@ -199,20 +262,29 @@ def report_topics(
     progress: bool = True,
     now: float | None = None,
 ) -> LiveReport:
-    """Read the catalog, the parameter snapshots (the counterfactual target,
-    `stream.report.snapshots`) and the planned ranges, join, and build the report
-    (off-policy bootstrap draws from `seed`)."""
-    catalogs = read_catalog(settings, time.time() if now is None else now)
+    """Read the catalog's versions, the parameter snapshots (the counterfactual target,
+    `stream.report.snapshots`, each against the catalog of its time), the send-time
+    answers, the models topic and the planned ranges, join, and build the report
+    (off-policy bootstrap draws from `seed`) with its send-time and model sections."""
+    history = read_catalog_history(settings, time.time() if now is None else now)
+    catalogs = {account: versions[-1][1] for account, versions in history.items()}
     options, ope = catalog_options(catalogs, request)
     snapshots = read_snapshots(settings, request.accounts)
-    timed = account_snapshots(catalogs, snapshots, np.random.default_rng([seed, 1]))
+    rng = np.random.default_rng([seed, 1])
+    timed = account_snapshots(catalogs, snapshots, rng, history)
     ope = replace(ope, timed=timed)
-    plan = read_plan(settings, request)
+    plan, answers = read_plan(settings, request), answer_plan(settings, request)
     accumulator = JoinAccumulator(request.accounts)
-    with _bar(records_in(plan), progress) as bar:
-        read_into(settings, plan, accumulator, bar.update)
+    limits = codec.Limits(settings.max_message_bytes)
+    tap = SendTimeTap(request.accounts, request.since, request.until, limits)
+    models, model_log = model_ranges(settings), ModelLog(request.accounts)
+    with _bar(records_in(plan, answers, models), progress) as bar:
+        read_models(settings, models, model_log, bar.update)
+        read_answers(settings, answers, tap, bar.update)
+        read_into(settings, plan, accumulator, bar.update, tap)
     joined = accumulator.finish(request.since, request.until, request.window)
-    return build_live_report(joined, options, rng=np.random.default_rng(seed), ope=ope)
+    report = build_live_report(joined, options, rng=np.random.default_rng(seed), ope=ope)
+    return model_log.apply(tap.apply(report, catalogs))
 
 
 def accounts_option(values: Iterable[str] | None) -> frozenset[str] | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import faust
 
 from stream.adapters.kafka_config import broker_credentials
+from stream.adapters.producer import MAX_BATCH_BYTES
 from stream.settings import Settings
 
 ANSWERS_MAX_BYTES = 16 * 1024 * 1024  # the answers table's values and the producer's requests
@@ -27,6 +28,10 @@ app = faust.App(
     # The answers table keeps the responses of a request partition's last batch, which
     # with batch envelopes can pass the 1 MB default (its topic allows as much).
     producer_max_request_size=ANSWERS_MAX_BYTES,
+    # A partition's pending batch holds this much before a send waits for the broker:
+    # with Faust's default (16 KiB) every response batch (~30 KB for 100 answers) waited
+    # a round trip of its own, serially per partition.
+    producer_max_batch_size=MAX_BATCH_BYTES,
     consumer_auto_offset_reset="earliest",
     broker_commit_every=10_000,
     # At most this many records per fetch: below the margin between a stream buffer's

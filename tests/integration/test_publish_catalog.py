@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import time
 import uuid
 from collections import defaultdict
 from pathlib import Path
@@ -19,6 +20,7 @@ from stream.adapters.kafka_config import kafka_config
 from stream.adapters.producer import partition_for
 from stream.adapters.topic_specs import all_topics, describe_topics, ensure_topics
 from stream.commands import topics
+from stream.job.cut import read_catalog, read_catalog_history
 from stream.settings import Settings
 from stream.wire import codec
 from stream.wire.messages import TOPICS, Kind
@@ -135,3 +137,35 @@ async def test_an_invalid_catalog_publishes_nothing(kafka_bootstrap: str, tmp_pa
     assert "account northwind-retail: campaign spring-promo.default_creative_id" in err.getvalue()
     names = [settings.topic(TOPICS[kind]) for kind in CATALOG_KINDS]
     assert await read_all(settings, names) == []
+
+
+async def test_the_catalog_history_has_each_version_from_its_record_time(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    settings = fresh_settings(kafka_bootstrap, partitions=2)
+    await ensure_topics(settings, all_topics(settings))
+    quiet = {"out": io.StringIO(), "err": io.StringIO()}
+    assert await publish_catalog_file(EXAMPLE, settings, **quiet) == 0
+    between = time.time()
+    await asyncio.sleep(0.05)
+    documents = yaml.safe_load(EXAMPLE.read_text())["accounts"]
+    documents[0]["creatives"][0]["status"] = "paused"  # acme-lending's loan-fast-cash
+    path = tmp_path / "later.yaml"
+    path.write_text(yaml.safe_dump({"accounts": documents[:1]}))
+    assert await publish_catalog_file(path, settings, **quiet) == 0
+    history = await asyncio.to_thread(read_catalog_history, settings, time.time())
+    latest = await asyncio.to_thread(read_catalog, settings, time.time())
+    assert {a: v[-1][1].account for a, v in history.items()} == {
+        a: c.account for a, c in latest.items()
+    }
+    versions = history["acme-lending"]
+    assert len(versions) == 8 and len(history["northwind-retail"]) == 4
+    times = [at for at, _ in versions]
+    assert times == sorted(times) and times[3] < between < times[4]
+
+    def status(at: int) -> str | None:
+        account = versions[at][1].account
+        assert account is not None
+        return next(c.status for c in account.creatives if c.creative_id == "loan-fast-cash")
+
+    assert (status(3), status(7)) == ("active", "paused")

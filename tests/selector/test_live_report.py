@@ -405,6 +405,13 @@ def test_an_empty_input_gives_an_empty_report() -> None:
     assert report.accounts == () and report.records == dict.fromkeys(report.records, 0)
 
 
+def test_sends_without_any_response_are_counted_not_raised() -> None:
+    sends = [Send("s1", "a", "camp", "c1", "x", T0, "r1"), Send("s2", "a", "camp", "c2", "x", T0)]
+    report = report_from_records(sends)
+    assert report.accounts == ()
+    assert report.unmatched == {"send": {"no_response": 1, "no_request_id": 1}}
+
+
 def test_finish_can_be_called_twice_and_leaves_the_accumulator_usable() -> None:
     acc = JoinAccumulator()
     acc.add_many(small_log())

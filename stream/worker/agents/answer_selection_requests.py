@@ -162,6 +162,13 @@ async def sweep_selection_requests() -> None:
     await resume.sweep(app, continuity, lock, handle, read_missing)
 
 
+def _timed(step: str, since: float) -> float:
+    """Observe the step that began at `since`; returns now, when the next one begins."""
+    now = time.perf_counter()
+    metrics.answer_step.labels(step).observe(now - since)
+    return now
+
+
 async def handle(token: int, batch: list[Incoming]) -> bool:
     """Answer a batch once; False when a rebalance began meanwhile (nothing published)."""
     progress.started(AGENT, time.time())
@@ -170,13 +177,17 @@ async def handle(token: int, batch: list[Incoming]) -> bool:
     metrics.redelivered_requests.labels("skipped").inc(sorted_.skipped)
     metrics.redelivered_requests.labels("answered_again").inc(sorted_.repeated)
     resume.tally.update(skipped=sorted_.skipped, answered_again=sorted_.repeated)
+    step = time.perf_counter()
     out, waiting = await decide(sorted_.requests())
+    step = _timed("decide", step)
     owned = owner.holds(token)
     if not owned:  # a rebalance began: the next holder answers them
         metrics.rebalance_dropped.labels(AGENT).inc(len(batch))
     else:
         kept = await keep(sorted_, out) if sorted_.fresh else sorted_
+        step = _timed("store_record", step)
         await publish_soon(out + sorted_.resend())
+        _timed("publish", step)
         if waiting is not None:
             late = await decide_held(waiting)
             await keep(kept, late)

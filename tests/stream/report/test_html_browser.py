@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from selector.live_report import LiveReport, ReportOptions, report_from_records
+from selector.live_report import LiveReport, ReportOptions, report_from_records, with_sections
+from selector.live_sections import sendtime_section
 from stream.report import write_html
 from stream.report.plots import account_plots
 from tests.stream.report.demo_topics import click_payouts, product_run, simulated_topics
@@ -126,12 +127,30 @@ def test_a_plot_the_browser_cannot_decode_is_flagged(report: LiveReport, tmp_pat
 
 
 def test_the_optional_sections_and_the_coverage_note_load_in_chromium(tmp_path: Path) -> None:
-    from tests.stream.report.test_sections import sectioned
+    from tests.stream.report.test_sections import ESTIMATE, sectioned
 
-    page = write_html(sectioned(), tmp_path / "sections.html")
+    only = sendtime_section([ESTIMATE], sends=10, counts={"answers": 10})
+    assert only is not None  # an account with send-time results and no selection sends
+    page = write_html(with_sections(sectioned(), {"st": [only]}), tmp_path / "sections.html")
     dom = rendered_dom(page, tmp_path / "profile")
     assert [t["id"] for t in dom.find("table", "model-table")] == ["model-table-0"]
-    assert [t["id"] for t in dom.find("table", "sendtime-table")] == ["sendtime-table-0"]
+    tables = ["sendtime-table-0", "sendtime-table-1"]
+    assert [t["id"] for t in dom.find("table", "sendtime-table")] == tables
     assert dom.rows["model-table-0"] == 2 and dom.rows["sendtime-table-0"] == 2  # header + 1
     assert dom.find("p", "model-note") and dom.find("p", "sendtime-note")
     assert dom.find("p", "ope-coverage")
+    (other,) = dom.find("section", "other-account")
+    assert other["data-account"] == "st"
+    loaded = {p["id"]: p.get("data-loaded") for p in dom.find("img", "plot")}
+    assert loaded["plot-0-sendtime"] == loaded["plot-1-sendtime"] == "true"
+
+
+def test_the_model_tables_load_in_chromium(tmp_path: Path) -> None:
+    from tests.stream.report.test_sections import with_models
+
+    page = write_html(with_models(), tmp_path / "models.html")
+    dom = rendered_dom(page, tmp_path / "profile")
+    assert [t["id"] for t in dom.find("table", "model_metrics-table")] == ["model_metrics-table-0"]
+    assert dom.rows["model_metrics-table-0"] == 4  # header + versions 1, 2 and 3
+    assert dom.rows["model_importances-table-0"] == 4  # header + the top three
+    assert dom.find("p", "model_metrics-note") and dom.find("p", "model_importances-note")

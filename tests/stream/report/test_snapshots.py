@@ -3,13 +3,20 @@ the catalog, thompson_single_step's probabilities at each snapshot's time."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from types import MappingProxyType
 
 import numpy as np
 import pytest
 
 from selector.domain import Account, BetaPrior, Creative, Offer, SelectionSettings
-from stream.report.snapshots import posteriors_of, timed_snapshots
+from stream.handlers.catalog import AccountCatalog
+from stream.report.snapshots import (
+    account_snapshots,
+    posteriors_of,
+    timed_in_force,
+    timed_snapshots,
+)
 from stream.wire.messages import CreativeParams, ParamsSnapshot
 
 SETTINGS = SelectionSettings(goal="clicks", learning_threshold=100, learning_pct=20.0)
@@ -52,3 +59,54 @@ def test_probabilities_by_time_with_the_learning_share() -> None:
 def test_no_snapshot_gives_an_empty_history() -> None:
     timed = timed_snapshots(ACCOUNT, [], np.random.default_rng(0))
     assert timed.times == () and timed.probabilities.shape == (0, 3)
+
+
+# the catalog of later: y paused, a new creative w of o1
+LATER = replace(
+    ACCOUNT,
+    creatives=(Creative("x", "o1"), Creative("y", "o2", status="paused"), Creative("w", "o1")),
+)
+
+
+def test_each_snapshot_is_read_against_the_catalog_in_force_at_its_time() -> None:
+    early = snapshot(10.0, (900.0, 100.0, 1000), (1.0, 1.0, 20))
+    late = snapshot(99.0, (10.0, 990.0, 1000), (900.0, 100.0, 1000))
+    versions = [(0.0, ACCOUNT), (50.0, LATER)]
+    timed = timed_in_force(versions, [late, early], np.random.default_rng(0), draws=2000)
+    rng = np.random.default_rng(0)
+    first = timed_snapshots(ACCOUNT, [early], rng, draws=2000)
+    second = timed_snapshots(LATER, [late], rng, draws=2000)
+    assert timed.times == (10.0, 99.0) and timed.creative_ids == ("x", "y", "z", "w")
+    assert timed.probabilities[0].tolist() == [*first.probabilities[0].tolist(), 0.0]
+    x, y, w = second.probabilities[0].tolist()
+    assert timed.probabilities[1].tolist() == [x, y, 0.0, w]
+    assert y == 0.0 and w == pytest.approx(0.2)  # y paused by then; w new: the learning share
+
+
+def test_one_catalog_in_force_gives_the_snapshots_of_that_catalog() -> None:
+    snaps = [snapshot(10.0, (900.0, 100.0, 1000), (1.0, 1.0, 20))]
+    # before every version held: the oldest one
+    got = timed_in_force([(50.0, ACCOUNT), (60.0, LATER)], snaps, np.random.default_rng(3))
+    want = timed_snapshots(ACCOUNT, snaps, np.random.default_rng(3))
+    assert got.creative_ids == want.creative_ids
+    assert got.probabilities.tolist() == want.probabilities.tolist()
+    none = timed_in_force([(0.0, ACCOUNT), (5.0, LATER)], [], np.random.default_rng(0))
+    assert none.times == () and none.creative_ids == ("x", "y", "w")
+
+
+def _catalog(account: Account | None) -> AccountCatalog:
+    return AccountCatalog("a", 1, frozenset(), None, {}, account, None, None)
+
+
+def test_account_snapshots_take_the_valid_versions_of_the_history() -> None:
+    snaps = {"a": [snapshot(10.0, (900.0, 100.0, 1000), (1.0, 1.0, 20)),
+                   snapshot(99.0, (10.0, 990.0, 1000), (900.0, 100.0, 1000))]}  # fmt: skip
+    history = {"a": [(0.0, _catalog(None)), (1.0, _catalog(ACCOUNT)), (50.0, _catalog(None)),
+                     (60.0, _catalog(LATER))]}  # fmt: skip
+    catalogs = {"a": _catalog(LATER), "b": _catalog(None)}
+    got = account_snapshots(catalogs, snaps, np.random.default_rng(0), history)
+    want = timed_in_force([(1.0, ACCOUNT), (60.0, LATER)], snaps["a"], np.random.default_rng(0))
+    assert set(got) == {"a"} and got["a"].creative_ids == want.creative_ids
+    assert got["a"].probabilities.tolist() == want.probabilities.tolist()
+    now = account_snapshots(catalogs, snaps, np.random.default_rng(0))["a"]
+    assert now.creative_ids == ("x", "y", "w")  # without a history: the catalog of now
