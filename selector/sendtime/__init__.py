@@ -52,8 +52,10 @@ from selector.sendtime.measure import (
 )
 from selector.sendtime.prior import PriorFit, SlotPrior, fit_prior
 from selector.sendtime.settings import (
+    AccountSendTime,
     SendTimeRequest,
     SendTimeSettings,
+    account_send_time,
     rejection,
     sendtime_settings_from_dict,
 )
@@ -61,6 +63,7 @@ from selector.sendtime.settings import (
 __all__ = [
     "ARMS",
     "REASONS",
+    "AccountSendTime",
     "CodecError",
     "ContactSlots",
     "Estimate",
@@ -78,6 +81,7 @@ __all__ = [
     "SendTimeSettings",
     "SlotEvent",
     "SlotPrior",
+    "account_send_time",
     "apply_slot_correction",
     "apply_slot_events",
     "claim_response",

@@ -136,7 +136,8 @@ def rejection(request: SendTimeRequest, settings: SendTimeSettings) -> Rejection
     return None
 
 
-def _hours(data: Any, path: str) -> QuietHours:
+def hours_from_dict(data: Any, path: str) -> QuietHours:
+    """Sending hours from `{"start": "HH:MM", "end": "HH:MM"}`; `ConfigError` at `path`."""
     _require(isinstance(data, Mapping), path, "must be an object with start and end")
     try:
         return QuietHours.parse(str(data["start"]), str(data["end"]))
@@ -154,9 +155,54 @@ def sendtime_settings_from_dict(data: Mapping[str, Any]) -> SendTimeSettings:
     _require(not unknown, "send_time", f"unknown field(s) {', '.join(unknown)}")
     values = {k: v for k, v in data.items() if k not in {"hours", "history_days", "bucket_days"}}
     if "hours" in data:
-        values["hours"] = _hours(data["hours"], "hours")
+        values["hours"] = hours_from_dict(data["hours"], "hours")
     try:
         history = History(int(data.get("history_days", 365)), int(data.get("bucket_days", 7)))
     except (TypeError, ValueError) as exc:
         raise ConfigError("history_days", str(exc)) from None
     return SendTimeSettings(history=history, **values)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountSendTime:
+    """An account's send-time settings and its campaigns' own sending hours, as its
+    catalog gives them (the defaults where it gives none)."""
+
+    settings: SendTimeSettings = field(default_factory=SendTimeSettings)
+    campaign_hours: Mapping[str, QuietHours] = field(default_factory=dict)
+
+    def hours_for(self, campaign_id: str) -> QuietHours | None:
+        """The campaign's sending hours, None for the account's."""
+        return self.campaign_hours.get(campaign_id)
+
+
+def account_send_time(
+    block: Mapping[str, Any] | None, campaign_hours: Mapping[str, Any]
+) -> AccountSendTime:
+    """From the account settings' `send_time` block (None: the defaults) and each
+    campaign's `sending_hours`; a `ConfigError` names the field (`send_time.slots`,
+    `campaign news.sending_hours`).
+
+    >>> found = account_send_time({"slots": 24}, {"news": {"start": "10:00", "end": "12:00"}})
+    >>> found.settings.slots, found.hours_for("news"), found.hours_for("other")
+    (24, QuietHours(start_minute=600, end_minute=720), None)
+    >>> account_send_time({"slots": 5}, {})
+    Traceback (most recent call last):
+    ...
+    selector.domain.ConfigError: send_time.slots: must divide 24 (1, 2, 3, 4, 6, 8, 12, 24); got 5
+    """
+    settings = SendTimeSettings()
+    if block is not None:
+        _require(isinstance(block, Mapping), "send_time", "must be an object")
+        try:
+            settings = sendtime_settings_from_dict(block)
+        except ConfigError as exc:
+            path = exc.path if exc.path == "send_time" else f"send_time.{exc.path}"
+            raise ConfigError(path, exc.message) from None
+        except TypeError as exc:  # a field of the wrong type
+            raise ConfigError("send_time", str(exc)) from None
+    hours = {
+        cid: hours_from_dict(raw, f"campaign {cid}.sending_hours")
+        for cid, raw in campaign_hours.items()
+    }
+    return AccountSendTime(settings, hours)

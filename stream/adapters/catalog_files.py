@@ -8,7 +8,7 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from aiokafka.errors import KafkaError
 
-from selector.domain import Account, account_from_dict
+from selector.domain import Account, ConfigError, account_from_dict
 from stream.adapters.producer import open_producer, send_messages
 from stream.settings import Settings
 from stream.wire import codec
@@ -56,15 +56,44 @@ class AccountCatalog:
         return self.account.account_id
 
 
-def snapshot_messages(account: Account) -> Snapshots:
+def snapshot_messages(
+    account: Account,
+    send_time: Mapping[str, Any] | None = None,
+    sending_hours: Mapping[str, Mapping[str, str]] | None = None,
+) -> Snapshots:
     """Offers, creatives, campaigns, settings: each part after the parts it refers to, so
-    a worker reading them in order never sees a reference to something not yet sent."""
+    a worker reading them in order never sees a reference to something not yet sent. The
+    send-time parts (the account's `send_time` block, campaigns' own `sending_hours`)
+    ride on the settings and campaigns."""
     return (
         OffersSnapshot(account.account_id, account.offers),
         CreativesSnapshot(account.account_id, account.creatives),
-        CampaignsSnapshot(account.account_id, account.campaigns),
-        AccountSettingsSnapshot(account.account_id, account.settings),
+        CampaignsSnapshot(account.account_id, account.campaigns, dict(sending_hours or {})),
+        AccountSettingsSnapshot(account.account_id, account.settings, send_time),
     )
+
+
+def account_messages(document: Mapping[str, Any]) -> tuple[Account, Snapshots]:
+    """The domain account of a document and its four messages. The send-time parts are
+    not the domain's: they are taken out before it reads the document, and the wire check
+    (`validate_documents`) judges them on the bytes sent."""
+    if not isinstance(document, Mapping):
+        raise ConfigError("account", f"must be an object; got {type(document).__name__}")
+    values = dict(document)
+    send_time = values.pop("send_time", None)
+    hours: dict[str, Any] = {}
+    campaigns = []
+    for item in values.get("campaigns", []):
+        if isinstance(item, Mapping) and "sending_hours" in item:
+            item = dict(item)
+            found = item.pop("sending_hours")
+            if found is not None:
+                hours[str(item.get("campaign_id"))] = found
+        campaigns.append(item)
+    if "campaigns" in values:
+        values["campaigns"] = campaigns
+    account = account_from_dict(values)
+    return account, snapshot_messages(account, send_time, hours)
 
 
 def load_documents(path: Path) -> list[Any]:
@@ -131,7 +160,7 @@ def validate_documents(documents: Sequence[Any], settings: Settings) -> list[Acc
             errors.extend(f"{label}: {field}: must be a list" for field in not_lists)
             continue
         try:
-            account = account_from_dict(document)
+            account, messages = account_messages(document)
         except (ValueError, TypeError) as exc:  # ConfigError names the field
             errors.append(f"{label}: {exc}")
             continue
@@ -139,7 +168,6 @@ def validate_documents(documents: Sequence[Any], settings: Settings) -> list[Acc
             errors.append(f"{label}: account_id: appears more than once in the file")
             continue
         seen.add(account.account_id)
-        messages = snapshot_messages(account)
         wire = _wire_errors(messages, settings)
         errors.extend(f"{label}: {error}" for error in wire)
         if not wire:

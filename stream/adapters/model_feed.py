@@ -2,6 +2,9 @@
 (`stream.handlers.models.ModelBook`), so a rebalance never leaves an account without its
 model, and a newly published model is in use within a poll, without a restart.
 
+The same feed follows the send-time priors topic (`topic=`,
+`stream.handlers.sendtime_priors`).
+
 A plain consumer outside the group (no commits): on start it is assigned every partition
 from the beginning, so the compacted topic's history rebuilds the book, then it follows
 the topic's end. A failure (broker away, topic not created yet) is logged and the feed
@@ -30,11 +33,12 @@ class ModelFeed:
         settings: Settings,
         apply: Callable[[bytes | None, bytes | None], object],
         retry_seconds: float = 5.0,
+        topic: str = MODELS_TOPIC,
     ) -> None:
         self._settings = settings
         self._apply = apply
         self.retry_seconds = retry_seconds
-        self.topic = settings.topic(MODELS_TOPIC)
+        self.topic = settings.topic(topic)
 
     async def run(self) -> None:
         """Follow the models topic until cancelled."""
@@ -44,7 +48,7 @@ class ModelFeed:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("models topic not readable (%r); trying again", exc)
+                log.warning("%s not readable (%r); trying again", self.topic, exc)
             await asyncio.sleep(self.retry_seconds)
 
     async def _follow(self) -> None:

@@ -32,7 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
             "own decoding, catalog check and dedup, compare them with the streamed stats at "
             "an exact cut, publish the differences to stats-corrections (the stats agent "
             "applies each once), then publish every account's Thompson parameters to the "
-            "thompson-params topic and to Redis (params:<account_id>)."
+            "thompson-params topic and to Redis (params:<account_id>). It also recounts "
+            "every contact's send-time slot counts from the sends and clicks topics and "
+            "corrects those in Redis that drifted."
         ),
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -59,6 +61,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "--top", type=int, default=20, help="drifting creatives to print (default 20)"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    parser.add_argument(
+        "--no-send-times",
+        action="store_true",
+        help="leave the contacts' send-time slot counts in Redis unchecked",
+    )
     parser.set_defaults(func=run)
 
 
@@ -82,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
             snapshot=not args.no_snapshot,
             processes=max(1, args.processes),
             timeout=args.timeout,
+            send_times=not args.no_send_times,
         )
         with _progress_bar(args.no_progress) as bar:
             outcome = stats_job.run(settings, options, bar)

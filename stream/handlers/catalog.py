@@ -11,11 +11,12 @@ missing part arrives, and nothing crashes.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
 from selector import Account, ConfigError, Selector, account_from_dict
+from selector.sendtime import AccountSendTime, account_send_time
 from selector.view import AccountView
 from stream.wire import codec
 from stream.wire.envelope import Incoming, Outgoing
@@ -31,27 +32,54 @@ _FIELD = {
 }
 
 
-def merge_part(current: Mapping[str, Any] | None, kind: str, body: Any) -> dict[str, Any]:
-    """A new catalog value with one part replaced and the version bumped."""
+def merge_part(
+    current: Mapping[str, Any] | None, kind: str, body: Any, send_time: Any = None
+) -> dict[str, Any]:
+    """A new catalog value with one part replaced and the version bumped; the settings
+    part brings the account's `send_time` block (None: the defaults) with it."""
     value = dict(current or {"version": 0})
     value[_FIELD[kind]] = body
+    if kind == "account_settings":
+        value["send_time"] = send_time
     value["version"] = int(value.get("version", 0)) + 1
     return value
 
 
 def account_document(account_id: str, value: Mapping[str, Any]) -> dict[str, Any]:
+    """The domain's account document (campaigns without their own sending hours)."""
+    campaigns = [
+        {k: v for k, v in c.items() if k != "sending_hours"} if isinstance(c, Mapping) else c
+        for c in value.get("campaigns", [])
+    ]
     return {
         "account_id": account_id,
         "settings": value.get("settings", {}),
         "offers": value.get("offers", []),
         "creatives": value.get("creatives", []),
-        "campaigns": value.get("campaigns", []),
+        "campaigns": campaigns,
     }
+
+
+def send_time_of(value: Mapping[str, Any]) -> AccountSendTime:
+    """The account's send-time settings and campaign hours; the defaults for a value the
+    codec would not have let through (an older table value, say)."""
+    hours = {
+        str(c.get("campaign_id")): c["sending_hours"]
+        for c in value.get("campaigns", [])
+        if isinstance(c, Mapping) and c.get("sending_hours") is not None
+    }
+    try:
+        return account_send_time(value.get("send_time"), hours)
+    except ConfigError:
+        return AccountSendTime()
 
 
 @dataclass(frozen=True, slots=True)
 class AccountCatalog:
     """One account's catalog, decoded once per change and shared by every reader.
+
+    `send_time` holds the account's send-time settings and its campaigns' own sending
+    hours (the defaults where the catalog gives none).
 
     `account`, `selector` and `view` are None while the parts are inconsistent (a
     creative naming an offer not yet seen), with the reason in `error`; the creative ids
@@ -67,6 +95,7 @@ class AccountCatalog:
     account: Account | None
     selector: Selector | None
     error: str | None
+    send_time: AccountSendTime = field(default_factory=AccountSendTime)
 
     @property
     def view(self) -> AccountView | None:
@@ -95,6 +124,7 @@ def build_catalog(account_id: str, value: Mapping[str, Any]) -> AccountCatalog:
         account,
         selector,
         error,
+        send_time_of(value),
     )
 
 
@@ -145,5 +175,5 @@ def apply_catalog_message(
         out = Outgoing(dead_letters_topic, message.key or b"", letter)
         return message.key or b"", None, (out, decoded.reason)
     key = decoded.account_id.encode()
-    body = to_dict(decoded)[_FIELD[kind]]
-    return key, merge_part(current(key), kind, body), None
+    wire = to_dict(decoded)
+    return key, merge_part(current(key), kind, wire[_FIELD[kind]], wire.get("send_time")), None

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol, get_args
 
 from stream.handlers.models import MODELS_TOPIC
+from stream.handlers.sendtime_priors import PRIORS_TOPIC
 from stream.ops.metrics import Metrics
 from stream.settings import Settings
 from stream.wire.messages import TOPICS
@@ -50,6 +51,7 @@ REPLY_REFUSALS: tuple[ReplyRefusal, ...] = get_args(ReplyRefusal)
 SERVICE_TOPICS = (
     *(name for name in TOPICS.values() if name != "selection-responses"),
     MODELS_TOPIC,
+    PRIORS_TOPIC,
 )
 INTERNAL_SUFFIXES = ("-changelog", "-repartition")
 # What to do with a decoded request: decide it now, check its reply topic first, or refuse.

@@ -11,13 +11,16 @@ responses. Every request gets exactly one response.
 
 The account's send-time settings are `SendTimeSettings()` (12 two-hour slots, sending
 hours 08:00-21:00 local time, 5% exploration, 10% control, UTC for contacts without a
-usable zone) unless `settings_for` says otherwise; a request's `sending_hours`,
-`control_pct` and `control_delay_seconds` override them for its campaign. The prior is
-`prior_for(account)`: uniform unless a fitted one is given.
+usable zone) unless `settings_for` says otherwise (the worker: the account's catalog);
+a campaign's own sending hours (`hours_for`, from the catalog's campaigns) override the
+account's, and a request's `sending_hours`, `control_pct` and `control_delay_seconds`
+override both. The prior is `prior_for(account, settings)`: uniform unless a fitted one
+is given.
 """
 
 from __future__ import annotations
 
+import functools
 import time as _time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -44,12 +47,22 @@ from stream.wire.envelope import Incoming, Outgoing
 from stream.wire.sendtime_messages import SendTimeQuery
 
 ZONE_TTL_SECONDS = 400 * 86_400
+DEFAULT_SETTINGS = SendTimeSettings()
 
 
-def to_request(query: SendTimeQuery, settings: SendTimeSettings) -> SendTimeRequest | str:
+@functools.cache
+def uniform_prior(cells: int) -> SlotPrior:
+    """One uniform prior per layout, so a decider built on it is kept."""
+    return SlotPrior.uniform(cells)
+
+
+def to_request(
+    query: SendTimeQuery, settings: SendTimeSettings, campaign_hours: QuietHours | None = None
+) -> SendTimeRequest | str:
     """The selector's request, or the detail of why it cannot be answered (`invalid_value`:
-    rules of the account's settings that the wire cannot state)."""
-    hours = None
+    rules of the account's settings that the wire cannot state). The request's sending
+    hours come before the campaign's (`campaign_hours`), which come before the account's."""
+    hours = campaign_hours
     if query.sending_hours is not None:
         try:
             hours = QuietHours.parse(query.sending_hours["start"], query.sending_hours["end"])
@@ -84,6 +97,7 @@ class SendTimeService:
         dead_letters_topic: str,
         max_message_bytes: int = 65536,
         settings_for: Callable[[str], SendTimeSettings] | None = None,
+        hours_for: Callable[[str, str], QuietHours | None] | None = None,
         prior_for: Callable[[str, SendTimeSettings], SlotPrior] | None = None,
         seed: int | None = None,
         clock: Callable[[], float] = _time.time,
@@ -95,8 +109,9 @@ class SendTimeService:
         self._store = store
         self._metrics = metrics
         self._max_bytes = max_message_bytes
-        self._settings_for = settings_for or (lambda account: SendTimeSettings())
-        self._prior_for = prior_for or (lambda account, s: SlotPrior.uniform(s.cells))
+        self._settings_for = settings_for or (lambda account: DEFAULT_SETTINGS)
+        self._hours_for = hours_for or (lambda account, campaign: None)
+        self._prior_for = prior_for or (lambda account, s: uniform_prior(s.cells))
         self._rng = np.random.default_rng(seed)
         self._clock = clock
         self._deciders: dict[str, SendTimeDecider] = {}
@@ -111,11 +126,14 @@ class SendTimeService:
         self.answers = Answers(metrics, responses_topic, dead_letters_topic)
 
     def decider(self, account_id: str) -> SendTimeDecider:
-        """The account's decider (its zone clocks are cached with it)."""
+        """The account's decider (its zone clocks are cached with it), built again when
+        the account's settings or prior change (`settings_for` and `prior_for` return the
+        same objects while they do not)."""
+        settings = self._settings_for(account_id)
+        prior = self._prior_for(account_id, settings)
         found = self._deciders.get(account_id)
-        if found is None:
-            settings = self._settings_for(account_id)
-            found = SendTimeDecider(settings, self._prior_for(account_id, settings))
+        if found is None or found.settings is not settings or found.prior is not prior:
+            found = SendTimeDecider(settings, prior)
             self._deciders[account_id] = found
         return found
 
@@ -153,7 +171,8 @@ class SendTimeService:
     def _checked(
         self, message: Incoming, query: SendTimeQuery, ready: list[Item], now: float
     ) -> list[Outgoing]:
-        request = to_request(query, self.decider(query.account_id).settings)
+        hours = self._hours_for(query.account_id, query.campaign_id)
+        request = to_request(query, self.decider(query.account_id).settings, hours)
         if isinstance(request, str):
             return self.answers.reject(
                 message, query.request_id, query.account_id, "invalid_value", request, now

@@ -15,7 +15,9 @@ The sends and clicks topics are not ordered with each other, so a click may be r
 before its send (`early`): its position is kept under the send's event id and the click
 counts when the send arrives, guarded by the send's own position (source
 `early-responses`); the send's record then names that source as its claimant, so the
-same click read again counts as a repeat, not twice.
+same click read again counts as a repeat, not twice. The early click still advances its
+contact's click offset, so a contact's value says exactly which sends and clicks it has
+read: the daily job recounts those (`selector.sendtime.recount`).
 """
 
 from __future__ import annotations
@@ -222,15 +224,21 @@ class SendTimeLearner:
         if key is None:
             return "unattributed"
         record, claim = claim_response(state.records.get(key), CLICK_SOURCE, partition, at)
+        pair = (click.account_id, click.contact_id)
         if record is None:
-            return self._before_its_send(state, key, (partition, at))
+            outcome = self._before_its_send(state, key, (partition, at))
+            if outcome == "early":  # the contact's click position still says it was read
+                self._apply(
+                    state, pair, SlotEvent("response", 0, 0, CLICK_SOURCE, partition, at, True)
+                )
+            return outcome
         if claim == "first":
             state.records[key] = record
             state.changed_records.add(key)
         event = SlotEvent(
             "response", record.cell, record.day, CLICK_SOURCE, partition, at, claim == "repeat"
         )  # fmt: skip
-        return self._apply(state, (click.account_id, click.contact_id), event)
+        return self._apply(state, pair, event)
 
     def _before_its_send(self, state: _Batch, key: SendKey, where: tuple[int, int]) -> str:
         """A click whose send is not recorded (yet): keep its position for the send."""

@@ -13,6 +13,7 @@ import orjson
 from selector.reconcile import CreativeDrift
 from selector.stats import Counts
 from stream.job.run import Outcome
+from stream.job.sendtime_recount import SlotReconciliation
 from stream.ops.metrics import StatsJobMetrics
 
 PUSH_JOB = "creative-selection-stats-job"
@@ -58,6 +59,31 @@ def to_dict(outcome: Outcome) -> dict[str, Any]:
         "snapshots": outcome.snapshots,
         "seconds": outcome.seconds,
         "drifts": [_drift(a, d) for a, found in sorted(outcome.drifts.items()) for d in found],
+        "send_times": _send_times(outcome.send_times),
+        "send_time_priors": outcome.priors,
+    }
+
+
+def _send_times(found: SlotReconciliation | None) -> dict[str, Any] | None:
+    if found is None:
+        return None
+    return {
+        "contacts": found.contacts,
+        "moving": found.moving,
+        "missing": found.missing,
+        "drifting": len(found.drifts),
+        "corrected": found.corrected,
+        "drift_events": found.events,
+        "records": {f"{k}:{o}": n for (k, o), n in sorted(found.records.items())},
+        "drifts": [
+            {
+                "account_id": d.account_id,
+                "contact_id": d.contact_id,
+                "delta": {"sends": d.sends, "responses": d.responses},
+                "corrected": d.corrected,
+            }
+            for d in found.drifts
+        ],
     }
 
 
@@ -99,6 +125,14 @@ def text(outcome: Outcome, top: int = 20) -> str:
             f"{d.delta.conversions:>+6} {d.ctr_mean[0]:.5f} -> {d.ctr_mean[1]:.5f} "
             f"{d.cvr_mean[0]:.5f} -> {d.cvr_mean[1]:.5f}"
         )
+    st = outcome.send_times
+    if st is not None:
+        lines.append(
+            f"send-time slots: {st.contacts:,} contact(s) compared, {len(st.drifts)} drifting "
+            f"(sends {st.events['send']:,}, responses {st.events['response']:,}), "
+            f"{st.corrected} corrected; {st.moving} moving, {st.missing} missing; "
+            f"priors of {outcome.priors} account(s) published"
+        )
     return "\n".join(lines)
 
 
@@ -119,6 +153,13 @@ def record(metrics: StatsJobMetrics, outcome: Outcome, now: float) -> None:
         metrics.read_rate.set(outcome.records_read / outcome.read_seconds)
     metrics.duration.set(outcome.seconds)
     metrics.snapshot_accounts.set(outcome.snapshots)
+    if (st := outcome.send_times) is not None:
+        found = {"compared": st.contacts, "drifting": len(st.drifts), "corrected": st.corrected}
+        for name, n in {**found, "moving": st.moving, "missing": st.missing}.items():
+            metrics.send_times.contacts.labels(name).set(n)
+        for slot_kind, n in st.events.items():
+            metrics.send_times.drift_events.labels(slot_kind).set(n)
+        metrics.send_times.priors.set(outcome.priors)
     metrics.last_success.set(now)
 
 

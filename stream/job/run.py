@@ -12,6 +12,10 @@ the parameter snapshot. Events keep flowing meanwhile.
    means of CTR and CVR; a correction per account whose counts differ.
 4. Corrections to `stats-corrections` (not with `report_only`), then, once the worker
    has applied them, the parameter snapshot (`stream.job.snapshot`).
+5. The contacts' send-time slot counts in Redis, recounted from the sends and clicks
+   topics and corrected where they drifted (`stream.job.sendtime_recount`); then each
+   account's send-time prior fitted to the recounted counts and published to the
+   send-time priors topic, which the workers follow (`stream.job.sendtime_priors`).
 
 Accounts whose stats have no catalog are left alone (counted as skipped): without a
 catalog every event would be invalid, and a catalog that failed to load must not erase
@@ -33,9 +37,12 @@ from selector.stats import AccountStats
 from stream.adapters.kafka_reader import Range, open_consumer, watermarks
 from stream.handlers.catalog import AccountCatalog
 from stream.job import cut as job_io
+from stream.job import sendtime_priors
 from stream.job import snapshot as params_snapshot
 from stream.job.readers import Folded, Task, recompute
 from stream.job.recompute import Scope
+from stream.job.sendtime_recount import SlotReconciliation
+from stream.job.sendtime_recount import reconcile as reconcile_slots
 from stream.settings import Settings
 from stream.wire import codec
 from stream.wire.corrections import to_message
@@ -49,6 +56,7 @@ TP = tuple[str, int]
 class Options:
     report_only: bool = False  # compare and report; publish nothing
     snapshot: bool = True  # publish the parameter snapshot after the corrections
+    send_times: bool = True  # reconcile the contacts' send-time slot counts too
     processes: int = 2
     timeout: float = 120.0  # for the worker to apply corrections
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
@@ -65,6 +73,8 @@ class Outcome:
     snapshots: int  # accounts in the published snapshot
     read_seconds: float
     seconds: float
+    send_times: SlotReconciliation | None = None  # None: not run (no Redis, or not asked)
+    priors: int = 0  # send-time priors published
 
     @property
     def records_read(self) -> int:
@@ -164,6 +174,7 @@ def run(
         published = job_io.publish(settings, job_io.corrections_topic(settings), bodies)
         if options.snapshot:
             snapshots = publish_snapshot(settings, options.timeout, clock, catalogs)
+    send_times, priors = reconcile_send_times(settings, options, catalogs, clock)
     return Outcome(
         options.run_id,
         summarize(len(scope.cut), drifts.values()),
@@ -174,7 +185,34 @@ def run(
         snapshots,
         read_seconds,
         time.monotonic() - started,
+        send_times,
+        priors,
     )
+
+
+def reconcile_send_times(
+    settings: Settings,
+    options: Options,
+    catalogs: Mapping[str, AccountCatalog],
+    clock: Callable[[], float],
+) -> tuple[SlotReconciliation | None, int]:
+    """The slot reconciliation (unless not asked or without Redis), then, unless
+    `report_only`, every account's prior fitted to the recounted counts and published;
+    returns the reconciliation and the priors published."""
+    if not options.send_times or settings.cooldown_store == "memory":
+        return None, 0
+    seq = run_seq(clock)
+    found = reconcile_slots(settings, catalogs, correct=not options.report_only, run_seq=seq)
+    if options.report_only:
+        return found, 0
+    return found, sendtime_priors.publish(
+        settings, sendtime_priors.fitted_priors(found, clock(), seq)
+    )
+
+
+def run_seq(clock: Callable[[], float]) -> int:
+    """This run's position among runs (milliseconds): its slot corrections apply once."""
+    return int(clock() * 1000)
 
 
 def recompute_scope(

@@ -21,7 +21,7 @@ from selector.batch import REASONS
 from stream.ops.model_metrics import ModelMetrics
 from stream.ops.rebalance_metrics import PREFIX as PREFIX
 from stream.ops.rebalance_metrics import RebalanceMetrics
-from stream.ops.sendtime_metrics import SendTimeMetrics
+from stream.ops.sendtime_metrics import SendTimeMetrics, SlotJobMetrics
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 BATCH_BUCKETS = (1, 5, 10, 50, 100, 250, 500, 1000, 2000, 5000)
@@ -328,6 +328,7 @@ class StatsJobMetrics:
         r = self.registry
         self._drift(r)
         self._run(r)
+        self.send_times = SlotJobMetrics(r)
 
     def _drift(self, r: CollectorRegistry) -> None:
         self.drift_events = Gauge(

@@ -4,7 +4,7 @@ outcomes; never contact, campaign or account ids, never zone names."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from selector.sendtime.batch import ARMS, REASONS
 from selector.sendtime.clock import ZONE_ISSUES, ZONE_SOURCES
@@ -81,6 +81,16 @@ class SendTimeMetrics:
             buckets=BATCH_SECONDS,
             registry=r,
         )
+        self._loads(r)
+
+    def _loads(self, r: CollectorRegistry) -> None:
+        self.prior_loads = Counter(
+            f"{PREFIX}_sendtime_prior_loads_total",
+            "Messages of the send-time priors topic this worker read, by outcome (loaded, "
+            "older: a version not newer than the one in use, rejected).",
+            ["outcome"],
+            registry=r,
+        )
 
     def start_series(self) -> None:
         """Every series of these small label sets exists from the start, at 0."""
@@ -101,3 +111,31 @@ class SendTimeMetrics:
             self.state_issues.labels(state_issue)
         for agent in AGENTS:
             self.batch_seconds.labels(agent)
+        for load in ("loaded", "older", "rejected"):
+            self.prior_loads.labels(load)
+
+
+class SlotJobMetrics:
+    """What the daily job's slot reconciliation found (gauges of its last run, beside the
+    stats job's): contacts by what became of them, drift by event kind. No ids."""
+
+    def __init__(self, r: CollectorRegistry) -> None:
+        self.contacts = Gauge(
+            f"{PREFIX}_sendtime_reconciliation_contacts",
+            "Contacts of the last slot reconciliation, by outcome (compared, drifting, "
+            "corrected, moving: read past the log, missing: no usable stored counts).",
+            ["outcome"],
+            registry=r,
+        )
+        self.drift_events = Gauge(
+            f"{PREFIX}_sendtime_reconciliation_drift_events",
+            "Slot counts the last reconciliation found off (absolute difference summed over "
+            "contacts and cells), by kind (send, response).",
+            ["kind"],
+            registry=r,
+        )
+        self.priors = Gauge(
+            f"{PREFIX}_sendtime_reconciliation_priors",
+            "Accounts whose send-time prior the last run fitted and published.",
+            registry=r,
+        )

@@ -16,7 +16,10 @@ from typing import Any, ClassVar, Literal, get_args
 import orjson
 
 from selector.batch import Arm, DecidedBy, Decision, Pool, Reason
-from selector.domain import BetaPrior, Campaign, Creative, Offer, SelectionSettings
+from selector.domain import BetaPrior, Creative, Offer
+from stream.wire.catalog_messages import AccountSettingsSnapshot as AccountSettingsSnapshot
+from stream.wire.catalog_messages import CampaignsSnapshot as CampaignsSnapshot
+from stream.wire.catalog_messages import catalog_body
 from stream.wire.reasons import Rejection
 from stream.wire.sendtime_messages import SendTimeAnswer as SendTimeAnswer
 from stream.wire.sendtime_messages import SendTimeError as SendTimeError
@@ -218,20 +221,6 @@ class DeadLetter:
 
 
 @dataclass(frozen=True, slots=True)
-class AccountSettingsSnapshot:
-    kind: ClassVar[Kind] = "account_settings"
-    account_id: str
-    settings: SelectionSettings
-
-
-@dataclass(frozen=True, slots=True)
-class CampaignsSnapshot:
-    kind: ClassVar[Kind] = "campaigns"
-    account_id: str
-    campaigns: tuple[Campaign, ...]
-
-
-@dataclass(frozen=True, slots=True)
 class CreativesSnapshot:
     kind: ClassVar[Kind] = "creatives"
     account_id: str
@@ -371,6 +360,8 @@ def _body(message: Message) -> dict[str, Any]:
             if name in body and body[name] is None:
                 del body[name]
         return {"status": "ok", **body}
+    if isinstance(message, AccountSettingsSnapshot | CampaignsSnapshot):
+        return catalog_body(message, body)
     if isinstance(message, StatsCorrection) and message.timing is None:
         del body["timing"]  # readers from before the field was added accept the message
     if isinstance(message, AccountSettingsSnapshot):

@@ -3,6 +3,8 @@ a parsed JSON object into the message's typed value or raises `Bad`."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, get_args
 
 from selector import domain as d
@@ -10,6 +12,7 @@ from selector.batch import ARMS, DECIDED_BY, POOLS, REASONS
 from selector.custom_fields import FIELD_REASONS, MAX_NAME
 from selector.sendtime import batch as st
 from selector.sendtime.clock import MAX_ZONE_NAME, ZONE_SOURCES
+from selector.sendtime.settings import RESPONSE_KINDS, account_send_time, hours_from_dict
 from selector.timing import DELAY_EDGES
 from stream.wire import messages as m
 from stream.wire import sendtime_messages as stm
@@ -122,6 +125,61 @@ SETTINGS = Shape(
     prior=Shape("alpha? beta?", d.BetaPrior),
     custom_fields=custom_fields,
 )
+HOURS = Shape("start end", dict, start=CLOCK, end=CLOCK)
+SEND_TIME = Shape(
+    "slots? split_weekends? hours? exploration_pct? control_pct? control_delay_seconds?"
+    " response? zone? history_days? bucket_days?",
+    dict,
+    slots=number(1, 24, integer=True),
+    split_weekends=boolean,
+    hours=HOURS,
+    exploration_pct=number(0, 100),
+    control_pct=number(0, 100),
+    control_delay_seconds=number(0, MAX_WINDOW_SECONDS, integer=True),
+    response=enum(RESPONSE_KINDS),
+    zone=string(1, MAX_ZONE_NAME),
+    history_days=number(1, 3660, integer=True),
+    bucket_days=number(1, 3660, integer=True),
+)
+
+
+def send_time_block(v: Any, path: str) -> MappingProxyType[str, Any]:
+    """The account's `send_time` block, checked by the settings' own rules and kept as
+    given (`selector.sendtime.account_send_time` reads it)."""
+    block = SEND_TIME(v, path)
+    try:
+        account_send_time(block, {})
+    except d.ConfigError as exc:
+        raise Bad("invalid_value", str(exc)) from None
+    return MappingProxyType(block)
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignItem:
+    """A campaign of the campaigns message and its own sending hours, if any."""
+
+    campaign: d.Campaign
+    hours: dict[str, str] | None
+
+    @property
+    def campaign_id(self) -> str:
+        return self.campaign.campaign_id
+
+
+def campaign_item(sending_hours: dict[str, str] | None = None, **fields: Any) -> CampaignItem:
+    campaign = d.Campaign(**fields)
+    if sending_hours is not None:  # a ConfigError names the campaign's field
+        hours_from_dict(sending_hours, f"campaign {campaign.campaign_id}.sending_hours")
+    return CampaignItem(campaign, sending_hours)
+
+
+def campaigns_snapshot(account_id: str, campaigns: tuple[CampaignItem, ...]) -> m.CampaignsSnapshot:
+    hours = {c.campaign_id: MappingProxyType(c.hours) for c in campaigns if c.hours is not None}
+    return m.CampaignsSnapshot(
+        account_id, tuple(c.campaign for c in campaigns), MappingProxyType(hours)
+    )
+
+
 signed_count = number(-MAX_INTEGER, MAX_INTEGER, integer=True)
 signed_amount = number(-MAX_INTEGER, MAX_INTEGER)
 
@@ -201,16 +259,22 @@ DECODERS: dict[m.Kind, Check] = {
         reason=enum(REJECTIONS),
         source=Shape("topic partition offset", dict, topic=string(1, 255)),
     ),
-    "account_settings": Shape("account_id settings", m.AccountSettingsSnapshot, settings=SETTINGS),
+    "account_settings": Shape(
+        "account_id settings send_time?",
+        m.AccountSettingsSnapshot,
+        settings=SETTINGS,
+        send_time=send_time_block,
+    ),
     "campaigns": Shape(
         "account_id campaigns",
-        m.CampaignsSnapshot,
+        campaigns_snapshot,
         campaigns=array(
             Shape(
                 "campaign_id default_creative_id mode? automated_percent? manual_creative_ids?"
-                " rotation?",
-                d.Campaign,
+                " rotation? sending_hours?",
+                campaign_item,
                 manual_creative_ids=array(id),
+                sending_hours=nullable(HOURS),
                 **catalog,
             ),
             unique_by="campaign_id",

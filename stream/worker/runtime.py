@@ -19,6 +19,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from selector.sendtime import AccountSendTime
 from stream.adapters.dedup_history import TopicHistory
 from stream.adapters.kafka_config import kafka_config
 from stream.adapters.profile_store import RedisContactState, RedisProfiles
@@ -39,8 +40,9 @@ from stream.handlers.profiles import (
 )
 from stream.handlers.reply_to import ReplyPolicy
 from stream.handlers.selection import SelectionService
-from stream.handlers.sendtime import SendTimeService
+from stream.handlers.sendtime import DEFAULT_SETTINGS, SendTimeService, uniform_prior
 from stream.handlers.sendtime_learning import SendTimeLearner
+from stream.handlers.sendtime_priors import PriorBook
 from stream.handlers.sendtime_store import MemorySendTimeStore, SendTimeStore
 from stream.handlers.stores import CooldownStore, DedupStore, MemoryCooldowns, MemoryDedup
 from stream.ops.health import Reachability
@@ -57,6 +59,7 @@ from stream.worker.topics import CONSUMED_TOPICS, OUTCOME_KINDS, SENDTIME_EVENT_
 log = logging.getLogger(__name__)
 
 metrics = Metrics().start_series()
+NO_SEND_TIME = AccountSendTime(DEFAULT_SETTINGS)
 app.monitor = faust_monitor(metrics.registry)
 
 
@@ -73,6 +76,8 @@ class Runtime:
         self.catalogs = Catalogs(account_to_catalog.get)
         # every account's newest promoted model (stream.worker.agents.load_models)
         self.models = ModelBook(metrics.model)
+        # every account's newest fitted send-time prior (agents.load_send_time_priors)
+        self.priors = PriorBook(lambda outcome: metrics.sendtime.prior_loads.labels(outcome).inc())
         self.reachability = Reachability()
         if settings.cooldown_store == "memory":
             self.reachability.not_used("redis")
@@ -205,6 +210,11 @@ class Runtime:
                 reply_topics=self.cluster_topics,
                 reply_check_seconds=settings.reply_topic_check_seconds,
                 reply_cache_seconds=settings.reply_topic_cache_seconds,
+                settings_for=lambda account: self.send_time(account).settings,
+                hours_for=lambda account, campaign: self.send_time(account).hours_for(campaign),
+                prior_for=lambda account, s: (
+                    self.priors.for_account(account, s) or uniform_prior(s.cells)
+                ),
             )
             learner = SendTimeLearner(
                 store=store,
@@ -212,9 +222,16 @@ class Runtime:
                 kinds=SENDTIME_EVENT_KINDS,
                 record_ttl=settings.dedup_ttl_seconds,
                 max_message_bytes=settings.max_message_bytes,
+                settings_for=lambda account: self.send_time(account).settings,
             )
             self._sendtime = (service, learner)
         return self._sendtime
+
+    def send_time(self, account_id: str) -> AccountSendTime:
+        """The account's send-time settings from its catalog in force (the defaults for an
+        account without one)."""
+        catalog = self.catalogs.get(account_id.encode())
+        return catalog.send_time if catalog is not None else NO_SEND_TIME
 
 
 runtime = Runtime()

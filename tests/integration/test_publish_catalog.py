@@ -15,8 +15,7 @@ import yaml
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from selector import account_from_dict
-from stream.adapters.catalog_files import publish_catalog_file, snapshot_messages
+from stream.adapters.catalog_files import account_messages, publish_catalog_file
 from stream.adapters.kafka_config import kafka_config
 from stream.adapters.producer import partition_for
 from stream.adapters.topic_specs import all_topics, describe_topics, ensure_topics
@@ -65,8 +64,8 @@ async def test_topics_create_makes_every_topic_once_with_its_cleanup_policy(
     out = io.StringIO()
     created = await topics.create(settings, out)
     specs = all_topics(settings)
-    assert sorted(created) == sorted(spec.name for spec in specs) and len(specs) == 15
-    assert out.getvalue().splitlines()[-1] == "15 created, 0 already existed"
+    assert sorted(created) == sorted(spec.name for spec in specs) and len(specs) == 16
+    assert out.getvalue().splitlines()[-1] == "16 created, 0 already existed"
     assert await topics.create(settings, io.StringIO()) == []  # idempotent
 
     states = await describe_topics(settings, [spec.name for spec in specs])
@@ -83,6 +82,7 @@ async def test_topics_create_makes_every_topic_once_with_its_cleanup_policy(
             "catalog-creatives",
             "catalog-offers",
             "models",
+            "send-time-priors",
             "thompson-params",
         )
     }
@@ -103,7 +103,7 @@ async def test_the_example_catalog_is_read_back_keyed_and_co_partitioned(
     names = {settings.topic(TOPICS[kind]): kind for kind in CATALOG_KINDS}
     records = await read_all(settings, list(names))
     documents = yaml.safe_load(EXAMPLE.read_text())["accounts"]
-    expected = {d["account_id"]: snapshot_messages(account_from_dict(d)) for d in documents}
+    expected = {d["account_id"]: account_messages(d)[1] for d in documents}
     seen: dict[str, dict[str, ConsumerRecord]] = defaultdict(dict)
     for record in records:
         kind = names[record.topic]

@@ -171,7 +171,7 @@ async def test_every_reply_to_gets_one_answer_and_internal_topics_get_nothing(
         "__consumer_offsets",
     } <= set(internal)
     own = {name for name in internal if name.startswith(s.topic_prefix)}
-    assert len(own) == 14  # every topic of schemas/topics.yaml but the responses topic
+    assert len(own) == 15  # every topic of schemas/topics.yaml but the responses topic
     responses, replies = s.topic("selection-responses"), s.topic(f"selection-replies.{SENDER}")
     letters = s.topic("dead-letters")
     missing = [s.topic("selection-replies.nobody"), s.topic("selection-replies.gone")]

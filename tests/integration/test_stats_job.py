@@ -163,7 +163,8 @@ def hide_from_stream(redis_url: str, events: Sequence[Event], settings: Settings
         for p in range(settings.partitions):
             client.set(f"{settings.redis_key_prefix}dd-mark:{settings.topic(t)}:{p}", "1")
     for e in events:
-        client.set(dedup_key(e.account_id, KIND[type(e)], e.event_id), "elsewhere:0:0", ex=3600)
+        key = dedup_key(e.account_id, KIND[type(e)], e.event_id, settings.redis_key_prefix)
+        client.set(key, "elsewhere:0:0", ex=3600)
     client.close()
 
 
@@ -235,7 +236,7 @@ async def check_snapshot(
     schema = json.loads((SCHEMAS / "params_snapshot.v1.schema.json").read_text())
     client = redis.Redis.from_url(redis_url)
     for account in accounts:
-        doc = json.loads(client.get(f"params:{account}") or b"null")
+        doc = json.loads(client.get(f"{settings.redis_key_prefix}params:{account}") or b"null")
         jsonschema.Draft202012Validator(schema).validate(doc)
         for cid, counts in truth[account].items():
             row = doc["creatives"][cid]

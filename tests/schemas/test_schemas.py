@@ -25,9 +25,10 @@ ROOT = Path(__file__).resolve().parents[2] / "schemas"
 NOT_ON_A_TOPIC = {"scenario.v1.schema.json", "sendtime_scenario.v1.schema.json"}
 # Batch envelopes beside a topic's single messages (tests/schemas/test_batch_schemas.py).
 BATCHES = {f"{name.removesuffix('.v1')}.v1.schema.json" for name in BATCH_SCHEMAS}
-# Documents on a topic that are not wire messages: `selector.model.artifact` reads them
-# (tests/stream/job/test_train.py validates a trained model against its schema).
-ARTIFACTS = {"contextual_model.v1.schema.json"}
+# Documents on a topic that are not wire messages: `selector.model.artifact` and
+# `stream.handlers.sendtime_priors` read them (tests/stream/job/test_train.py and
+# tests/stream/handlers/test_sendtime_priors.py validate them against their schemas).
+ARTIFACTS = {"contextual_model.v1.schema.json", "send_time_prior.v1.schema.json"}
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
 
@@ -177,7 +178,8 @@ def test_catalog_objects_have_the_domain_fields_and_require_those_without_defaul
     for step in path:
         node = node[step]
     fields = dataclasses.fields(cls)
-    assert list(node["properties"]) == [f.name for f in fields]
+    extra = ["sending_hours"] if cls is domain.Campaign else []  # the send-time override
+    assert list(node["properties"]) == [f.name for f in fields] + extra
     no_default = [
         f.name
         for f in fields
@@ -185,3 +187,12 @@ def test_catalog_objects_have_the_domain_fields_and_require_those_without_defaul
     ]
     assert node["required"] == no_default
     assert node["additionalProperties"] is False
+
+
+def test_the_account_send_time_block_is_the_scenarios() -> None:
+    """A scenario's send_time is written as an account's configuration is."""
+    scenario = json.loads((ROOT / "sendtime_scenario.v1.schema.json").read_text())["$defs"]
+    settings = load_schema("account_settings")
+    assert settings["properties"]["send_time"]["$ref"] == "#/$defs/send_time"
+    assert settings["$defs"] == {"send_time": scenario["send_time"], "hours": scenario["hours"]}
+    assert load_schema("campaigns")["$defs"] == {"hours": scenario["hours"]}

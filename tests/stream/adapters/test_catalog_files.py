@@ -22,8 +22,10 @@ from stream.adapters.catalog_files import (
     validate_documents,
 )
 from stream.adapters.event_files import limits_of, parse_line
+from stream.handlers.catalog import apply_catalog_message, build_catalog
 from stream.settings import Settings
 from stream.wire import codec
+from stream.wire.envelope import Incoming
 from stream.wire.messages import TOPICS, encode, key_of, to_dict
 from tests.conftest import make_account_dict
 
@@ -243,3 +245,40 @@ def test_invalid_lines_say_why(doc: Any, error: str) -> None:
     parsed = line(7, doc)
     assert parsed.number == 7 and parsed.topic is None
     assert parsed.error.startswith(error)
+
+
+# --- send-time settings -------------------------------------------------------------
+
+
+def test_the_example_catalog_carries_send_time_settings_through_to_the_account() -> None:
+    catalogs = validate_documents(load_documents(EXAMPLE), SETTINGS)
+    [north] = [c for c in catalogs if c.account_id == "northwind-retail"]
+    table: dict[bytes, Any] = {}
+    for message in north.messages:
+        raw = Incoming(encode(message), key_of(message), TOPICS[message.kind], 0, 0)
+        key, value, letter = apply_catalog_message(message.kind, raw, table.get, 65536, "dl", 0)
+        assert letter is None and value is not None
+        table[key] = value
+    built = build_catalog("northwind-retail", table[b"northwind-retail"])
+    s = built.send_time.settings
+    assert (s.slots, s.response, s.zone, s.control_delay_seconds) == (
+        24, "click", "Europe/London", 43200
+    )  # fmt: skip
+    assert (s.hours.start_minute, s.hours.end_minute) == (9 * 60, 20 * 60)
+    hours = built.send_time.hours_for("loyalty-monthly")
+    assert hours is not None and (hours.start_minute, hours.end_minute) == (660, 840)
+    assert built.send_time.hours_for("spring-promo") is None and built.selector is not None
+
+
+def test_bad_send_time_settings_in_a_file_are_reported_naming_the_field() -> None:
+    doc = account("a", send_time={"slots": 7, "zone": "Europe/Berlin"})
+    doc["campaigns"] = [{**doc["campaigns"][0], "sending_hours": {"start": "10:00", "end": 600}}]
+    errors = errors_of([doc, account("b", send_time={"zone": "Nowhere/City"})])
+    assert errors == [
+        "account a: catalog-campaigns: wrong_type: campaigns[0].sending_hours.end: must be a "
+        "string, got integer",
+        "account a: catalog-account-settings: invalid_value: send_time.slots: must divide 24 "
+        "(1, 2, 3, 4, 6, 8, 12, 24); got 7",
+        "account b: catalog-account-settings: invalid_value: send_time.zone: unknown time zone "
+        "'Nowhere/City'",
+    ]

@@ -60,7 +60,7 @@ def policy(prefix: str, pattern: str = "") -> ReplyPolicy:
 def test_no_internal_topic_is_ever_a_reply_target(prefix: str, pattern: str) -> None:
     p = policy(prefix, pattern)
     topics = internal_topics(prefix)
-    assert len(topics) == 2 * 14 + 10  # 14 service topics besides the responses
+    assert len(topics) == 2 * 15 + 10  # 15 service topics besides the responses
     for topic in topics:
         assert p.is_internal(topic), topic
         assert p.refusal(topic) == "internal_topic", topic

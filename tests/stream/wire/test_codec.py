@@ -57,6 +57,7 @@ CONVERSION = EXAMPLES["conversion/with_revenue"][1]
 CODEC_ONLY = (
     *("traffic_pct must sum to 100", "lists a method twice", "more than once"),
     *("min must be below max", "declares a name twice"),  # custom_fields
+    *("start != end", "unknown time zone", "bucket_days <= history_days"),  # send-time rules
 )
 
 

@@ -19,7 +19,7 @@ def test_every_topic_the_worker_reads_or_keeps_state_in_is_refused() -> None:
         if isinstance(value, TopicT)
         for name in value.topics
     }
-    assert len(declared) == 12  # all of topics.yaml but thompson-params and send-time-responses
+    assert len(declared) == 12  # not thompson-params, send-time-responses; models and priors: feeds
     changelogs = {account_to_stats.changelog_topic_name, account_to_catalog.changelog_topic_name}
     assert changelogs == {
         f"{settings.app_id}-account-to-stats-changelog",
