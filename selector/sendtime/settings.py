@@ -189,7 +189,7 @@ def account_send_time(
     >>> account_send_time({"slots": 5}, {})
     Traceback (most recent call last):
     ...
-    selector.domain.ConfigError: send_time.slots: must divide 24 (1, 2, 3, 4, 6, 8, 12, 24); got 5
+    selector.errors.ConfigError: send_time.slots: must divide 24 (1, 2, 3, 4, 6, 8, 12, 24); got 5
     """
     settings = SendTimeSettings()
     if block is not None:

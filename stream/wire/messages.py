@@ -360,12 +360,12 @@ def _body(message: Message) -> dict[str, Any]:
             if name in body and body[name] is None:
                 del body[name]
         return {"status": "ok", **body}
+    if isinstance(message, AccountSettingsSnapshot):
+        body["settings"] = settings_form(message.settings)
     if isinstance(message, AccountSettingsSnapshot | CampaignsSnapshot):
         return catalog_body(message, body)
     if isinstance(message, StatsCorrection) and message.timing is None:
         del body["timing"]  # readers from before the field was added accept the message
-    if isinstance(message, AccountSettingsSnapshot):
-        body["settings"] = settings_form(message.settings)
     if isinstance(message, DeadLetter):
         body["source"] = {name: body.pop(name) for name in ("topic", "partition", "offset")}
         body["original"] = _b64(message.original)
