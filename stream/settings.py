@@ -93,6 +93,9 @@ class Settings:
     reply_topic_pattern: str = ""  # a regex a reply topic may match in full; "" none
     reply_topic_check_seconds: float = 1.0  # bound on the check that a reply topic exists
     reply_topic_cache_seconds: float = 60.0  # how long that check's answer is kept
+    # Whose sends and clicks the send-time learner folds into slot counts: every
+    # account's, only those whose catalog has a send_time block, or none.
+    sendtime_learning: str = "all"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -113,6 +116,8 @@ class Settings:
                 f"CS_KAFKA_SECURITY_PROTOCOL must be one of {', '.join(protocols)}; "
                 f"got {self.kafka_security_protocol!r}"
             )
+        if self.sendtime_learning not in ("all", "declared", "off"):
+            raise SettingsError("CS_SENDTIME_LEARNING must be all, declared or off")
         if self.cooldown_store not in ("redis", "memory"):
             raise SettingsError("CS_COOLDOWN_STORE must be redis or memory")
         if not 0.0 < self.redis_timeout_seconds <= 30.0:

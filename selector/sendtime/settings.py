@@ -170,6 +170,7 @@ class AccountSendTime:
 
     settings: SendTimeSettings = field(default_factory=SendTimeSettings)
     campaign_hours: Mapping[str, QuietHours] = field(default_factory=dict)
+    declared: bool = False  # the catalog has a send_time block (CS_SENDTIME_LEARNING)
 
     def hours_for(self, campaign_id: str) -> QuietHours | None:
         """The campaign's sending hours, None for the account's."""
@@ -184,8 +185,8 @@ def account_send_time(
     `campaign news.sending_hours`).
 
     >>> found = account_send_time({"slots": 24}, {"news": {"start": "10:00", "end": "12:00"}})
-    >>> found.settings.slots, found.hours_for("news"), found.hours_for("other")
-    (24, QuietHours(start_minute=600, end_minute=720), None)
+    >>> found.settings.slots, found.hours_for("news"), found.hours_for("other"), found.declared
+    (24, QuietHours(start_minute=600, end_minute=720), None, True)
     >>> account_send_time({"slots": 5}, {})
     Traceback (most recent call last):
     ...
@@ -205,4 +206,4 @@ def account_send_time(
         cid: hours_from_dict(raw, f"campaign {cid}.sending_hours")
         for cid, raw in campaign_hours.items()
     }
-    return AccountSendTime(settings, hours)
+    return AccountSendTime(settings, hours, block is not None)

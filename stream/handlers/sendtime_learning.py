@@ -91,6 +91,7 @@ class SendTimeLearner:
         record_ttl: int,
         max_message_bytes: int = 65536,
         settings_for: Callable[[str], SendTimeSettings] | None = None,
+        learns: Callable[[str], bool] | None = None,
     ) -> None:
         self._store = store
         self._metrics = metrics
@@ -98,6 +99,7 @@ class SendTimeLearner:
         self._record_ttl = record_ttl
         self._max_bytes = max_message_bytes
         self._settings_for = settings_for or (lambda account: SendTimeSettings())
+        self._learns = learns
         self._zones = ZoneCache()
 
     async def learn(self, batch: Sequence[Incoming]) -> Outcomes:
@@ -146,10 +148,13 @@ class SendTimeLearner:
                 outcomes[label, "rejected"] += 1
                 continue
             for item in opened.items:
-                if isinstance(item.value, SendEvent | ClickEvent):
-                    out.append((message, item.value, position(message.offset, item.place)))
-                else:
+                event = item.value
+                if not isinstance(event, SendEvent | ClickEvent):
                     outcomes[label, "rejected"] += 1
+                elif self._learns is not None and not self._learns(event.account_id):
+                    outcomes[label, "not_learned"] += 1
+                else:
+                    out.append((message, event, position(message.offset, item.place)))
         return out
 
     def _contact(self, account_id: str, blob: bytes | None) -> ContactSlots:

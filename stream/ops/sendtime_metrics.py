@@ -19,7 +19,7 @@ BATCH_SECONDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5,
 LEARN_KINDS = ("send", "response")
 # What became of a send or click the learner read: the fold's outcomes, and why an
 # event had no effect before it reached the fold.
-LEARN_OUTCOMES = (*SLOT_OUTCOMES, "rejected", "unattributed", "early")
+LEARN_OUTCOMES = (*SLOT_OUTCOMES, "rejected", "unattributed", "early", "not_learned")
 STATE_ISSUES = (*CODEC_REASONS, "store_unavailable")
 AGENTS = ("answer_send_time_requests", "learn_send_times")
 

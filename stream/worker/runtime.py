@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -223,9 +224,18 @@ class Runtime:
                 record_ttl=settings.dedup_ttl_seconds,
                 max_message_bytes=settings.max_message_bytes,
                 settings_for=lambda account: self.send_time(account).settings,
+                learns=self._learns(),
             )
             self._sendtime = (service, learner)
         return self._sendtime
+
+    def _learns(self) -> Callable[[str], bool] | None:
+        """Whose events the send-time learner folds (`CS_SENDTIME_LEARNING`); None: all."""
+        if settings.sendtime_learning == "declared":
+            return lambda account: self.send_time(account).declared
+        if settings.sendtime_learning == "off":
+            return lambda account: False
+        return None
 
     def send_time(self, account_id: str) -> AccountSendTime:
         """The account's send-time settings from its catalog in force (the defaults for an

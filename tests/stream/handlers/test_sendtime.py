@@ -314,3 +314,16 @@ async def test_metrics_never_name_a_contact() -> None:
     assert b"ct-secret" not in text and b"creative_selection_send_times_total" in text
     hist = metrics.sendtime.local_time.labels("optimized")
     assert 0 < hist._sum.get() < 20 * 86_400
+
+
+async def test_accounts_the_learner_does_not_learn_are_counted_and_left_alone() -> None:
+    store, metrics = MemorySendTimeStore(), Metrics()
+    events = history("ct-4", 3)
+    quiet = SendTimeLearner(
+        store=store, metrics=metrics, kinds=TOPICS, record_ttl=86_400, learns=lambda a: a != "acme"
+    )
+    outcomes = await quiet.learn(events)
+    assert outcomes == {("send", "not_learned"): 6, ("response", "not_learned"): 3}
+    assert store.data == {}
+    learned = await learner(store, metrics).learn(events)  # every account's
+    assert learned == {("send", "applied"): 6, ("response", "applied"): 3}
