@@ -26,7 +26,7 @@ from selector.stats import AccountStats, EventKind
 Outcome = Literal["applied", "replayed", "duplicate"]
 CorrectionOutcome = Literal["applied", "replayed"]
 OUTCOMES: tuple[Outcome, ...] = ("applied", "replayed", "duplicate")
-_EVERY_INDEX = 2**62  # the ledger's offset: every item of that message was applied
+EVERY_INDEX = 2**62  # the ledger's offset: every item of that message was applied
 
 
 def partition_key(topic: str, partition: int) -> str:
@@ -73,7 +73,7 @@ def apply_events(
         key = partition_key(e.topic, e.partition)
         seen = last.get(key)
         if seen is None:
-            seen = (applied.get(key, -1), _EVERY_INDEX)
+            seen = (applied.get(key, -1), EVERY_INDEX)
         if (e.offset, e.index) <= seen:
             outcome[e.kind, "replayed"] += 1
             continue

@@ -22,7 +22,7 @@ from typing import Any, Literal, get_args
 import numpy as np
 
 from selector.hashing import pair_keys, split_units
-from selector.ingest import Ledger, SourcedEvent, partition_key
+from selector.ingest import EVERY_INDEX, Ledger, SourcedEvent, partition_key
 from selector.view import AccountView
 from stream.handlers.catalog import AccountCatalog
 from stream.ops.metrics import Metrics
@@ -35,13 +35,16 @@ MICROS = 1_000_000
 def applied_flags(ledger: Ledger, events: Sequence[SourcedEvent]) -> list[bool]:
     """Which events `apply_events(ledger, events)` applies: past the ledger's offset for
     their partition (and past earlier events of the batch) and not a duplicate."""
-    seen = dict(ledger.applied)
+    last: dict[str, tuple[int, int]] = {}  # per partition: (offset, index) applied last
     flags = []
     for e in events:
         key = partition_key(e.topic, e.partition)
-        fresh = e.offset > seen.get(key, -1)
+        seen = last.get(key)
+        if seen is None:  # a message at or below the ledger's offset is applied whole
+            seen = (ledger.applied.get(key, -1), EVERY_INDEX)
+        fresh = (e.offset, e.index) > seen
         if fresh:
-            seen[key] = e.offset
+            last[key] = (e.offset, e.index)
         flags.append(fresh and not e.duplicate)
     return flags
 

@@ -64,18 +64,29 @@ def test_events_without_a_known_campaign_are_unattributed() -> None:
     assert arms_of(view, [], []) == []
 
 
-positions = st.lists(st.tuples(st.integers(0, 1), st.integers(0, 30), st.booleans()), max_size=40)
+# (partition, offset, duplicate, index in the message's batch)
+positions = st.lists(
+    st.tuples(st.integers(0, 1), st.integers(0, 30), st.booleans(), st.integers(0, 3)),
+    max_size=40,
+)
 
 
 @given(positions, positions)
 def test_applied_flags_match_apply_events(first: list[Any], second: list[Any]) -> None:
     def events(rows: list[Any]) -> list[SourcedEvent]:
-        return [SourcedEvent("send", "c1", 1.0, 0, "t", p, o, d) for p, o, d in rows]
+        return [SourcedEvent("send", "c1", 1.0, 0, "t", p, o, d, index=i) for p, o, d, i in rows]
 
     ledger, _ = apply_events(Ledger(), events(first))
     batch = events(second)
     _, outcome = apply_events(ledger, batch)
     assert sum(applied_flags(ledger, batch)) == outcome["send", "applied"]
+
+
+def test_every_event_of_a_batch_message_counts_by_arm() -> None:
+    batch = [SourcedEvent("send", "c1", 1.0, 0, "t", 0, 7, index=i) for i in range(5)]
+    assert applied_flags(Ledger(), batch) == [True] * 5
+    ledger, _ = apply_events(Ledger(), batch)
+    assert applied_flags(ledger, batch) == [False] * 5  # the message again: applied whole
 
 
 class Harness:
