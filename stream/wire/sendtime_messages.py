@@ -5,11 +5,14 @@ the other kinds and the shared encoding)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from selector.sendtime.batch import Arm, Reason
 from selector.sendtime.clock import ZoneSource
 from stream.wire.reasons import Rejection
+
+if TYPE_CHECKING:
+    from stream.wire.messages import SelectionError, SelectionResponse
 
 # The longest delivery window the wire accepts (an account's own limit may be lower).
 MAX_WINDOW_SECONDS = 31 * 86_400
@@ -22,7 +25,8 @@ class SendTimeQuery:
     it, `profile_zone` the profile's; `sending_hours` ({"start", "end"}, "HH:MM" local
     time) and `control_pct` / `control_delay_seconds` override the account's settings for
     this campaign; `launch_id` tells launches of one campaign apart (default: the launch
-    time). `reply_to` None: the default responses topic."""
+    time). `reply_to` None: the default responses topic. `select_creative` True: the
+    answer also carries the creative, selected as at the answered `send_at`."""
 
     kind: ClassVar[Literal["send_time_request"]] = "send_time_request"
     request_id: str
@@ -38,6 +42,7 @@ class SendTimeQuery:
     control_pct: float | None = None
     control_delay_seconds: int | None = None
     reply_to: str | None = None
+    select_creative: bool | None = None  # None: false
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +51,8 @@ class SendTimeAnswer:
     `slot` is the local slot of `send_at` (0 starts at local midnight), `deferred` says
     the launch instant itself was quiet. `launch_time` is the request's; `outcomes_from`
     is the launch of the contact's group (the control's is delayed by the control delay),
-    from which a fixed outcome window counts responses for measurement."""
+    from which a fixed outcome window counts responses for measurement. `selection`: the
+    creative (a selection response without its `schema`) when the request asked for it."""
 
     kind: ClassVar[Literal["send_time_response"]] = "send_time_response"
     request_id: str
@@ -64,6 +70,7 @@ class SendTimeAnswer:
     launch_time: float
     outcomes_from: float
     decided_at: float
+    selection: SelectionResponse | SelectionError | None = None
 
 
 @dataclass(frozen=True, slots=True)
