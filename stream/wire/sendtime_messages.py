@@ -5,14 +5,11 @@ the other kinds and the shared encoding)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from selector.sendtime.batch import Arm, Reason
 from selector.sendtime.clock import ZoneSource
 from stream.wire.reasons import Rejection
-
-if TYPE_CHECKING:
-    from stream.wire.messages import SelectionError, SelectionResponse
 
 # The longest delivery window the wire accepts (an account's own limit may be lower).
 MAX_WINDOW_SECONDS = 31 * 86_400
@@ -70,7 +67,8 @@ class SendTimeAnswer:
     launch_time: float
     outcomes_from: float
     decided_at: float
-    selection: SelectionResponse | SelectionError | None = None
+    # a SelectionResponse or SelectionError (stream.wire.messages, which imports this module)
+    selection: Any = None
 
 
 @dataclass(frozen=True, slots=True)
