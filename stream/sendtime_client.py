@@ -44,15 +44,18 @@ class SendTimeClient(SelectionClient):
         window_seconds: float,
         *,
         timeout: float | None = None,
+        select_creative: bool = False,
         **options: Any,
     ) -> SendTime:
         """When to send: a `SendTimeAnswer` or a `SendTimeError` (a bounded reason).
         `options` are the request's optional fields (`zone`, `profile_zone`, `launch_id`,
-        `sending_hours`, `control_pct`, `control_delay_seconds`)."""
+        `sending_hours`, `control_pct`, `control_delay_seconds`). `select_creative`: the
+        answer's `selection` also carries the creative to send then."""
         producer = self._started()
         query = SendTimeQuery(
             str(uuid.uuid4()), account_id, campaign_id, contact_id, launch_time,
             window_seconds, **options, reply_to=self._reply_to,
+            select_creative=True if select_creative else None,
         )  # fmt: skip
         try:
             async with asyncio.timeout(self.timeout if timeout is None else timeout):

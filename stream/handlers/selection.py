@@ -57,6 +57,7 @@ from stream.wire.reasons import Rejection
 
 Item = tuple[Source, SelectionRequest]
 ROUND = 2000  # requests per cooldown round trip
+INNER = Incoming(b"", None, "", 0, -1)  # the source of `decide_inner`'s requests
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +152,13 @@ class SelectionService:
             names = {str(request.reply_to) for _, request in waiting}
             held = Held(waiting, asyncio.ensure_future(self._replies.look_up(names)))
         return pack(out + await self._decide_all(ready, now)), held
+
+    async def decide_inner(self, requests: Sequence[SelectionRequest]) -> list[bytes]:
+        """The response body of each of `requests`, decided at its `time`, for requests
+        another message carries (a send-time request's `select_creative`): decided, counted
+        and their cooldowns recorded as any, errors without a dead letter. In no order."""
+        out = await self._decide_all([(INNER, r) for r in requests], self._clock())
+        return [o.value for o in out if o.topic != self._dead_letters_topic]
 
     async def _decide_all(self, ready: list[Item], now: float) -> list[Outgoing]:
         """`_decide` in rounds of at most `ROUND` requests: a batch of batch messages can
@@ -318,19 +326,14 @@ class SelectionService:
         self, account_id: str, items: list[Any], campaigns: Container[str], now: float
     ) -> list[Outgoing]:
         """Error answers to the requests for campaigns the account does not have."""
-        return [
-            o
-            for message, req in items
-            if req.campaign_id not in campaigns
-            for o in self._reject(
-                message,
-                req.request_id,
-                account_id,
-                "unknown_campaign",
-                f"campaign {req.campaign_id!r} is not in account {account_id!r}",
-                now,
-            )
-        ]
+        out: list[Outgoing] = []
+        for message, req in items:
+            if req.campaign_id not in campaigns:
+                detail = f"campaign {req.campaign_id!r} is not in account {account_id!r}"
+                out += self._reject(
+                    message, req.request_id, account_id, "unknown_campaign", detail, now
+                )
+        return out
 
     def internal_error(self, batch: Sequence[Incoming], exc: Exception) -> list[Outgoing]:
         """Answers for a batch that failed on our side: every request still gets a reply
@@ -372,6 +375,8 @@ class SelectionService:
     ) -> list[Outgoing]:
         """An error response and a dead letter; `group`: that of the message's answers
         (default: the item's batch, for an item of one)."""
+        if message is INNER:  # carried by a message that was used: no dead letter
+            return [self._error(request_id, account_id, reason, detail or reason, now)]
         self._metrics.selection_errors.labels(reason).inc()
         self._metrics.dead_letters.labels(reason, message.topic).inc()
         key = account_id.encode() if account_id else (message.key or b"")
@@ -380,15 +385,9 @@ class SelectionService:
             detail, group = message.where(detail), message.group
         response = codec.error_response(request_id, account_id, reason, detail, now)
         letter = codec.dead_letter(
-            message.value,
-            message.key,
-            reason,
-            detail,
-            message.topic,
-            message.partition,
-            message.offset,
-            now,
-        )
+            message.value, message.key, reason, detail, message.topic, message.partition,
+            message.offset, now,
+        )  # fmt: skip
         return [
             Outgoing(self._responses_topic, key, response, group),
             Outgoing(self._dead_letters_topic, key, letter),

@@ -15,12 +15,14 @@ usable zone) unless `settings_for` says otherwise (the worker: the account's cat
 a campaign's own sending hours (`hours_for`, from the catalog's campaigns) override the
 account's, and a request's `sending_hours`, `control_pct` and `control_delay_seconds`
 override both. The prior is `prior_for(account, settings)`: uniform unless a fitted one
-is given.
+is given. A request with `select_creative` also gets its creative, decided by `select`
+(`stream.handlers.sendtime_selection`) at its send time, all of a batch's in one call.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import time as _time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -32,6 +34,7 @@ from selector.sendtime import (
     QuietHours,
     SendTimeBatch,
     SendTimeDecider,
+    SendTimeDecisions,
     SendTimeRequest,
     SendTimeSettings,
     SlotPrior,
@@ -40,12 +43,15 @@ from selector.sendtime import (
 )
 from stream.handlers.reply_to import ReplyPolicy, ReplyRouter, TopicDirectory
 from stream.handlers.sendtime_answers import Answers, Item
+from stream.handlers.sendtime_selection import SelectAt, Selected, missing
 from stream.handlers.sendtime_store import SendTimeStore
 from stream.ops.metrics import Metrics
 from stream.wire import codec
 from stream.wire.envelope import Incoming, Outgoing
+from stream.wire.messages import SelectionRequest
 from stream.wire.sendtime_messages import SendTimeQuery
 
+log = logging.getLogger(__name__)
 ZONE_TTL_SECONDS = 400 * 86_400
 DEFAULT_SETTINGS = SendTimeSettings()
 
@@ -105,8 +111,10 @@ class SendTimeService:
         reply_topics: TopicDirectory | None = None,
         reply_check_seconds: float = 1.0,
         reply_cache_seconds: float = 60.0,
+        select: SelectAt | None = None,
     ) -> None:
         self._store = store
+        self._select = select
         self._metrics = metrics
         self._max_bytes = max_message_bytes
         self._settings_for = settings_for or (lambda account: DEFAULT_SETTINGS)
@@ -198,7 +206,7 @@ class SendTimeService:
         rows: dict[str, list[int]] = defaultdict(list)
         for i, (_, query, _) in enumerate(items):
             rows[query.account_id].append(i)
-        out: list[Outgoing] = []
+        decided: list[tuple[list[Item], SendTimeDecisions, SendTimeDecider]] = []
         zones: list[tuple[str, str, str]] = []
         for account_id, index in rows.items():
             decider = self.decider(account_id)
@@ -212,14 +220,45 @@ class SendTimeService:
             self.answers.count_unusable(counts.status)
             batch = replace(batch, sends=counts.sends, responses=counts.responses)
             decisions = decider.decide_batch(batch, self._rng)
-            out += self.answers.decided([items[i] for i in index], decisions, decider, now)
+            decided.append(([items[i] for i in index], decisions, decider))
             named = zip(requests, batch.zones, strict=True)
             zones += [(account_id, r.contact_id, zone) for r, zone in named]
+        out: list[Outgoing] = []
+        picked = await self._selections(decided)
+        for (part, decisions, decider), chosen in zip(decided, picked, strict=True):
+            out += self.answers.decided(part, decisions, decider, now, chosen)
         try:
             await self._store.remember_zones(zones, ZONE_TTL_SECONDS)
         except Exception:  # the learner then reads those sends in the account's zone
             self._metrics.sendtime.state_issues.labels("store_unavailable").inc(len(zones))
         return out
+
+    async def _selections(
+        self, decided: list[tuple[list[Item], SendTimeDecisions, SendTimeDecider]]
+    ) -> list[list[Selected | None]]:
+        """The creatives of the requests with `select_creative`, each decided at its send
+        time, in one `select` call; if it fails each gets an `internal_error` object."""
+        picked: list[list[Selected | None]] = [[None] * len(part) for part, _, _ in decided]
+        wanted = [
+            (g, i, SelectionRequest(q.request_id, q.account_id, q.campaign_id, q.contact_id))
+            for g, (part, _, _) in enumerate(decided)
+            for i, (_, q, _) in enumerate(part)
+            if q.select_creative
+        ]
+        if not wanted:
+            return picked
+        pairs = [(r, float(decided[g][1].send_at[i])) for g, i, r in wanted]
+        try:
+            if self._select is None:
+                raise LookupError("creative selection is not available")
+            found = await self._select(pairs)
+        except Exception as exc:  # the send times stand without their creatives
+            log.exception("selecting the creatives of send-time requests failed")
+            found = [missing(r, f"selection failed: {type(exc).__name__}") for r, _ in pairs]
+            self._metrics.selection_errors.labels("internal_error").inc(len(found))
+        for (g, i, _), chosen in zip(wanted, found, strict=True):
+            picked[g][i] = chosen
+        return picked
 
     def internal_error(self, batch: Sequence[Incoming], exc: Exception) -> list[Outgoing]:
         """Answers for a batch that failed on our side: every request still gets a reply."""

@@ -11,6 +11,7 @@ from selector.sendtime import SendTimeDecider, SendTimeDecisions, SendTimeReques
 from selector.sendtime.batch import ARMS, REASONS
 from selector.sendtime.clock import DAY, ZONE_ISSUES, ZONE_SOURCES
 from selector.sendtime.codec import CodecReason
+from stream.handlers.sendtime_selection import Selected
 from stream.ops.metrics import Metrics
 from stream.wire import codec
 from stream.wire import messages as m
@@ -47,8 +48,10 @@ class Answers:
         decisions: SendTimeDecisions,
         decider: SendTimeDecider,
         now: float,
+        selections: Sequence[Selected | None] | None = None,
     ) -> list[Outgoing]:
-        """The ok responses, each on its request's reply topic (else the default)."""
+        """The ok responses, each on its request's reply topic (else the default), with
+        the selection of each request that asked for one."""
         self.count(decisions, decider)
         out = []
         default_delay = decider.settings.control_delay_seconds
@@ -61,7 +64,7 @@ class Answers:
                 query.request_id, query.account_id, query.campaign_id, d.send_at, d.slot,
                 d.weekend, d.arm, d.reason, min(1.0, max(0.0, d.propensity)), d.zone,
                 d.zone_source, d.deferred, launch, launch + (delay if d.arm == "control" else 0),
-                now,
+                now, selections[i] if selections is not None else None,
             )  # fmt: skip
             topic = query.reply_to or self._responses_topic
             out.append(Outgoing(topic, query.account_id.encode(), m.encode(answer)))

@@ -356,9 +356,11 @@ def _body(message: Message) -> dict[str, Any]:
         return {**ids, "status": "error", "error": error, "decided_at": message.decided_at}
     body = {name: getattr(message, name) for name in names}
     if isinstance(message, SelectionResponse | SendTimeAnswer):
-        for name in ("cooldowns", "model_version", "custom_dropped"):  # left out when None
-            if name in body and body[name] is None:
+        for name in ("cooldowns", "model_version", "custom_dropped", "selection"):
+            if name in body and body[name] is None:  # left out when None
                 del body[name]
+        if isinstance(message, SendTimeAnswer) and message.selection is not None:
+            body["selection"] = _body(message.selection)
         return {"status": "ok", **body}
     if isinstance(message, AccountSettingsSnapshot):
         body["settings"] = settings_form(message.settings)

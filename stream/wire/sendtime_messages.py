@@ -5,7 +5,7 @@ the other kinds and the shared encoding)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from selector.sendtime.batch import Arm, Reason
 from selector.sendtime.clock import ZoneSource
@@ -22,7 +22,8 @@ class SendTimeQuery:
     it, `profile_zone` the profile's; `sending_hours` ({"start", "end"}, "HH:MM" local
     time) and `control_pct` / `control_delay_seconds` override the account's settings for
     this campaign; `launch_id` tells launches of one campaign apart (default: the launch
-    time). `reply_to` None: the default responses topic."""
+    time). `reply_to` None: the default responses topic. `select_creative` True: the
+    answer also carries the creative, selected as at the answered `send_at`."""
 
     kind: ClassVar[Literal["send_time_request"]] = "send_time_request"
     request_id: str
@@ -38,6 +39,7 @@ class SendTimeQuery:
     control_pct: float | None = None
     control_delay_seconds: int | None = None
     reply_to: str | None = None
+    select_creative: bool | None = None  # None: false
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +48,8 @@ class SendTimeAnswer:
     `slot` is the local slot of `send_at` (0 starts at local midnight), `deferred` says
     the launch instant itself was quiet. `launch_time` is the request's; `outcomes_from`
     is the launch of the contact's group (the control's is delayed by the control delay),
-    from which a fixed outcome window counts responses for measurement."""
+    from which a fixed outcome window counts responses for measurement. `selection`: the
+    creative (a selection response without its `schema`) when the request asked for it."""
 
     kind: ClassVar[Literal["send_time_response"]] = "send_time_response"
     request_id: str
@@ -64,6 +67,8 @@ class SendTimeAnswer:
     launch_time: float
     outcomes_from: float
     decided_at: float
+    # a SelectionResponse or SelectionError (stream.wire.messages, which imports this module)
+    selection: Any = None
 
 
 @dataclass(frozen=True, slots=True)

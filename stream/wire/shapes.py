@@ -91,7 +91,7 @@ ZONE = nullable(string(1, MAX_ZONE_NAME))
 CLOCK = pattern("(?:[01][0-9]|2[0-3]):[0-5][0-9]|24:00", "a local time HH:MM (00:00 to 24:00)")
 ST_OK = Shape(
     "request_id account_id status campaign_id send_at slot weekend arm reason propensity zone"
-    " zone_source deferred launch_time outcomes_from decided_at",
+    " zone_source deferred launch_time outcomes_from decided_at selection?",
     lambda status, **kw: stm.SendTimeAnswer(**kw),
     status=enum(("ok",)),
     send_at=number(0, 2 * m.MAX_TIME),
@@ -105,6 +105,7 @@ ST_OK = Shape(
     deferred=boolean,
     launch_time=COMMON["time"],
     outcomes_from=number(0, 2 * m.MAX_TIME),
+    selection=selection_response,
 )
 ST_ERROR = Shape(
     "request_id account_id status error decided_at",
@@ -239,7 +240,7 @@ DECODERS: dict[m.Kind, Check] = {
     "send_time_request": Shape(
         "request_id account_id campaign_id contact_id launch_time window_seconds zone?"
         " profile_zone? launch_id? sending_hours? control_pct? control_delay_seconds?"
-        " reply_to? ...",
+        " reply_to? select_creative? ...",
         stm.SendTimeQuery,
         launch_time=COMMON["time"],
         window_seconds=number(0, MAX_WINDOW_SECONDS),
@@ -250,6 +251,7 @@ DECODERS: dict[m.Kind, Check] = {
         control_pct=nullable(number(0, 100)),
         control_delay_seconds=nullable(number(0, MAX_WINDOW_SECONDS, integer=True)),
         reply_to=nullable(TOPIC),
+        select_creative=nullable(boolean),
     ),
     "send_time_response": send_time_response,
     "selection_response": selection_response,

@@ -44,6 +44,7 @@ from stream.handlers.selection import SelectionService
 from stream.handlers.sendtime import DEFAULT_SETTINGS, SendTimeService, uniform_prior
 from stream.handlers.sendtime_learning import SendTimeLearner
 from stream.handlers.sendtime_priors import PriorBook
+from stream.handlers.sendtime_selection import selections_of
 from stream.handlers.sendtime_store import MemorySendTimeStore, SendTimeStore
 from stream.handlers.stores import CooldownStore, DedupStore, MemoryCooldowns, MemoryDedup
 from stream.ops.health import Reachability
@@ -216,6 +217,7 @@ class Runtime:
                 prior_for=lambda account, s: (
                     self.priors.for_account(account, s) or uniform_prior(s.cells)
                 ),
+                select=selections_of(self.selection),
             )
             learner = SendTimeLearner(
                 store=store,

@@ -196,3 +196,18 @@ def test_the_account_send_time_block_is_the_scenarios() -> None:
     assert settings["properties"]["send_time"]["$ref"] == "#/$defs/send_time"
     assert settings["$defs"] == {"send_time": scenario["send_time"], "hours": scenario["hours"]}
     assert load_schema("campaigns")["$defs"] == {"hours": scenario["hours"]}
+
+
+def test_a_send_times_selection_is_the_selection_response_without_its_schema_field() -> None:
+    """The `selection` a send-time answer carries (`select_creative`) is written and read
+    as the selection response is, so its schema is that one's, less `schema`."""
+    selection = load_schema("send_time_response")["$defs"]["selection"]
+    response = load_schema("selection_response")
+    assert selection["required"] == [r for r in response["required"] if r != "schema"]
+    assert selection["properties"] == {
+        k: v for k, v in response["properties"].items() if k != "schema"
+    }
+    for key in ("if", "then", "else", "unevaluatedProperties"):
+        assert selection[key] == response[key]
+    ok = load_schema("send_time_response")["then"]["properties"]["selection"]
+    assert ok["$ref"] == "#/$defs/selection"
