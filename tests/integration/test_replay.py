@@ -178,10 +178,11 @@ async def test_beyond_the_dedup_ttl_a_replay_still_counts_nothing_twice(
 
     client = aioredis.Redis.from_url(redis_url)
     try:  # the account's dedup records expire: the TTL has passed
-        keys = [key async for key in client.scan_iter(match="dd:acme-b:*", count=1000)]
+        match = f"{settings.redis_key_prefix}dd:acme-b:*"
+        keys = [key async for key in client.scan_iter(match=match, count=1000)]
         assert len(keys) == len(old)
         await client.delete(*keys)
-        assert [key async for key in client.scan_iter(match="dd:acme-b:*")] == []
+        assert [key async for key in client.scan_iter(match=match)] == []
     finally:
         await client.aclose()
 

@@ -132,8 +132,9 @@ def test_a_worker_over_sasl_ssl_with_redis_over_tls_and_a_password(
         secure_redis.url, password=REDIS_PASSWORD, ssl_ca_certs=str(certificates.ca)
     )
     try:
-        assert len(client.keys("cd:acme:*")) == len(contacts)  # cooldowns
-        assert len(client.keys("dd:acme:*")) == len(contacts)  # dedup records
+        prefix = env["CS_REDIS_KEY_PREFIX"]
+        assert len(client.keys(f"{prefix}cd:acme:*")) == len(contacts)  # cooldowns
+        assert len(client.keys(f"{prefix}dd:acme:*")) == len(contacts)  # dedup records
     finally:
         client.close()
     assert KAFKA_PASSWORD not in log and REDIS_PASSWORD not in log
