@@ -29,10 +29,11 @@ risk), and bins that too few parents are old enough for take their mass from a f
 log-normal (a maximum a posteriori under a prior law per kind, `PRIORS`). Each parent is weighted by its creative's rate (click rate for sends,
 conversion rate for clicks): the policy shifts traffic between creatives that convert at
 different rates, and unweighted, a cohort of parents from a low-rate creative would read
-as feedback that is late rather than rare. With fewer than `MIN_DELAYS` observed delays
-the estimate is the prior law itself: with none, the first day's young clicks would all
-count as clicks that did not convert, and the offers paid per conversion would look worst
-exactly while their conversions are on the way.
+as feedback that is late rather than rare. Without any observed delay there is no
+estimate and no correction (events that carry no origin time say nothing about delays);
+with fewer than `MIN_DELAYS`, the estimate is the prior law itself: without it, the
+first day's young clicks would all count as clicks that did not convert, and the offers
+paid per conversion would look worst exactly while their conversions are on the way.
 """
 
 from __future__ import annotations
@@ -270,12 +271,15 @@ class Timing:
         account's parents (sends for clicks, clicks for conversions): a total, or per
         creative with each creative's children (clicks, conversions), so that every
         parent is weighted by its creative's rate (`selector.delay_estimate.weighted`).
-        With fewer than `MIN_DELAYS` observed delays, the kind's prior law (`PRIORS`);
+        None without any observed delay; with fewer than `MIN_DELAYS`, the kind's prior
+        law (`PRIORS`);
         after, the log-normal that fills the uncensored bins is the prior's maximum a
         posteriori, so a fit to the first day's short delays cannot settle on a law
         whose median is days or whose tail is absent."""
         counts = np.array(self.click_delays if kind == "click" else self.conversion_delays, float)
         prior = PRIORS[kind]
+        if not counts.any():  # the stream may not carry origin times at all
+            return None
         if counts.sum() < MIN_DELAYS:
             return prior.law(np.array(DELAY_EDGES))
         buckets, width = (
