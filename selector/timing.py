@@ -26,10 +26,11 @@ order and subtracts exactly:
 than the bin's end, so each bin's count is divided by the number of parents that old
 (the recent buckets give the young ones; every parent older than the window counts as at
 risk), and bins that too few parents are old enough for take their mass from a fitted
-log-normal (a maximum a posteriori under a prior law per kind, `PRIORS`). Each parent is weighted by its creative's rate (click rate for sends,
-conversion rate for clicks): the policy shifts traffic between creatives that convert at
-different rates, and unweighted, a cohort of parents from a low-rate creative would read
-as feedback that is late rather than rare. Without any observed delay there is no
+log-normal (the maximum a posteriori under a prior law per kind, `PRIORS`). Each parent
+is weighted by its creative's rate (click rate for sends, conversion rate for clicks):
+the policy shifts traffic between creatives that convert at different rates, and
+unweighted, a cohort of parents from a low-rate creative would read as feedback that is
+late rather than rare. Without any observed delay there is no
 estimate and no correction (events that carry no origin time say nothing about delays);
 with fewer than `MIN_DELAYS`, the estimate is the prior law itself: without it, the
 first day's young clicks would all count as clicks that did not convert, and the offers

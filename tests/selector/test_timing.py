@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from selector import AccountStats, Event, account_from_dict, fold
+from selector.delay_estimate import estimate, exposure
 from selector.reconcile import Tally
 from selector.stats import Counts
-from selector.delay_estimate import estimate, exposure
 from selector.timing import (
     CLICK_WINDOW,
     CONVERSION_WINDOW,
