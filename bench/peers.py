@@ -65,7 +65,8 @@ PEER_MODELS = {
 
 @dataclass(frozen=True, slots=True)
 class Posteriors:
-    """Per-creative Beta posteriors and counts, as the selector computes them."""
+    """Per-creative Beta posteriors and counts, as the selector computes them (the
+    conversion rates without the offer pooling)."""
 
     ids: tuple[str, ...]
     goal: str
@@ -95,8 +96,10 @@ class Posteriors:
             conversions=np.array([c.conversions for c in counts], dtype=np.int64),
             ctr_alpha=post.ctr_alpha,
             ctr_beta=post.ctr_beta,
-            cvr_alpha=post.cvr_alpha,
-            cvr_beta=post.cvr_beta,
+            # the counts' own Beta: the selector's also pools the offer's other creatives
+            # (`selector.view.offer_prior`), which no peer can hold; a draw costs the same
+            cvr_alpha=np.array([1.0 + c.conversions for c in counts]),
+            cvr_beta=np.array([1.0 + max(c.clicks - c.conversions, 0) for c in counts]),
             value=np.asarray(view.value, dtype=np.float64),
             per_click=np.asarray(view.per_click, dtype=bool),
         )

@@ -12,6 +12,9 @@ below the oldest parent's age. Bins with fewer than `COVERED` of the parents at 
 therefore take their mass from a log-normal fitted by maximum likelihood to every bin
 (counts Poisson with mean at_risk x rate x (G(upper) - G(lower)), the rate profiled
 out; a grid over the median and sigma), and the covered bins keep their own estimate.
+Given a `Prior`, the fit is its maximum a posteriori instead: while only the first bins
+are seen, laws with a late median and a high rate explain them as well as laws with an
+early median and a low rate, and the likelihood alone picks among them at random.
 """
 
 from __future__ import annotations
@@ -101,6 +104,7 @@ def weighted(
     who: Any,
     totals: FloatArray,
     children: FloatArray | None = None,
+    prior: Prior | None = None,
 ) -> Any:
     """The delay CDF from bucketed parents (`ages`, `parents`, their creative `who`) and
     each creative's total parents and children (sends and clicks for click delays).
@@ -118,7 +122,7 @@ def weighted(
     for _ in range(1 if children is None else PASSES):
         w = rate / max(float(rate.max()), 1e-300)
         at_risk = exposure(edges, ages, w[who] * parents, float((w * old).sum()))
-        result = estimate(edges, counts, at_risk, float((w * totals).sum()))
+        result = estimate(edges, counts, at_risk, float((w * totals).sum()), prior)
         if result is None or children is None:
             return result
         seen = old + np.bincount(who, weights=parents * result(ages), minlength=k)
@@ -126,7 +130,37 @@ def weighted(
     return result
 
 
-def estimate(edges: FloatArray, counts: FloatArray, at_risk: FloatArray, total: float) -> Any:
+@dataclass(frozen=True, slots=True)
+class Prior:
+    """A log-normal prior on the delay law: its log median and sigma, each with a
+    normal prior of the given spread, for the grid fit's maximum a posteriori."""
+
+    log_median: float
+    sigma: float
+    log_median_spread: float = 1.0
+    sigma_spread: float = 0.5
+
+    def law(self, edges: FloatArray) -> DelayEstimate:
+        """The prior's own log-normal, binned on `edges` (the estimate before any data)."""
+        masses = lognormal_masses(edges, np.array([self.log_median]), np.array([self.sigma]))
+        return DelayEstimate(edges, np.concatenate([[0.0], np.cumsum(masses[0])]))
+
+    def log_density(self) -> FloatArray:
+        """Log prior density (up to a constant) of every law of the fitting grid."""
+        mu, sigma = (g.ravel() for g in np.meshgrid(LOG_MEDIANS, SIGMAS, indexing="ij"))
+        return np.asarray(
+            -0.5 * ((mu - self.log_median) / self.log_median_spread) ** 2
+            - 0.5 * ((sigma - self.sigma) / self.sigma_spread) ** 2
+        )
+
+
+def estimate(
+    edges: FloatArray,
+    counts: FloatArray,
+    at_risk: FloatArray,
+    total: float,
+    prior: Prior | None = None,
+) -> Any:
     """The delay CDF, or None when nothing can be estimated."""
     seen = at_risk > 0
     if not seen.any() or counts[seen].sum() <= 0:
@@ -141,6 +175,8 @@ def estimate(edges: FloatArray, counts: FloatArray, at_risk: FloatArray, total: 
         with np.errstate(divide="ignore"):
             loglik = (counts[seen][None, :] * np.log(np.maximum(masses[:, seen], 1e-300))).sum(1)
         loglik -= counts[seen].sum() * np.log(np.maximum(expected.sum(axis=1), 1e-300))
+        if prior is not None:
+            loglik = loglik + prior.log_density()
         best = int(np.argmax(np.where(plausible, loglik, -np.inf)))
         scale = counts[seen].sum() / max(float(expected[best].sum()), 1e-300)
         rate = np.where(covered, rate, scale * masses[best])

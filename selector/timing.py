@@ -26,11 +26,15 @@ order and subtracts exactly:
 than the bin's end, so each bin's count is divided by the number of parents that old
 (the recent buckets give the young ones; every parent older than the window counts as at
 risk), and bins that too few parents are old enough for take their mass from a fitted
-log-normal. Each parent is weighted by its creative's rate (click rate for sends,
-conversion rate for clicks): the policy shifts traffic between creatives that convert at
-different rates, and unweighted, a cohort of parents from a low-rate creative would read
-as feedback that is late rather than rare. With fewer than `MIN_DELAYS` observed delays
-there is no estimate and no correction.
+log-normal (the maximum a posteriori under a prior law per kind, `PRIORS`). Each parent
+is weighted by its creative's rate (click rate for sends, conversion rate for clicks):
+the policy shifts traffic between creatives that convert at different rates, and
+unweighted, a cohort of parents from a low-rate creative would read as feedback that is
+late rather than rare. Without any observed delay there is no
+estimate and no correction (events that carry no origin time say nothing about delays);
+with fewer than `MIN_DELAYS`, the estimate is the prior law itself: without it, the
+first day's young clicks would all count as clicks that did not convert, and the offers
+paid per conversion would look worst exactly while their conversions are on the way.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from selector.delay_estimate import DelayEstimate, weighted
+from selector.delay_estimate import DelayEstimate, Prior, weighted
 
 CLICK_BUCKET = 900.0
 CLICK_WINDOW = 86_400.0
@@ -52,6 +56,14 @@ CONVERSION_BUCKET = 6 * 3600.0
 CONVERSION_WINDOW = 7 * 86_400.0
 DELAY_EDGES: tuple[float, ...] = (0.0, *(10.0 * 2.0 ** (j / 2) for j in range(39)))
 MIN_DELAYS = 30
+# The prior delay law of each kind: log-normal, sigma 1, with 99% of the delays inside
+# the kind's window (the horizon over which the stats keep parents pending at all), so a
+# median of 2.3 hours for clicks and 16 hours for conversions.
+PRIOR_SIGMA = 1.0
+PRIORS = {
+    kind: Prior(math.log(window) - 2.326 * PRIOR_SIGMA, PRIOR_SIGMA)
+    for kind, window in (("click", CLICK_WINDOW), ("conversion", CONVERSION_WINDOW))
+}
 
 Buckets = Mapping[str, Mapping[int, tuple[int, int]]]  # bucket -> (count, offset sum)
 FloatArray = NDArray[Any]
@@ -260,10 +272,17 @@ class Timing:
         account's parents (sends for clicks, clicks for conversions): a total, or per
         creative with each creative's children (clicks, conversions), so that every
         parent is weighted by its creative's rate (`selector.delay_estimate.weighted`).
-        None with fewer than `MIN_DELAYS` observed delays."""
+        None without any observed delay; with fewer than `MIN_DELAYS`, the kind's prior
+        law (`PRIORS`);
+        after, the log-normal that fills the uncensored bins is the prior's maximum a
+        posteriori, so a fit to the first day's short delays cannot settle on a law
+        whose median is days or whose tail is absent."""
         counts = np.array(self.click_delays if kind == "click" else self.conversion_delays, float)
-        if counts.sum() < MIN_DELAYS:
+        prior = PRIORS[kind]
+        if not counts.any():  # the stream may not carry origin times at all
             return None
+        if counts.sum() < MIN_DELAYS:
+            return prior.law(np.array(DELAY_EDGES))
         buckets, width = (
             (self.sends, CLICK_BUCKET) if kind == "click" else (self.clicks, CONVERSION_BUCKET)
         )
@@ -276,7 +295,7 @@ class Timing:
         else:  # one total: every parent alike
             who, parent_totals, rates = np.zeros_like(who), np.array([float(totals)]), None
         result: DelayEstimate | None = weighted(
-            np.array(DELAY_EDGES), counts, ages, parents, who, parent_totals, rates
+            np.array(DELAY_EDGES), counts, ages, parents, who, parent_totals, rates, prior
         )
         return result
 

@@ -23,6 +23,8 @@ BoolArray = NDArray[Any]
 IntArray = NDArray[Any]
 FloatArray = NDArray[Any]
 
+OFFER_PRIOR_CLICKS = 300.0
+
 
 class UnknownCampaign(KeyError):
     """A request names a campaign the account does not have."""
@@ -174,12 +176,13 @@ def posterior(view: AccountView, stats: AccountStats, now: float) -> Posterior:
     offer_seen = np.bincount(view.offer_of, weights=clicks_seen, minlength=f)
     offer_conv = np.bincount(view.offer_of, weights=conversions, minlength=f)
     a0, b0 = settings.prior.alpha, settings.prior.beta
+    cvr_a0, cvr_b0 = offer_prior(view, a0, b0, conversions, clicks_seen)
     arrays = (
         raw,
         a0 + clicks,
         b0 + np.maximum(sends - clicks, 0.0),
-        a0 + conversions,
-        b0 + np.maximum(clicks_seen - conversions, 0.0),
+        cvr_a0 + conversions,
+        cvr_b0 + np.maximum(clicks_seen - conversions, 0.0),
         a0 + offer_clicks,
         b0 + np.maximum(offer_sends - offer_clicks, 0.0),
         a0 + offer_conv,
@@ -187,6 +190,25 @@ def posterior(view: AccountView, stats: AccountStats, now: float) -> Posterior:
     )
     key = b"".join(np.ascontiguousarray(a, dtype=np.float64).tobytes() for a in arrays)
     return Posterior(*arrays, version=stats.version, key=key)
+
+
+def offer_prior(
+    view: AccountView, a0: float, b0: float, conversions: FloatArray, seen: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """Each creative's conversion-rate prior: the account's Beta(a0, b0) plus the pooled
+    (matured) clicks and conversions of the other creatives of its offer, counted as at
+    most `OFFER_PRIOR_CLICKS` clicks at their rate. What happens after the click is
+    mostly the offer's (its landing page, its price), so a creative with few matured
+    clicks starts near its offer's rate rather than at the flat prior, and its own clicks
+    outweigh the pool once it has more than a few hundred."""
+    f = len(view.offer_ids)
+    others_conv = np.bincount(view.offer_of, weights=conversions, minlength=f)[view.offer_of]
+    others_seen = np.bincount(view.offer_of, weights=seen, minlength=f)[view.offer_of]
+    others_conv, others_seen = others_conv - conversions, others_seen - seen
+    others_seen = np.maximum(others_seen, others_conv)
+    rate = (others_conv + a0) / (others_seen + a0 + b0)
+    strength = np.minimum(OFFER_PRIOR_CLICKS, others_seen)
+    return a0 + strength * rate, b0 + strength * (1.0 - rate)
 
 
 def _matured(

@@ -35,7 +35,8 @@ def test_alpha_and_beta_are_the_prior_plus_counts_per_creative_and_offer() -> No
     offer, a = params.creatives["a"]
     assert offer == "loan"
     assert (a.sends, a.clicks, a.conversions, a.revenue) == (100, 10, 2, 3.0)
-    assert (a.ctr_alpha, a.ctr_beta, a.cvr_alpha, a.cvr_beta) == (12, 93, 4, 11)
+    # the conversion-rate prior adds b's 5 clicks at their rate (0 + 2) / (5 + 5)
+    assert (a.ctr_alpha, a.ctr_beta, a.cvr_alpha, a.cvr_beta) == (12, 93, 4 + 1, 11 + 4)
     loan = params.offers["loan"]
     assert (loan.sends, loan.clicks, loan.conversions) == (150, 15, 2)
     assert (loan.ctr_alpha, loan.ctr_beta, loan.cvr_alpha, loan.cvr_beta) == (17, 138, 4, 16)

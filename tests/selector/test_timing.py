@@ -11,9 +11,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from selector import AccountStats, Event, account_from_dict, fold
+from selector.delay_estimate import estimate, exposure
 from selector.reconcile import Tally
 from selector.stats import Counts
-from selector.timing import DELAY_EDGES, Timing, delay_bin
+from selector.timing import (
+    CLICK_WINDOW,
+    CONVERSION_WINDOW,
+    DELAY_EDGES,
+    PRIORS,
+    Timing,
+    delay_bin,
+)
 from selector.view import compile_account, posterior
 from tests.conftest import make_account_dict
 
@@ -103,6 +111,39 @@ def test_the_delay_estimate_recovers_the_true_distribution(median: float) -> Non
 def test_without_observed_delays_there_is_no_estimate() -> None:
     events = [Event("send", "a", 0.0), Event("click", "a", 10.0)]  # no origin time
     assert fold(events).timing.delay_cdf("click", 1) is None
+
+
+def test_with_few_observed_delays_the_estimate_is_the_prior_law() -> None:
+    events = [Event("send", "a", 0.0), Event("click", "a", 10.0, origin_time=0.0)]
+    events += [Event("conversion", "a", 20.0, origin_time=10.0)]
+    for kind, window in (("click", CLICK_WINDOW), ("conversion", CONVERSION_WINDOW)):
+        estimate = fold(events).timing.delay_cdf(kind, 1)
+        assert estimate is not None
+        # 99% of the prior's delays fall inside the window; the median is well inside
+        assert float(estimate(np.array([window]))[0]) == pytest.approx(0.99, abs=0.01)
+        assert window / 20 < estimate.quantile(0.5) < window / 5
+
+
+def test_the_prior_keeps_a_fit_to_the_first_short_delays_from_a_median_of_days() -> None:
+    # 14 hours of clicks, 20% converting a median of a day after the click (sigma 1):
+    # the ~50 conversions seen are the law's left tail, which a median of a day at a
+    # low rate and one of days at a high rate explain alike
+    edges = np.array(DELAY_EDGES)
+    medians = {}
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        ages = rng.uniform(0.0, 14 * HOUR, 2_400)
+        delays = np.exp(rng.normal(np.log(DAY), 1.0, ages.size))
+        seen = (rng.random(ages.size) < 0.2) & (delays < ages)
+        counts = np.zeros(edges.size)
+        np.add.at(counts, [delay_bin(d) for d in delays[seen]], 1)
+        at_risk = exposure(edges, ages, np.ones(ages.size), 0.0)
+        for prior in (None, PRIORS["conversion"]):
+            fitted = estimate(edges, counts, at_risk, float(ages.size), prior)
+            medians[seed, prior is None] = fitted.quantile(0.5)
+    # the likelihood alone: medians from 19 hours to 7 days; with the prior 18 to 30 hours
+    assert max(m for (_, alone), m in medians.items() if alone) > 2 * DAY
+    assert all(DAY / 2 < m < 1.5 * DAY for (_, alone), m in medians.items() if not alone)
 
 
 def test_the_posterior_counts_a_send_whose_click_may_still_arrive_as_part_of_a_send() -> None:
