@@ -33,11 +33,11 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from selector.live_report import LiveReport, with_sections
+from selector.live_report import LiveReport, with_sections, with_topic_counts
 from selector.live_sections import Section
 from selector.model.artifact import ContextualModel, from_bytes
 
@@ -111,14 +111,7 @@ class ModelLog:
         records read, undecodable and left out (none of it if nothing was read)."""
         if not self.read:
             return report
-        report = replace(
-            report,
-            records={**report.records, KIND: self.read},
-            undecodable={**report.undecodable, **({KIND: dict(self.undecodable)} if
-                                                   self.undecodable else {})},
-            unmatched={**report.unmatched, **({KIND: dict(self.left_out)} if
-                                               self.left_out else {})},
-        )  # fmt: skip
+        report = with_topic_counts(report, KIND, self.read, self.undecodable, self.left_out)
         return with_sections(report, self.sections(seen_versions(report)))
 
 

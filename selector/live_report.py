@@ -219,6 +219,25 @@ def with_sections(report: LiveReport, sections: Mapping[str, Sequence[Section]])
     return replace(report, accounts=accounts, other_accounts=other)
 
 
+def with_topic_counts(
+    report: LiveReport,
+    kind: str,
+    read: int,
+    undecodable: Mapping[str, int],
+    left_out: Mapping[str, int],
+) -> LiveReport:
+    """`report` with one more topic's records read, undecodable and left out (by
+    reason) in its tables; nothing added for a topic with nothing read."""
+    if not read:
+        return report
+    return replace(
+        report,
+        records={**report.records, kind: read},
+        undecodable={**report.undecodable, **({kind: dict(undecodable)} if undecodable else {})},
+        unmatched={**report.unmatched, **({kind: dict(left_out)} if left_out else {})},
+    )
+
+
 def build_live_report(
     joined: Joined,
     options: ReportOptions | None = None,

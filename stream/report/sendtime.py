@@ -26,10 +26,10 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Final
 
-from selector.live_report import LiveReport, with_sections
+from selector.live_report import LiveReport, with_sections, with_topic_counts
 from selector.live_sections import Section, sendtime_section
 from stream.handlers.catalog import AccountCatalog
 from stream.sendtime.live import sendtime_results
@@ -158,14 +158,7 @@ class SendTimeTap:
         records read, undecodable and left out (none of it if nothing was read)."""
         if not self.read:
             return report
-        report = replace(
-            report,
-            records={**report.records, KIND: self.read},
-            undecodable={**report.undecodable, **({KIND: dict(self.undecodable)} if
-                                                   self.undecodable else {})},
-            unmatched={**report.unmatched, **({KIND: dict(self.left_out)} if
-                                               self.left_out else {})},
-        )  # fmt: skip
+        report = with_topic_counts(report, KIND, self.read, self.undecodable, self.left_out)
         return with_sections(report, self.sections(catalogs))
 
 
