@@ -2,8 +2,9 @@
 models topic read for the models in use, and the promoted models published to it.
 
 Events are read with the daily job's reader (librdkafka) from each partition's start to
-its end at the start of the run, decoded by the stats agent's codec, and kept only for
-the accounts being trained and the creatives of their catalogs (what the stats count).
+its end at the start of the run (single events and `event_batch.v1` messages), decoded by
+the stats agent's codec, and kept only for the accounts being trained and the creatives of
+their catalogs (what the stats count).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from stream.job.cut import read_catalog
 from stream.job.train import AccountResult, TrainOptions, train_all, wanted
 from stream.settings import Settings
 from stream.wire import codec
+from stream.wire.batches import open_events
 from stream.wire.messages import TOPICS
 
 EVENT_KINDS: tuple[EventKind, ...] = ("send", "click", "conversion")
@@ -54,21 +56,28 @@ def read_events(
     out: dict[str, list[OutcomeEvent]] = {a: [] for a in creatives}
     outcomes: Counter[str] = Counter()
 
+    def keep_one(kind: EventKind, e: Any) -> None:
+        if isinstance(e, codec.Rejected):
+            outcomes["rejected"] += 1
+        elif e.account_id not in out or e.creative_id not in creatives[e.account_id]:
+            outcomes["other_account"] += 1
+        else:
+            revenue, send = getattr(e, "revenue_micros", 0), getattr(e, "send_event_id", None)
+            event = OutcomeEvent(
+                kind, e.event_id, e.contact_id, e.creative_id, e.time, revenue, send
+            )
+            out[e.account_id].append(event)
+            outcomes["kept"] += 1
+
     def keep(topic: str, partition: int, run: list[Any]) -> None:
         kind = kinds[topic]
-        for r in run:
-            e: Any = codec.decode(kind, r.value(), key=r.key(), limits=limits)
-            if isinstance(e, codec.Rejected):
+        for r in run:  # single events and event_batch.v1 messages, as the stats agent reads
+            opened = open_events(kind, r.value(), key=r.key(), limits=limits)
+            if isinstance(opened, codec.Rejected):
                 outcomes["rejected"] += 1
-            elif e.account_id not in out or e.creative_id not in creatives[e.account_id]:
-                outcomes["other_account"] += 1
-            else:
-                revenue, send = getattr(e, "revenue_micros", 0), getattr(e, "send_event_id", None)
-                event = OutcomeEvent(
-                    kind, e.event_id, e.contact_id, e.creative_id, e.time, revenue, send
-                )
-                out[e.account_id].append(event)
-                outcomes["kept"] += 1
+                continue
+            for item in opened.items:
+                keep_one(kind, item.value)
 
     consumer = open_consumer(settings)
     try:
