@@ -36,6 +36,7 @@ from stream.adapters.topic_specs import all_topics, ensure_topics
 from stream.sendtime.live import SendTimeResults, messages_of_run, sendtime_results
 from stream.settings import Settings
 from stream.wire import codec
+from stream.wire.batches import open_events
 from stream.wire.messages import ClickEvent, Message, SendEvent, SendTimeAnswer, SendTimeError
 
 KINDS = {"send-time-responses": "send_time_response", "sends": "send", "clicks": "click"}
@@ -66,9 +67,13 @@ def read(
         def keep(topic: str, _partition: int, run: list[Any]) -> None:
             kind = kind_of[topic]
             for record in run:
-                decoded = codec.decode(kind, record.value())
-                if not isinstance(decoded, codec.Rejected):
-                    found[kind].append(decoded)
+                if kind == "send_time_response":
+                    values = [codec.decode(kind, record.value())]
+                else:  # single events and event_batch.v1 messages
+                    opened = open_events(kind, record.value())
+                    items = () if isinstance(opened, codec.Rejected) else opened.items
+                    values = [item.value for item in items]
+                found[kind] += [v for v in values if not isinstance(v, codec.Rejected)]
 
         read_ranges(consumer, ranges, keep)
     finally:
