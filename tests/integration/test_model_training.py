@@ -87,7 +87,12 @@ async def test_train_publish_and_the_worker_scores_with_the_model(worker: Worker
     async with SelectionClient(worker.settings) as client:
         await client.publish_events(events)
     await worker.wait_for("creative_selection_events_total", len(events), outcome="applied")
+    # the profile fold's write may finish just after the events are counted
+    deadline = time.monotonic() + 60.0
     profiles = await stored_profiles(worker.settings)
+    while len(profiles) < 750 and time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+        profiles = await stored_profiles(worker.settings)
     assert len(profiles) == 750  # every contact of the world has its profile
 
     options = TrainOptions(min_sends=1000, attribution_seconds=3600.0)
