@@ -51,14 +51,52 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _dump_tasks(signum: int, frame: object) -> None:
-    """Write the stack of every task of the running event loop to stderr (`kill -USR2`):
-    where a worker whose agents stopped advancing waits."""
+    """Write where every task of the running event loop waits to stderr (`kill -USR2`):
+    each task's chain of awaits, coroutine by coroutine and through async generators
+    (`async for`), down to the future it waits for. What a worker whose agents or
+    recovery stopped advancing is waiting on."""
     import asyncio
 
     loop = asyncio._get_running_loop()
     if loop is None:
         return
     for task in asyncio.all_tasks(loop):
-        print(f"--- {task.get_name()} {task.get_coro()!r}", file=sys.stderr)
-        task.print_stack(limit=20, file=sys.stderr)
+        print(f"--- {task.get_name()}", file=sys.stderr)
+        for line in await_chain(task.get_coro()):
+            print(f"    {line}", file=sys.stderr)
     sys.stderr.flush()
+
+
+def await_chain(awaitable: object, limit: int = 40) -> list[str]:
+    """Where a coroutine waits: one line per frame (file:line function), then what the
+    innermost one awaits. An `async for` waits on an `async_generator_asend`, whose
+    generator is found through `gc.get_referents` (it has no attribute for it)."""
+    import gc
+    import inspect
+
+    lines: list[str] = []
+    current: object = awaitable
+    for _ in range(limit):
+        frame = getattr(current, "cr_frame", None) or getattr(current, "ag_frame", None)
+        if frame is None:
+            frame = getattr(current, "gi_frame", None)
+        if frame is not None:
+            info = inspect.getframeinfo(frame, context=0)
+            lines.append(f"{info.filename}:{info.lineno} {info.function}")
+            nxt = (
+                getattr(current, "cr_await", None)
+                or getattr(current, "ag_await", None)
+                or getattr(current, "gi_yieldfrom", None)
+            )
+        elif inspect.iscoroutine(current) or inspect.isasyncgen(current):
+            return lines  # finished: nothing to wait for
+        elif type(current).__name__ in ("async_generator_asend", "async_generator_athrow"):
+            gens = [r for r in gc.get_referents(current) if inspect.isasyncgen(r)]
+            nxt = gens[0] if gens else None
+        else:
+            lines.append(f"awaits {current!r:.300}")
+            return lines
+        if nxt is None:
+            return lines
+        current = nxt
+    return lines
