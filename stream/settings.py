@@ -86,6 +86,9 @@ class Settings:
     group_instance_id: str = ""
     session_timeout_seconds: float = 60.0
     table_standby_replicas: int = 0  # other workers that follow each table partition
+    # A table recovery that received nothing from a changelog partition with records left
+    # for this long has that partition sought back and resumed (0: never).
+    recovery_stall_seconds: float = 30.0
     pushgateway_url: str = ""  # the daily job pushes its metrics here when set
     # Where a request's reply_to may point besides the responses topic (after topic_prefix;
     # stream/handlers/reply_to.py); internal topics never, whatever these say.
@@ -132,6 +135,8 @@ class Settings:
             raise SettingsError("CS_SELECT_BATCH and CS_STATS_BATCH must be >= 1")
         if not 6.0 <= self.session_timeout_seconds <= 300.0:
             raise SettingsError("CS_SESSION_TIMEOUT_SECONDS must be between 6 and 300")
+        if self.recovery_stall_seconds != 0.0 and not 5.0 <= self.recovery_stall_seconds <= 3600:
+            raise SettingsError("CS_RECOVERY_STALL_SECONDS must be 0 (off) or 5 to 3600")
         if not 0 <= self.table_standby_replicas <= 3:
             raise SettingsError("CS_TABLE_STANDBY_REPLICAS must be between 0 and 3")
         self._validate_reply_topics()

@@ -53,6 +53,14 @@ class RebalanceMetrics:
             buckets=STEP_BUCKETS,
             registry=r,
         )
+        self.recovery_restarts = Counter(
+            f"{PREFIX}_recovery_stalls_total",
+            "Changelog partitions whose table recovery had received nothing for "
+            "`CS_RECOVERY_STALL_SECONDS` while records were left to read, and were sought "
+            "back to the recovery's position and resumed (`stream.worker.agents"
+            ".watch_recovery`).",
+            registry=r,
+        )
         self.rebalance_dropped = Counter(
             f"{PREFIX}_rebalance_dropped_messages_total",
             "Messages of batches a rebalance overtook, left for whichever worker holds the "
