@@ -38,12 +38,36 @@ def _topic_table() -> tuple[tuple[str, bool, int | None], ...]:
     )
 
 
+# The worker's tables (`stream.worker.tables`) and the largest value each changelog takes
+# when above the broker's default: the answers table keeps a batch's responses.
+ANSWERS_MAX_BYTES = 16 * 1024 * 1024
+TABLES: tuple[tuple[str, int | None], ...] = (
+    ("account-to-stats", None),
+    ("account-to-catalog", None),
+    ("partition-to-answers", ANSWERS_MAX_BYTES),
+)
+
+
+def changelog_topics(settings: Settings) -> list[TopicSpec]:
+    """The tables' changelog topics, named as Faust names them (`<app id>-<table>-changelog`),
+    compacted, with `settings.partitions` each. Created before the worker starts: a
+    changelog Faust creates itself moments before the group's first assignment can be
+    missing from the consumer's metadata then, and the assignment leaves its partitions
+    out until the metadata is refreshed (minutes), so the table's records are not
+    recovered where its partitions move."""
+    return [
+        TopicSpec(f"{settings.app_id}-{name}-changelog", settings.partitions, True, max_bytes)
+        for name, max_bytes in TABLES
+    ]
+
+
 def all_topics(settings: Settings) -> list[TopicSpec]:
-    """Every topic of schemas/topics.yaml, prefixed, with `settings.partitions` each."""
+    """Every topic of schemas/topics.yaml, prefixed, with `settings.partitions` each, and
+    the tables' changelog topics."""
     return [
         TopicSpec(settings.topic(name), settings.partitions, compacted, max_bytes)
         for name, compacted, max_bytes in _topic_table()
-    ]
+    ] + changelog_topics(settings)
 
 
 @asynccontextmanager

@@ -7,9 +7,8 @@ import faust
 
 from stream.adapters.kafka_config import broker_credentials
 from stream.adapters.producer import MAX_BATCH_BYTES
+from stream.adapters.topic_specs import ANSWERS_MAX_BYTES  # also the producer's requests
 from stream.settings import Settings
-
-ANSWERS_MAX_BYTES = 16 * 1024 * 1024  # the answers table's values and the producer's requests
 
 settings = Settings.from_env()
 

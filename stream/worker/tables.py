@@ -21,8 +21,9 @@ from typing import Any
 
 from faust.serializers import codecs
 
+from stream.adapters.topic_specs import ANSWERS_MAX_BYTES
 from stream.wire import ledger_codec
-from stream.worker.app import ANSWERS_MAX_BYTES, app, settings
+from stream.worker.app import app, settings
 from stream.worker.delivery import ConfirmedTable, LedgerValue, PartitionTable
 
 

@@ -64,8 +64,8 @@ async def test_topics_create_makes_every_topic_once_with_its_cleanup_policy(
     out = io.StringIO()
     created = await topics.create(settings, out)
     specs = all_topics(settings)
-    assert sorted(created) == sorted(spec.name for spec in specs) and len(specs) == 16
-    assert out.getvalue().splitlines()[-1] == "16 created, 0 already existed"
+    assert sorted(created) == sorted(spec.name for spec in specs) and len(specs) == 19
+    assert out.getvalue().splitlines()[-1] == "19 created, 0 already existed"
     assert await topics.create(settings, io.StringIO()) == []  # idempotent
 
     states = await describe_topics(settings, [spec.name for spec in specs])
@@ -85,6 +85,9 @@ async def test_topics_create_makes_every_topic_once_with_its_cleanup_policy(
             "send-time-priors",
             "thompson-params",
         )
+    } | {
+        f"{settings.app_id}-{table}-changelog"
+        for table in ("account-to-stats", "account-to-catalog", "partition-to-answers")
     }
     listing = io.StringIO()
     assert await topics.show(settings, listing) == 0
