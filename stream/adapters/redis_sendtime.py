@@ -1,7 +1,8 @@
 """The send-time state on Redis (`stream.handlers.sendtime_store` describes the keys).
 
-Reads are one pipelined round trip per batch; a learning batch's writes are one
-MULTI/EXEC transaction, so its slot counts and send records are stored together or not
+Reads are one `MGET` of every key a batch needs (one command to encode and one reply to
+parse, where a pipeline of GETs cost one of each per key); a learning batch's writes are
+one MULTI/EXEC transaction, so its slot counts and send records are stored together or not
 at all. Slot counts live `SLOTS_TTL_SECONDS` past their last write: a contact sent
 nothing for that long has no history left to keep (the counts keep one year).
 """
@@ -40,17 +41,18 @@ class RedisSendTimeStore:
         return values
 
     async def for_learning(self, pairs: Sequence[Pair], sends: Sequence[SendKey]) -> Learned:
+        if not pairs and not sends:
+            return Learned([], [], [], [])
         p = self._prefix
-        pipe = self._redis.pipeline(transaction=False)
-        for account, contact in pairs:
-            pipe.get(slots_key(account, contact, p))
-            pipe.get(zone_key(account, contact, p))
-        for account, event_id in sends:
-            pipe.get(send_key(account, event_id, p))
-            pipe.get(early_key(account, event_id, p))
-        replies = list(await pipe.execute()) if pairs or sends else []
-        n = 2 * len(pairs)
-        return Learned(replies[0:n:2], replies[1:n:2], replies[n::2], replies[n + 1 :: 2])
+        keys = [slots_key(a, c, p) for a, c in pairs]
+        keys += [zone_key(a, c, p) for a, c in pairs]
+        keys += [send_key(a, e, p) for a, e in sends]
+        keys += [early_key(a, e, p) for a, e in sends]
+        values: list[Blob] = await self._redis.mget(keys)  # type: ignore[assignment]
+        n, m = len(pairs), len(sends)
+        return Learned(
+            values[:n], values[n : 2 * n], values[2 * n : 2 * n + m], values[2 * n + m :]
+        )
 
     async def remember_zones(self, rows: Sequence[tuple[str, str, str]], ttl: int) -> None:
         if not rows:
