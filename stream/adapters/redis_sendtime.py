@@ -1,10 +1,12 @@
 """The send-time state on Redis (`stream.handlers.sendtime_store` describes the keys).
 
-Reads are one `MGET` of every key a batch needs (one command to encode and one reply to
-parse, where a pipeline of GETs cost one of each per key); a learning batch's writes are
-one MULTI/EXEC transaction, so its slot counts and send records are stored together or not
-at all. Slot counts live `SLOTS_TTL_SECONDS` past their last write: a contact sent
-nothing for that long has no history left to keep (the counts keep one year).
+Reads are one `MGET` of every key a batch needs; a learning batch's writes are one Lua
+script call (`_WRITE`), which Redis runs atomically, so its slot counts and send records
+are stored together or not at all. One command each way costs the client one request to
+encode and one reply to parse, where a pipeline of per-key commands cost one of each per
+key (on a single Redis server; on a cluster the keys would have to share a slot). Slot
+counts live `SLOTS_TTL_SECONDS` past their last write: a contact sent nothing for that
+long has no history left to keep (the counts keep one year).
 """
 
 from __future__ import annotations
@@ -26,12 +28,24 @@ from stream.handlers.sendtime_store import (
 )
 
 SLOTS_TTL_SECONDS = 400 * 86_400
+# ARGV[1]: keys to set (the first of KEYS), ARGV[2]: how many of those are slot counts
+# (first, kept ARGV[3] seconds; the rest ARGV[4] seconds), then their values; the keys
+# after those to set are deleted.
+_WRITE = """
+local sets, slots = tonumber(ARGV[1]), tonumber(ARGV[2])
+for i = 1, sets do
+  redis.call('SET', KEYS[i], ARGV[i + 4], 'EX', i <= slots and ARGV[3] or ARGV[4])
+end
+for i = sets + 1, #KEYS do redis.call('DEL', KEYS[i]) end
+return #KEYS
+"""
 
 
 class RedisSendTimeStore:
     def __init__(self, client: aioredis.Redis, prefix: str = "") -> None:
         self._redis = client
         self._prefix = prefix
+        self._write = client.register_script(_WRITE)
 
     async def slots(self, pairs: Sequence[Pair]) -> list[Blob]:
         if not pairs:
@@ -65,14 +79,11 @@ class RedisSendTimeStore:
     async def write(self, changes: Changes, send_ttl: int) -> None:
         if not changes:
             return
-        p, ttl = self._prefix, max(1, send_ttl)
-        pipe = self._redis.pipeline(transaction=True)
-        for (account, contact), value in changes.slots.items():
-            pipe.set(slots_key(account, contact, p), value, ex=SLOTS_TTL_SECONDS)
-        for (account, event_id), value in changes.sends.items():
-            pipe.set(send_key(account, event_id, p), value, ex=ttl)
-        for (account, event_id), value in changes.early.items():
-            pipe.set(early_key(account, event_id, p), value, ex=ttl)
-        for account, event_id in changes.counted:
-            pipe.delete(early_key(account, event_id, p))
-        await pipe.execute()
+        p = self._prefix
+        keys = [slots_key(a, c, p) for a, c in changes.slots]
+        keys += [send_key(a, e, p) for a, e in changes.sends]
+        keys += [early_key(a, e, p) for a, e in changes.early]
+        values = [*changes.slots.values(), *changes.sends.values(), *changes.early.values()]
+        keys += [early_key(a, e, p) for a, e in changes.counted]
+        head = [len(values), len(changes.slots), SLOTS_TTL_SECONDS, max(1, send_ttl)]
+        await self._write(keys=keys, args=[*head, *values])
