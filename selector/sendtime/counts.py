@@ -169,6 +169,80 @@ def apply_slot_events(
     return ContactSlots(new.bucket, new.cell, new.sends, new.responses, ordered, latest), outcome
 
 
+class SlotFold:
+    """One contact's counts taking events one at a time, with the outcome of each exactly
+    as `apply_slot_events(value, [event], history)` gives it, but merged into the arrays
+    only when `value` is asked for: a batch's events of one contact cost one merge.
+
+    The same value: the latest day only grows, so dropping the buckets below its first
+    bucket at every event is dropping them once, at the end, with the last one; and a
+    merge (so a drop) happens only when some event advanced the applied offsets, as
+    `apply_slot_events` returns the value unchanged otherwise. `changed`: `value` is not
+    the value the fold started from (an event advanced the offsets, or `replace`)."""
+
+    __slots__ = ("_adds", "_applied", "_history", "_latest", "_pending", "_state", "changed")
+
+    def __init__(self, state: ContactSlots, history: History) -> None:
+        self._history = history
+        self.changed = False
+        self._reset(state)
+
+    def _reset(self, state: ContactSlots) -> None:
+        self._state = state
+        self._applied = {(s, p): o for s, p, o in state.applied}
+        self._latest = state.latest_day
+        self._adds: dict[tuple[int, int], list[int]] = {}
+        self._pending = False
+
+    def apply(
+        self,
+        kind: SlotEventKind,
+        cell: int,
+        day: int,
+        source: int,
+        partition: int,
+        offset: int,
+        duplicate: bool = False,
+    ) -> SlotOutcome:
+        """Apply one event (the fields of a `SlotEvent`); its outcome."""
+        key = (source, partition)
+        if offset <= self._applied.get(key, -1):
+            return "replayed"
+        self._applied[key] = offset
+        self._pending = True
+        if duplicate:
+            return "duplicate"
+        if kind == "send" and day > self._latest:
+            self._latest = day
+        history = self._history
+        bucket = day // history.bucket_days
+        if bucket < history.first_bucket(self._latest):
+            return "expired"
+        counts = self._adds.get((bucket, cell))
+        if counts is None:
+            counts = self._adds[bucket, cell] = [0, 0]
+        counts[0 if kind == "send" else 1] += 1
+        return "applied"
+
+    def value(self) -> ContactSlots:
+        """The counts with every event applied so far."""
+        if self._pending:
+            latest = self._latest
+            new = _merged(self._state, self._adds, self._history.first_bucket(latest), latest)
+            applied = tuple(sorted((s, p, o) for (s, p), o in self._applied.items()))
+            self._reset(
+                ContactSlots(new.bucket, new.cell, new.sends, new.responses, applied, latest)
+            )
+            self.changed = True
+        return self._state
+
+    def replace(self, state: ContactSlots) -> None:
+        """Go on from `state` (e.g. `apply_slot_correction` of `value()`)."""
+        self.value()
+        self._reset(state)
+        self.changed = True
+
+
 def _expired(adds: dict[tuple[int, int], list[int]], first_bucket: int) -> Counter[SlotEventKind]:
     out: Counter[SlotEventKind] = Counter()
     for (bucket, _), (sends, responses) in adds.items():

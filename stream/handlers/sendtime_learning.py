@@ -32,8 +32,6 @@ from selector.sendtime import (
     ContactSlots,
     SendRecord,
     SendTimeSettings,
-    SlotEvent,
-    apply_slot_events,
     claim_response,
     decode_record,
     decode_slots,
@@ -41,7 +39,13 @@ from selector.sendtime import (
     encode_slots,
 )
 from selector.sendtime.clock import ZoneCache, load_zone
-from selector.sendtime.counts import SOURCES, SlotDelta, apply_slot_correction, position
+from selector.sendtime.counts import (
+    SOURCES,
+    SlotDelta,
+    SlotFold,
+    apply_slot_correction,
+    position,
+)
 from selector.sendtime.hours import local_cells
 from stream.handlers.sendtime_store import (
     Changes,
@@ -65,13 +69,14 @@ Outcomes = Counter[tuple[str, str]]
 
 @dataclass
 class _Batch:
-    """What one batch read, and what it changed."""
+    """What one batch read, and what it changed; each contact's counts as a `SlotFold`,
+    merged once at the end of the batch (or before an early click's correction)."""
 
-    slots: dict[Pair, ContactSlots]
+    slots: dict[Pair, SlotFold]
     zones: dict[Pair, str]
     records: dict[SendKey, SendRecord | None]
     early: dict[SendKey, tuple[int, int] | None]
-    changed_slots: set[Pair] = field(default_factory=set)
+    settings: dict[str, SendTimeSettings]
     changed_records: set[SendKey] = field(default_factory=set)
     new_early: set[SendKey] = field(default_factory=set)
     counted_early: set[SendKey] = field(default_factory=set)
@@ -109,15 +114,21 @@ class SendTimeLearner:
         pairs = sorted({(e.account_id, e.contact_id) for _, e, _ in events})
         keys = sorted({k for _, e, _ in events if (k := _send_key(e)) is not None})
         read = await self._store.for_learning(pairs, keys)
+        settings = {a: self._settings_for(a) for a in {p[0] for p in pairs}}
         state = _Batch(
-            {p: self._contact(p[0], blob) for p, blob in zip(pairs, read.slots, strict=True)},
+            {
+                p: SlotFold(self._contact(settings[p[0]], blob), settings[p[0]].history)
+                for p, blob in zip(pairs, read.slots, strict=True)
+            },
             {p: z.decode() for p, z in zip(pairs, read.zones, strict=True) if z is not None},
             {k: _record(blob) for k, blob in zip(keys, read.records, strict=True)},
             {k: decode_early(blob) for k, blob in zip(keys, read.early, strict=True)},
+            settings,
         )
         for message, event, at in events:
             if isinstance(event, SendEvent):
-                self._send(state, message.partition, at, event, outcomes)
+                where = self._cell(state, event)
+                self._send(state, message.partition, at, event, where, outcomes)
             else:
                 outcomes["response", self._click(state, message.partition, at, event)] += 1
         await self._store.write(self._changes(state), self._record_ttl)
@@ -127,8 +138,13 @@ class SendTimeLearner:
 
     def _changes(self, state: _Batch) -> Changes:
         early = {k: encode_early(*e) for k in state.new_early if (e := state.early[k])}
+        slots = {}
+        for pair, fold in state.slots.items():
+            value = fold.value()
+            if fold.changed:
+                slots[pair] = self._encoded(state.settings[pair[0]], value)
         return Changes(
-            {p: self._encoded(p[0], state.slots[p]) for p in state.changed_slots},
+            slots,
             {k: encode_record(r) for k in state.changed_records if (r := state.records[k])},
             early,
             sorted(state.counted_early),
@@ -157,45 +173,41 @@ class SendTimeLearner:
                     out.append((message, event, position(message.offset, item.place)))
         return out
 
-    def _contact(self, account_id: str, blob: bytes | None) -> ContactSlots:
+    def _contact(self, s: SendTimeSettings, blob: bytes | None) -> ContactSlots:
         if blob is None:
             return ContactSlots()
-        s = self._settings_for(account_id)
         decoded = decode_slots(blob, s.slots, s.split_weekends)
         if isinstance(decoded, ContactSlots):
             return decoded
         self._metrics.sendtime.state_issues.labels(decoded.reason).inc()
         return ContactSlots()
 
-    def _encoded(self, account_id: str, slots: ContactSlots) -> bytes:
-        s = self._settings_for(account_id)
+    def _encoded(self, s: SendTimeSettings, slots: ContactSlots) -> bytes:
         return encode_slots(slots, s.slots, s.split_weekends)
 
-    def _cell(self, account_id: str, zone: str | None, t: float) -> tuple[int, int]:
-        """(cell, local day) of a send at `t` in `zone` (else the account's)."""
-        s = self._settings_for(account_id)
+    def _cell(self, state: _Batch, send: SendEvent) -> tuple[int, int]:
+        """(cell, local day) of a send in its contact's zone (else the account's)."""
+        s = state.settings[send.account_id]
+        zone = state.zones.get((send.account_id, send.contact_id))
         name = zone if zone is not None and load_zone(zone) is not None else s.zone
-        second = np.array([int(t)], dtype=np.int64)
+        second = np.array([int(send.time)], dtype=np.int64)
         cell, day = local_cells(self._zones.clock(name), second, s.slots, s.split_weekends)
         return int(cell[0]), int(day[0])
 
-    def _apply(self, state: _Batch, pair: Pair, event: SlotEvent) -> str:
-        settings = self._settings_for(pair[0])
-        new, counted = apply_slot_events(state.slots[pair], [event], settings.history)
-        if new is not state.slots[pair]:
-            state.slots[pair] = new
-            state.changed_slots.add(pair)
-        return next(outcome for (_, outcome), n in counted.items() if n)
-
     def _send(
-        self, state: _Batch, partition: int, at: int, send: SendEvent, outcomes: Outcomes
+        self,
+        state: _Batch,
+        partition: int,
+        at: int,
+        send: SendEvent,
+        where: tuple[int, int],
+        outcomes: Outcomes,
     ) -> None:
         pair = (send.account_id, send.contact_id)
         key = (send.account_id, send.event_id)
-        cell, day = self._cell(send.account_id, state.zones.get(pair), send.time)
+        cell, day = where
         known = state.records.get(key) is not None
-        event = SlotEvent("send", cell, day, SEND_SOURCE, partition, at, known)
-        outcome = self._apply(state, pair, event)
+        outcome = state.slots[pair].apply("send", cell, day, SEND_SOURCE, partition, at, known)
         outcomes["send", outcome] += 1
         if known:
             return
@@ -215,13 +227,13 @@ class SendTimeLearner:
         """Count a click read before its send, at the send's position."""
         if outcome != "applied":
             return outcome  # the send itself is older than the history kept
-        history = self._settings_for(pair[0]).history
+        history = state.settings[pair[0]].history
         one = np.ones(1, dtype=np.int64)
         delta = SlotDelta(one * history.bucket(day), one * cell, one * 0, one)
-        new, done = apply_slot_correction(state.slots[pair], delta, EARLY_SOURCE, partition, at)
+        fold = state.slots[pair]  # its value has the contact's events so far merged
+        new, done = apply_slot_correction(fold.value(), delta, EARLY_SOURCE, partition, at)
         if done == "applied":
-            state.slots[pair] = new
-            state.changed_slots.add(pair)
+            fold.replace(new)
         return done
 
     def _click(self, state: _Batch, partition: int, at: int, click: ClickEvent) -> str:
@@ -233,17 +245,15 @@ class SendTimeLearner:
         if record is None:
             outcome = self._before_its_send(state, key, (partition, at))
             if outcome == "early":  # the contact's click position still says it was read
-                self._apply(
-                    state, pair, SlotEvent("response", 0, 0, CLICK_SOURCE, partition, at, True)
-                )
+                state.slots[pair].apply("response", 0, 0, CLICK_SOURCE, partition, at, True)
             return outcome
         if claim == "first":
             state.records[key] = record
             state.changed_records.add(key)
-        event = SlotEvent(
+        fold = state.slots[pair]
+        return fold.apply(
             "response", record.cell, record.day, CLICK_SOURCE, partition, at, claim == "repeat"
         )  # fmt: skip
-        return self._apply(state, pair, event)
 
     def _before_its_send(self, state: _Batch, key: SendKey, where: tuple[int, int]) -> str:
         """A click whose send is not recorded (yet): keep its position for the send."""
