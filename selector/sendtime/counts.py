@@ -266,15 +266,51 @@ def _merged(
     else:
         bucket, cell, sends, responses = state.bucket, state.cell, state.sends, state.responses
     keep = bucket >= first_bucket
-    bucket, cell, sends, responses = bucket[keep], cell[keep], sends[keep], responses[keep]
-    pairs, which = np.unique(np.stack([bucket, cell], axis=1), axis=0, return_inverse=True)
+    b, c, s, r = _summed(bucket[keep], cell[keep], sends[keep], responses[keep])
+    return ContactSlots(b, c, s, r, state.applied, latest)
+
+
+SMALL = 48  # entries up to which summing in plain Python beats numpy's sort
+
+
+def _summed(
+    bucket: Int64Array, cell: Int64Array, sends: Int64Array, responses: Int64Array
+) -> tuple[Int64Array, Int64Array, Int64Array, Int64Array]:
+    """One entry per (bucket, cell), sorted by (bucket, cell), its sends and responses
+    summed. Small inputs are summed in a dict; larger ones sorted on one combined key,
+    bucket * span + (cell - lowest cell) with every cell's term below the span, whose
+    order is the (bucket, cell) order."""
+    n = bucket.size
+    if n == 0:
+        return _empty(), _empty(), _empty(), _empty()
+    if n <= SMALL:
+        sums: dict[tuple[int, int], list[int]] = {}
+        rows = zip(bucket.tolist(), cell.tolist(), sends.tolist(), responses.tolist(), strict=True)
+        for b, c, sent, answered in rows:
+            entry = sums.get((b, c))
+            if entry is None:
+                sums[b, c] = [sent, answered]
+            else:
+                entry[0] += sent
+                entry[1] += answered
+        keys = sorted(sums)
+        pairs = np.array(keys, dtype=np.int64).reshape(-1, 2)
+        counts = np.array([sums[k] for k in keys], dtype=np.int64).reshape(-1, 2)
+        return pairs[:, 0].copy(), pairs[:, 1].copy(), counts[:, 0].copy(), counts[:, 1].copy()
+    lowest, highest = int(cell.min()), int(cell.max())
+    span = highest - lowest + 1
+    reach = max(abs(int(bucket.min())), abs(int(bucket.max()))) + 1
+    if reach * span >= 1 << 62:  # the combined key would overflow: sort the pairs
+        found, which = np.unique(np.stack([bucket, cell], axis=1), axis=0, return_inverse=True)
+        out_bucket, out_cell = found[:, 0].copy(), found[:, 1].copy()
+    else:
+        found, which = np.unique(bucket * span + (cell - lowest), return_inverse=True)
+        out_bucket, out_cell = found // span, found % span + lowest
     which = which.reshape(-1)
-    n = pairs.shape[0]
-    summed_sends = np.bincount(which, weights=sends, minlength=n).astype(np.int64)
-    summed_resp = np.bincount(which, weights=responses, minlength=n).astype(np.int64)
-    return ContactSlots(
-        pairs[:, 0].copy(), pairs[:, 1].copy(), summed_sends, summed_resp, state.applied, latest
-    )
+    m = out_bucket.size
+    summed_sends = np.bincount(which, weights=sends, minlength=m).astype(np.int64)
+    summed_resp = np.bincount(which, weights=responses, minlength=m).astype(np.int64)
+    return out_bucket, out_cell, summed_sends, summed_resp
 
 
 Claim = Literal["first", "redelivery", "repeat", "unknown_send"]
@@ -328,15 +364,9 @@ def slot_delta(recomputed: ContactSlots, streamed: ContactSlots) -> SlotDelta:
     cell = np.concatenate([recomputed.cell, streamed.cell])
     sends = np.concatenate([recomputed.sends, -streamed.sends])
     responses = np.concatenate([recomputed.responses, -streamed.responses])
-    if bucket.size == 0:
-        return SlotDelta(_empty(), _empty(), _empty(), _empty())
-    pairs, which = np.unique(np.stack([bucket, cell], axis=1), axis=0, return_inverse=True)
-    which = which.reshape(-1)
-    n = pairs.shape[0]
-    ds = np.bincount(which, weights=sends, minlength=n).astype(np.int64)
-    dr = np.bincount(which, weights=responses, minlength=n).astype(np.int64)
+    b, c, ds, dr = _summed(bucket, cell, sends, responses)
     nz = (ds != 0) | (dr != 0)
-    return SlotDelta(pairs[nz, 0].copy(), pairs[nz, 1].copy(), ds[nz], dr[nz])
+    return SlotDelta(b[nz], c[nz], ds[nz], dr[nz])
 
 
 def apply_slot_correction(
