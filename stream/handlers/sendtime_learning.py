@@ -125,10 +125,10 @@ class SendTimeLearner:
             {k: decode_early(blob) for k, blob in zip(keys, read.early, strict=True)},
             settings,
         )
-        for message, event, at in events:
+        cells = self._cells(state, events)
+        for i, (message, event, at) in enumerate(events):
             if isinstance(event, SendEvent):
-                where = self._cell(state, event)
-                self._send(state, message.partition, at, event, where, outcomes)
+                self._send(state, message.partition, at, event, cells[i], outcomes)
             else:
                 outcomes["response", self._click(state, message.partition, at, event)] += 1
         await self._store.write(self._changes(state), self._record_ttl)
@@ -185,14 +185,29 @@ class SendTimeLearner:
     def _encoded(self, s: SendTimeSettings, slots: ContactSlots) -> bytes:
         return encode_slots(slots, s.slots, s.split_weekends)
 
-    def _cell(self, state: _Batch, send: SendEvent) -> tuple[int, int]:
-        """(cell, local day) of a send in its contact's zone (else the account's)."""
-        s = state.settings[send.account_id]
-        zone = state.zones.get((send.account_id, send.contact_id))
-        name = zone if zone is not None and load_zone(zone) is not None else s.zone
-        second = np.array([int(send.time)], dtype=np.int64)
-        cell, day = local_cells(self._zones.clock(name), second, s.slots, s.split_weekends)
-        return int(cell[0]), int(day[0])
+    def _cells(self, state: _Batch, events: Sequence[Event]) -> dict[int, tuple[int, int]]:
+        """(cell, local day) of each send of `events` by its index: its local time in its
+        contact's zone (else the account's), one `local_cells` call per zone and
+        account layout."""
+        usable: dict[str, bool] = {}
+        groups: dict[tuple[str, int, bool], tuple[list[int], list[int]]] = {}
+        for i, (_, event, _) in enumerate(events):
+            if not isinstance(event, SendEvent):
+                continue
+            s = state.settings[event.account_id]
+            zone = state.zones.get((event.account_id, event.contact_id))
+            if zone is not None and (ok := usable.get(zone)) is None:
+                ok = usable[zone] = load_zone(zone) is not None
+            name = zone if zone is not None and ok else s.zone
+            which, seconds = groups.setdefault((name, s.slots, s.split_weekends), ([], []))
+            which.append(i)
+            seconds.append(int(event.time))
+        out: dict[int, tuple[int, int]] = {}
+        for (name, slots, split), (which, seconds) in groups.items():
+            times = np.array(seconds, dtype=np.int64)
+            cell, day = local_cells(self._zones.clock(name), times, slots, split)
+            out.update(zip(which, zip(cell.tolist(), day.tolist(), strict=True), strict=True))
+        return out
 
     def _send(
         self,
