@@ -256,6 +256,14 @@ def _merged(
     state: ContactSlots, adds: dict[tuple[int, int], list[int]], first_bucket: int, latest: int
 ) -> ContactSlots:
     """The state's entries plus `adds`, summed per (bucket, cell), old buckets dropped."""
+    if state.bucket.size + len(adds) <= SMALL:  # in plain Python, from the lists
+        rows = zip(
+            state.bucket.tolist(), state.cell.tolist(), state.sends.tolist(),
+            state.responses.tolist(), strict=True,
+        )  # fmt: skip
+        entries = [(b, c, s, r) for b, c, s, r in rows if b >= first_bucket]
+        entries += [(b, c, s, r) for (b, c), (s, r) in adds.items() if b >= first_bucket]
+        return ContactSlots(*_summed_rows(entries), state.applied, latest)
     if adds:
         keys = np.array(list(adds.keys()), dtype=np.int64).reshape(-1, 2)
         values = np.array(list(adds.values()), dtype=np.int64).reshape(-1, 2)
@@ -271,11 +279,12 @@ def _merged(
 
 
 SMALL = 48  # entries up to which summing in plain Python beats numpy's sort
+Columns = tuple[Int64Array, Int64Array, Int64Array, Int64Array]
 
 
 def _summed(
     bucket: Int64Array, cell: Int64Array, sends: Int64Array, responses: Int64Array
-) -> tuple[Int64Array, Int64Array, Int64Array, Int64Array]:
+) -> Columns:
     """One entry per (bucket, cell), sorted by (bucket, cell), its sends and responses
     summed. Small inputs are summed in a dict; larger ones sorted on one combined key,
     bucket * span + (cell - lowest cell) with every cell's term below the span, whose
@@ -284,19 +293,8 @@ def _summed(
     if n == 0:
         return _empty(), _empty(), _empty(), _empty()
     if n <= SMALL:
-        sums: dict[tuple[int, int], list[int]] = {}
-        rows = zip(bucket.tolist(), cell.tolist(), sends.tolist(), responses.tolist(), strict=True)
-        for b, c, sent, answered in rows:
-            entry = sums.get((b, c))
-            if entry is None:
-                sums[b, c] = [sent, answered]
-            else:
-                entry[0] += sent
-                entry[1] += answered
-        keys = sorted(sums)
-        pairs = np.array(keys, dtype=np.int64).reshape(-1, 2)
-        counts = np.array([sums[k] for k in keys], dtype=np.int64).reshape(-1, 2)
-        return pairs[:, 0].copy(), pairs[:, 1].copy(), counts[:, 0].copy(), counts[:, 1].copy()
+        columns = (bucket.tolist(), cell.tolist(), sends.tolist(), responses.tolist())
+        return _summed_rows(list(zip(*columns, strict=True)))
     lowest, highest = int(cell.min()), int(cell.max())
     span = highest - lowest + 1
     reach = max(abs(int(bucket.min())), abs(int(bucket.max()))) + 1
@@ -311,6 +309,22 @@ def _summed(
     summed_sends = np.bincount(which, weights=sends, minlength=m).astype(np.int64)
     summed_resp = np.bincount(which, weights=responses, minlength=m).astype(np.int64)
     return out_bucket, out_cell, summed_sends, summed_resp
+
+
+def _summed_rows(rows: list[tuple[int, int, int, int]]) -> Columns:
+    """`_summed` of (bucket, cell, sends, responses) rows, in plain Python."""
+    sums: dict[tuple[int, int], list[int]] = {}
+    for b, c, sent, answered in rows:
+        entry = sums.get((b, c))
+        if entry is None:
+            sums[b, c] = [sent, answered]
+        else:
+            entry[0] += sent
+            entry[1] += answered
+    if not sums:
+        return _empty(), _empty(), _empty(), _empty()
+    table = np.array([(*k, *sums[k]) for k in sorted(sums)], dtype=np.int64)
+    return table[:, 0].copy(), table[:, 1].copy(), table[:, 2].copy(), table[:, 3].copy()
 
 
 Claim = Literal["first", "redelivery", "repeat", "unknown_send"]

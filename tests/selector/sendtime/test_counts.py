@@ -26,6 +26,7 @@ from selector.sendtime.counts import (
     History,
     SendRecord,
     SlotEvent,
+    _merged,
     _summed,
     apply_slot_correction,
     apply_slot_events,
@@ -295,3 +296,26 @@ def test_a_slot_delta_is_sorted_by_bucket_and_cell_and_keeps_only_differences() 
     d = slot_delta(a, b)
     assert d.bucket.tolist() == [4, 5, 7] and d.cell.tolist() == [9, 1, 0]
     assert d.sends.tolist() == [-1, 2, 1] and d.responses.tolist() == [0, 1, 0]
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_merging_adds_into_a_value_matches_sorting_the_pairs(seed: int) -> None:
+    rng = np.random.default_rng(100 + seed)
+    for n, k in ((0, 1), (3, 2), (SMALL - 2, 2), (SMALL, 1), (200, 5)):
+        b, c, s, r = _summed_by_pairs(
+            rng.integers(2890, 2910, n), rng.integers(0, 24, n),
+            rng.integers(1, 5, n), rng.integers(0, 3, n),
+        )  # fmt: skip
+        state = ContactSlots(b, c, s, r, ((0, 0, 7),), 20_300)
+        adds = {(int(rng.integers(2885, 2912)), int(rng.integers(0, 24))): [1, 0] for _ in range(k)}
+        first = int(rng.integers(2888, 2900))
+        got = _merged(state, adds, first, 20_310)
+        bucket = np.concatenate([b, np.array([x for x, _ in adds], dtype=np.int64)])
+        cell = np.concatenate([c, np.array([y for _, y in adds], dtype=np.int64)])
+        sends = np.concatenate([s, np.array([v[0] for v in adds.values()], dtype=np.int64)])
+        resp = np.concatenate([r, np.array([v[1] for v in adds.values()], dtype=np.int64)])
+        keep = bucket >= first
+        want = _summed_by_pairs(bucket[keep], cell[keep], sends[keep], resp[keep])
+        assert got.applied == ((0, 0, 7),) and got.latest_day == 20_310
+        for g, w in zip((got.bucket, got.cell, got.sends, got.responses), want, strict=True):
+            assert g.dtype == np.int64 and np.array_equal(g, w), (seed, n, k)
