@@ -1,12 +1,14 @@
 """The send-time state on Redis (`stream.handlers.sendtime_store` describes the keys).
 
-Reads are one `MGET` of every key a batch needs; a learning batch's writes are one Lua
-script call (`_WRITE`), which Redis runs atomically, so its slot counts and send records
-are stored together or not at all. One command each way costs the client one request to
-encode and one reply to parse, where a pipeline of per-key commands cost one of each per
-key (on a single Redis server; on a cluster the keys would have to share a slot). Slot
-counts live `SLOTS_TTL_SECONDS` past their last write: a contact sent nothing for that
-long has no history left to keep (the counts keep one year).
+Reads are one round trip of `MGET`s of every key a batch needs (`READ_CHUNK` keys each,
+so no reply takes longer to read than the client's timeout); a learning batch's writes
+are one Lua script call (`_WRITE`), which Redis runs atomically, so its slot counts and
+send records are stored together or not at all (the learner bounds a batch's size:
+`stream.handlers.sendtime_learning.MAX_EVENTS`). A few commands each way cost the client a
+few requests to encode and replies to parse, where a pipeline of per-key commands cost one
+of each per key (on a single Redis server; on a cluster the keys would have to share a
+slot). Slot counts live `SLOTS_TTL_SECONDS` past their last write: a contact sent
+nothing for that long has no history left to keep (the counts keep one year).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from stream.handlers.sendtime_store import (
 )
 
 SLOTS_TTL_SECONDS = 400 * 86_400
+READ_CHUNK = 10_000  # keys per MGET: each reply is read within the client's timeout
 # ARGV[1]: keys to set (the first of KEYS), ARGV[2]: how many of those are slot counts
 # (first, kept ARGV[3] seconds; the rest ARGV[4] seconds), then their values; the keys
 # after those to set are deleted.
@@ -62,7 +65,13 @@ class RedisSendTimeStore:
         keys += [zone_key(a, c, p) for a, c in pairs]
         keys += [send_key(a, e, p) for a, e in sends]
         keys += [early_key(a, e, p) for a, e in sends]
-        values: list[Blob] = await self._redis.mget(keys)  # type: ignore[assignment]
+        if len(keys) <= READ_CHUNK:
+            values: list[Blob] = await self._redis.mget(keys)  # type: ignore[assignment]
+        else:  # one round trip still, but no reply so long it outlasts the timeout
+            pipe = self._redis.pipeline(transaction=False)
+            for start in range(0, len(keys), READ_CHUNK):
+                pipe.mget(keys[start : start + READ_CHUNK])
+            values = [v for chunk in await pipe.execute() for v in chunk]
         n, m = len(pairs), len(sends)
         return Learned(
             values[:n], values[n : 2 * n], values[2 * n : 2 * n + m], values[2 * n + m :]

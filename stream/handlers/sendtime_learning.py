@@ -65,6 +65,11 @@ SEND_SOURCE, CLICK_SOURCE = SOURCES.index("sends"), SOURCES.index("clicks")
 EARLY_SOURCE = SOURCES.index("early-responses")
 Event = tuple[Incoming, SendEvent | ClickEvent, int]  # (message, event, item position)
 Outcomes = Counter[tuple[str, str]]
+# Events per round trip to the store: a batch of many event_batch.v1 messages is learned
+# in slices, each read and written whole, so no single command (the read, the atomic
+# write) holds Redis, or waits for its reply, for long. Slices are learned in order and
+# each reads what the one before wrote, so the result is the whole batch's.
+MAX_EVENTS = 10_000
 
 
 @dataclass
@@ -97,6 +102,7 @@ class SendTimeLearner:
         max_message_bytes: int = 65536,
         settings_for: Callable[[str], SendTimeSettings] | None = None,
         learns: Callable[[str], bool] | None = None,
+        max_events: int = MAX_EVENTS,
     ) -> None:
         self._store = store
         self._metrics = metrics
@@ -106,11 +112,19 @@ class SendTimeLearner:
         self._settings_for = settings_for or (lambda account: SendTimeSettings())
         self._learns = learns
         self._zones = ZoneCache()
+        self._max_events = max(1, max_events)
 
     async def learn(self, batch: Sequence[Incoming]) -> Outcomes:
         """Apply a batch; returns (kind, outcome) counts, also added to the metrics."""
         outcomes: Outcomes = Counter()
         events = self._decoded(batch, outcomes)
+        for start in range(0, len(events), self._max_events):
+            await self._learn(events[start : start + self._max_events], outcomes)
+        for (kind, outcome), n in outcomes.items():
+            self._metrics.sendtime.events.labels(kind, outcome).inc(n)
+        return outcomes
+
+    async def _learn(self, events: Sequence[Event], outcomes: Outcomes) -> None:
         pairs = sorted({(e.account_id, e.contact_id) for _, e, _ in events})
         keys = sorted({k for _, e, _ in events if (k := _send_key(e)) is not None})
         read = await self._store.for_learning(pairs, keys)
@@ -132,9 +146,6 @@ class SendTimeLearner:
             else:
                 outcomes["response", self._click(state, message.partition, at, event)] += 1
         await self._store.write(self._changes(state), self._record_ttl)
-        for (kind, outcome), n in outcomes.items():
-            self._metrics.sendtime.events.labels(kind, outcome).inc(n)
-        return outcomes
 
     def _changes(self, state: _Batch) -> Changes:
         early = {k: encode_early(*e) for k in state.new_early if (e := state.early[k])}

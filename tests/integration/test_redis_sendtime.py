@@ -14,6 +14,7 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
+from stream.adapters import redis_sendtime
 from stream.adapters.redis_sendtime import SLOTS_TTL_SECONDS, RedisSendTimeStore
 from stream.handlers.sendtime_learning import SendTimeLearner
 from stream.handlers.sendtime_store import (
@@ -64,6 +65,30 @@ async def test_a_batch_reads_and_writes_every_kind_of_key_with_its_ttl(redis_url
         await client.script_flush()  # as after a restart: the script is loaded again
         await store.write(Changes({("a", "x"): b"slots-x2"}), send_ttl=0)
         assert await client.get(slots_key("a", "x", prefix)) == b"slots-x2"
+    finally:
+        await client.aclose()
+
+
+async def test_a_read_of_many_keys_comes_back_whole_and_in_order(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(redis_sendtime, "READ_CHUNK", 3)
+    client = aioredis.Redis.from_url(redis_url)
+    prefix = f"t{uuid.uuid4().hex[:8]}:"
+    store = RedisSendTimeStore(client, prefix)
+    try:
+        pairs = [("a", f"c{i}") for i in range(5)]
+        sends = [("a", f"s{i}") for i in range(4)]
+        await store.write(
+            Changes({p: f"v{i}".encode() for i, p in enumerate(pairs) if i % 2},
+                    {k: f"r{i}".encode() for i, k in enumerate(sends) if i != 1},
+                    {("a", "s1"): b"e1"}),
+            send_ttl=60,
+        )  # fmt: skip
+        read = await store.for_learning(pairs, sends)
+        assert read.slots == [None, b"v1", None, b"v3", None] and read.zones == [None] * 5
+        assert read.records == [b"r0", None, b"r2", b"r3"]
+        assert read.early == [None, b"e1", None, None]
     finally:
         await client.aclose()
 

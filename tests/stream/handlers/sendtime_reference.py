@@ -62,7 +62,8 @@ class _Batch:
 
 class ReferenceLearner:
     """The learner as it was: each event applied alone by `apply_slot_events`, each send's
-    cell computed alone."""
+    cell computed alone. `max_events`: learn a batch in slices of that many events, each
+    read and written on its own, as if the batch had been that many smaller ones."""
 
     def __init__(
         self,
@@ -74,7 +75,9 @@ class ReferenceLearner:
         max_message_bytes: int = 65536,
         settings_for: Callable[[str], SendTimeSettings] | None = None,
         learns: Callable[[str], bool] | None = None,
+        max_events: int = 1 << 62,
     ) -> None:
+        self._max_events = max_events
         self._store = store
         self._metrics = metrics
         self._kinds = kinds
@@ -88,6 +91,11 @@ class ReferenceLearner:
         """Apply a batch; returns (kind, outcome) counts, also added to the metrics."""
         outcomes: Outcomes = Counter()
         events = self._decoded(batch, outcomes)
+        for start in range(0, max(1, len(events)), self._max_events):
+            await self._learn(events[start : start + self._max_events], outcomes)
+        return outcomes
+
+    async def _learn(self, events: Sequence[Event], outcomes: Outcomes) -> None:
         pairs = sorted({(e.account_id, e.contact_id) for _, e, _ in events})
         keys = sorted({k for _, e, _ in events if (k := _send_key(e)) is not None})
         read = await self._store.for_learning(pairs, keys)
@@ -103,9 +111,6 @@ class ReferenceLearner:
             else:
                 outcomes["response", self._click(state, message.partition, at, event)] += 1
         await self._store.write(self._changes(state), self._record_ttl)
-        for (kind, outcome), n in outcomes.items():
-            self._metrics.sendtime.events.labels(kind, outcome).inc(n)
-        return outcomes
 
     def _changes(self, state: _Batch) -> Changes:
         early = {k: encode_early(*e) for k in state.new_early if (e := state.early[k])}

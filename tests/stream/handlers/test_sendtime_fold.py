@@ -3,7 +3,8 @@ event streams (fixed seeds) with re-deliveries, out-of-order partitions, upstrea
 duplicates, clicks read before their sends, clicks on unknown sends and sends older
 than the history kept, it stores byte-identical values and counts the same outcomes,
 batch by batch, as the learner that applied one event at a time
-(`tests.stream.handlers.sendtime_reference`)."""
+(`tests.stream.handlers.sendtime_reference`); and so does a batch learned in slices of a
+few events each."""
 
 from __future__ import annotations
 
@@ -117,6 +118,20 @@ async def test_the_folded_learner_stores_the_same_bytes_and_outcomes_as_one_at_a
     for store in (folded_store, reference_store):
         await store.remember_zones(zones, 86_400)
     common = {"kinds": KINDS, "record_ttl": 86_400, "settings_for": settings_for}
+    folded = SendTimeLearner(store=folded_store, metrics=Metrics(), **common)  # type: ignore[arg-type]
+    reference = ReferenceLearner(store=reference_store, metrics=Metrics(), **common)  # type: ignore[arg-type]
+    for batch in batches:
+        assert await folded.learn(batch) == await reference.learn(batch)
+        assert folded_store.data == reference_store.data
+
+
+@pytest.mark.parametrize("seed", SEEDS[::4])
+async def test_a_batch_learned_in_slices_is_learned_as_that_many_batches(seed: int) -> None:
+    zones, batches = stream_of(seed)
+    folded_store, reference_store = MemorySendTimeStore(), MemorySendTimeStore()
+    for store in (folded_store, reference_store):
+        await store.remember_zones(zones, 86_400)
+    common = {"kinds": KINDS, "record_ttl": 86_400, "settings_for": settings_for, "max_events": 7}
     folded = SendTimeLearner(store=folded_store, metrics=Metrics(), **common)  # type: ignore[arg-type]
     reference = ReferenceLearner(store=reference_store, metrics=Metrics(), **common)  # type: ignore[arg-type]
     for batch in batches:
