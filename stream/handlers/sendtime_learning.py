@@ -5,8 +5,10 @@ A send counts in the cell of its local time (in the zone its send time was decid
 else the account's) and is recorded under its event id; a click that names its send
 (`send_event_id`) counts once in that send's cell and day (`selector.sendtime
 .claim_response`). Re-deliveries change nothing: the counts carry the highest offset
-applied per source topic-partition (`selector.sendtime.apply_slot_events`), and a batch's
-counts and records are written in one transaction. Upstream duplicates do not count
+applied per source topic-partition (`selector.sendtime.apply_slot_events`; the learner
+folds a contact's events of a batch with `SlotFold`, to the same value and outcomes), and
+a batch's counts and records are written together, atomically (a batch of more than
+`MAX_EVENTS` events in slices, each written whole). Upstream duplicates do not count
 twice: a send whose event id already has a record, a click on a send already claimed by
 another click. Invalid events are the stats agent's to dead-letter; here they are only
 counted (`rejected`).
