@@ -169,6 +169,80 @@ def apply_slot_events(
     return ContactSlots(new.bucket, new.cell, new.sends, new.responses, ordered, latest), outcome
 
 
+class SlotFold:
+    """One contact's counts taking events one at a time, with the outcome of each exactly
+    as `apply_slot_events(value, [event], history)` gives it, but merged into the arrays
+    only when `value` is asked for: a batch's events of one contact cost one merge.
+
+    The same value: the latest day only grows, so dropping the buckets below its first
+    bucket at every event is dropping them once, at the end, with the last one; and a
+    merge (so a drop) happens only when some event advanced the applied offsets, as
+    `apply_slot_events` returns the value unchanged otherwise. `changed`: `value` is not
+    the value the fold started from (an event advanced the offsets, or `replace`)."""
+
+    __slots__ = ("_adds", "_applied", "_history", "_latest", "_pending", "_state", "changed")
+
+    def __init__(self, state: ContactSlots, history: History) -> None:
+        self._history = history
+        self.changed = False
+        self._reset(state)
+
+    def _reset(self, state: ContactSlots) -> None:
+        self._state = state
+        self._applied = {(s, p): o for s, p, o in state.applied}
+        self._latest = state.latest_day
+        self._adds: dict[tuple[int, int], list[int]] = {}
+        self._pending = False
+
+    def apply(
+        self,
+        kind: SlotEventKind,
+        cell: int,
+        day: int,
+        source: int,
+        partition: int,
+        offset: int,
+        duplicate: bool = False,
+    ) -> SlotOutcome:
+        """Apply one event (the fields of a `SlotEvent`); its outcome."""
+        key = (source, partition)
+        if offset <= self._applied.get(key, -1):
+            return "replayed"
+        self._applied[key] = offset
+        self._pending = True
+        if duplicate:
+            return "duplicate"
+        if kind == "send" and day > self._latest:
+            self._latest = day
+        history = self._history
+        bucket = day // history.bucket_days
+        if bucket < history.first_bucket(self._latest):
+            return "expired"
+        counts = self._adds.get((bucket, cell))
+        if counts is None:
+            counts = self._adds[bucket, cell] = [0, 0]
+        counts[0 if kind == "send" else 1] += 1
+        return "applied"
+
+    def value(self) -> ContactSlots:
+        """The counts with every event applied so far."""
+        if self._pending:
+            latest = self._latest
+            new = _merged(self._state, self._adds, self._history.first_bucket(latest), latest)
+            applied = tuple(sorted((s, p, o) for (s, p), o in self._applied.items()))
+            self._reset(
+                ContactSlots(new.bucket, new.cell, new.sends, new.responses, applied, latest)
+            )
+            self.changed = True
+        return self._state
+
+    def replace(self, state: ContactSlots) -> None:
+        """Go on from `state` (e.g. `apply_slot_correction` of `value()`)."""
+        self.value()
+        self._reset(state)
+        self.changed = True
+
+
 def _expired(adds: dict[tuple[int, int], list[int]], first_bucket: int) -> Counter[SlotEventKind]:
     out: Counter[SlotEventKind] = Counter()
     for (bucket, _), (sends, responses) in adds.items():
@@ -182,6 +256,14 @@ def _merged(
     state: ContactSlots, adds: dict[tuple[int, int], list[int]], first_bucket: int, latest: int
 ) -> ContactSlots:
     """The state's entries plus `adds`, summed per (bucket, cell), old buckets dropped."""
+    if state.bucket.size + len(adds) <= SMALL:  # in plain Python, from the lists
+        rows = zip(
+            state.bucket.tolist(), state.cell.tolist(), state.sends.tolist(),
+            state.responses.tolist(), strict=True,
+        )  # fmt: skip
+        entries = [(b, c, s, r) for b, c, s, r in rows if b >= first_bucket]
+        entries += [(b, c, s, r) for (b, c), (s, r) in adds.items() if b >= first_bucket]
+        return ContactSlots(*_summed_rows(entries), state.applied, latest)
     if adds:
         keys = np.array(list(adds.keys()), dtype=np.int64).reshape(-1, 2)
         values = np.array(list(adds.values()), dtype=np.int64).reshape(-1, 2)
@@ -192,15 +274,57 @@ def _merged(
     else:
         bucket, cell, sends, responses = state.bucket, state.cell, state.sends, state.responses
     keep = bucket >= first_bucket
-    bucket, cell, sends, responses = bucket[keep], cell[keep], sends[keep], responses[keep]
-    pairs, which = np.unique(np.stack([bucket, cell], axis=1), axis=0, return_inverse=True)
+    b, c, s, r = _summed(bucket[keep], cell[keep], sends[keep], responses[keep])
+    return ContactSlots(b, c, s, r, state.applied, latest)
+
+
+SMALL = 48  # entries up to which summing in plain Python beats numpy's sort
+Columns = tuple[Int64Array, Int64Array, Int64Array, Int64Array]
+
+
+def _summed(
+    bucket: Int64Array, cell: Int64Array, sends: Int64Array, responses: Int64Array
+) -> Columns:
+    """One entry per (bucket, cell), sorted by (bucket, cell), its sends and responses
+    summed. Small inputs are summed in a dict; larger ones sorted on one combined key,
+    bucket * span + (cell - lowest cell) with every cell's term below the span, whose
+    order is the (bucket, cell) order."""
+    n = bucket.size
+    if n == 0:
+        return _empty(), _empty(), _empty(), _empty()
+    if n <= SMALL:
+        columns = (bucket.tolist(), cell.tolist(), sends.tolist(), responses.tolist())
+        return _summed_rows(list(zip(*columns, strict=True)))
+    lowest, highest = int(cell.min()), int(cell.max())
+    span = highest - lowest + 1
+    reach = max(abs(int(bucket.min())), abs(int(bucket.max()))) + 1
+    if reach * span >= 1 << 62:  # the combined key would overflow: sort the pairs
+        found, which = np.unique(np.stack([bucket, cell], axis=1), axis=0, return_inverse=True)
+        out_bucket, out_cell = found[:, 0].copy(), found[:, 1].copy()
+    else:
+        found, which = np.unique(bucket * span + (cell - lowest), return_inverse=True)
+        out_bucket, out_cell = found // span, found % span + lowest
     which = which.reshape(-1)
-    n = pairs.shape[0]
-    summed_sends = np.bincount(which, weights=sends, minlength=n).astype(np.int64)
-    summed_resp = np.bincount(which, weights=responses, minlength=n).astype(np.int64)
-    return ContactSlots(
-        pairs[:, 0].copy(), pairs[:, 1].copy(), summed_sends, summed_resp, state.applied, latest
-    )
+    m = out_bucket.size
+    summed_sends = np.bincount(which, weights=sends, minlength=m).astype(np.int64)
+    summed_resp = np.bincount(which, weights=responses, minlength=m).astype(np.int64)
+    return out_bucket, out_cell, summed_sends, summed_resp
+
+
+def _summed_rows(rows: list[tuple[int, int, int, int]]) -> Columns:
+    """`_summed` of (bucket, cell, sends, responses) rows, in plain Python."""
+    sums: dict[tuple[int, int], list[int]] = {}
+    for b, c, sent, answered in rows:
+        entry = sums.get((b, c))
+        if entry is None:
+            sums[b, c] = [sent, answered]
+        else:
+            entry[0] += sent
+            entry[1] += answered
+    if not sums:
+        return _empty(), _empty(), _empty(), _empty()
+    table = np.array([(*k, *sums[k]) for k in sorted(sums)], dtype=np.int64)
+    return table[:, 0].copy(), table[:, 1].copy(), table[:, 2].copy(), table[:, 3].copy()
 
 
 Claim = Literal["first", "redelivery", "repeat", "unknown_send"]
@@ -254,15 +378,9 @@ def slot_delta(recomputed: ContactSlots, streamed: ContactSlots) -> SlotDelta:
     cell = np.concatenate([recomputed.cell, streamed.cell])
     sends = np.concatenate([recomputed.sends, -streamed.sends])
     responses = np.concatenate([recomputed.responses, -streamed.responses])
-    if bucket.size == 0:
-        return SlotDelta(_empty(), _empty(), _empty(), _empty())
-    pairs, which = np.unique(np.stack([bucket, cell], axis=1), axis=0, return_inverse=True)
-    which = which.reshape(-1)
-    n = pairs.shape[0]
-    ds = np.bincount(which, weights=sends, minlength=n).astype(np.int64)
-    dr = np.bincount(which, weights=responses, minlength=n).astype(np.int64)
+    b, c, ds, dr = _summed(bucket, cell, sends, responses)
     nz = (ds != 0) | (dr != 0)
-    return SlotDelta(pairs[nz, 0].copy(), pairs[nz, 1].copy(), ds[nz], dr[nz])
+    return SlotDelta(b[nz], c[nz], ds[nz], dr[nz])
 
 
 def apply_slot_correction(

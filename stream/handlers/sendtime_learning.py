@@ -5,8 +5,10 @@ A send counts in the cell of its local time (in the zone its send time was decid
 else the account's) and is recorded under its event id; a click that names its send
 (`send_event_id`) counts once in that send's cell and day (`selector.sendtime
 .claim_response`). Re-deliveries change nothing: the counts carry the highest offset
-applied per source topic-partition (`selector.sendtime.apply_slot_events`), and a batch's
-counts and records are written in one transaction. Upstream duplicates do not count
+applied per source topic-partition (`selector.sendtime.apply_slot_events`; the learner
+folds a contact's events of a batch with `SlotFold`, to the same value and outcomes), and
+a batch's counts and records are written together, atomically (a batch of more than
+`MAX_EVENTS` events in slices, each written whole). Upstream duplicates do not count
 twice: a send whose event id already has a record, a click on a send already claimed by
 another click. Invalid events are the stats agent's to dead-letter; here they are only
 counted (`rejected`).
@@ -32,8 +34,6 @@ from selector.sendtime import (
     ContactSlots,
     SendRecord,
     SendTimeSettings,
-    SlotEvent,
-    apply_slot_events,
     claim_response,
     decode_record,
     decode_slots,
@@ -41,7 +41,13 @@ from selector.sendtime import (
     encode_slots,
 )
 from selector.sendtime.clock import ZoneCache, load_zone
-from selector.sendtime.counts import SOURCES, SlotDelta, apply_slot_correction, position
+from selector.sendtime.counts import (
+    SOURCES,
+    SlotDelta,
+    SlotFold,
+    apply_slot_correction,
+    position,
+)
 from selector.sendtime.hours import local_cells
 from stream.handlers.sendtime_store import (
     Changes,
@@ -61,17 +67,23 @@ SEND_SOURCE, CLICK_SOURCE = SOURCES.index("sends"), SOURCES.index("clicks")
 EARLY_SOURCE = SOURCES.index("early-responses")
 Event = tuple[Incoming, SendEvent | ClickEvent, int]  # (message, event, item position)
 Outcomes = Counter[tuple[str, str]]
+# Events per round trip to the store: a batch of many event_batch.v1 messages is learned
+# in slices, each read and written whole, so no single command (the read, the atomic
+# write) holds Redis, or waits for its reply, for long. Slices are learned in order and
+# each reads what the one before wrote, so the result is the whole batch's.
+MAX_EVENTS = 10_000
 
 
 @dataclass
 class _Batch:
-    """What one batch read, and what it changed."""
+    """What one batch read, and what it changed; each contact's counts as a `SlotFold`,
+    merged once at the end of the batch (or before an early click's correction)."""
 
-    slots: dict[Pair, ContactSlots]
+    slots: dict[Pair, SlotFold]
     zones: dict[Pair, str]
     records: dict[SendKey, SendRecord | None]
     early: dict[SendKey, tuple[int, int] | None]
-    changed_slots: set[Pair] = field(default_factory=set)
+    settings: dict[str, SendTimeSettings]
     changed_records: set[SendKey] = field(default_factory=set)
     new_early: set[SendKey] = field(default_factory=set)
     counted_early: set[SendKey] = field(default_factory=set)
@@ -92,6 +104,7 @@ class SendTimeLearner:
         max_message_bytes: int = 65536,
         settings_for: Callable[[str], SendTimeSettings] | None = None,
         learns: Callable[[str], bool] | None = None,
+        max_events: int = MAX_EVENTS,
     ) -> None:
         self._store = store
         self._metrics = metrics
@@ -101,34 +114,50 @@ class SendTimeLearner:
         self._settings_for = settings_for or (lambda account: SendTimeSettings())
         self._learns = learns
         self._zones = ZoneCache()
+        self._max_events = max(1, max_events)
 
     async def learn(self, batch: Sequence[Incoming]) -> Outcomes:
         """Apply a batch; returns (kind, outcome) counts, also added to the metrics."""
         outcomes: Outcomes = Counter()
         events = self._decoded(batch, outcomes)
-        pairs = sorted({(e.account_id, e.contact_id) for _, e, _ in events})
-        keys = sorted({k for _, e, _ in events if (k := _send_key(e)) is not None})
-        read = await self._store.for_learning(pairs, keys)
-        state = _Batch(
-            {p: self._contact(p[0], blob) for p, blob in zip(pairs, read.slots, strict=True)},
-            {p: z.decode() for p, z in zip(pairs, read.zones, strict=True) if z is not None},
-            {k: _record(blob) for k, blob in zip(keys, read.records, strict=True)},
-            {k: decode_early(blob) for k, blob in zip(keys, read.early, strict=True)},
-        )
-        for message, event, at in events:
-            if isinstance(event, SendEvent):
-                self._send(state, message.partition, at, event, outcomes)
-            else:
-                outcomes["response", self._click(state, message.partition, at, event)] += 1
-        await self._store.write(self._changes(state), self._record_ttl)
+        for start in range(0, len(events), self._max_events):
+            await self._learn(events[start : start + self._max_events], outcomes)
         for (kind, outcome), n in outcomes.items():
             self._metrics.sendtime.events.labels(kind, outcome).inc(n)
         return outcomes
 
+    async def _learn(self, events: Sequence[Event], outcomes: Outcomes) -> None:
+        pairs = sorted({(e.account_id, e.contact_id) for _, e, _ in events})
+        keys = sorted({k for _, e, _ in events if (k := _send_key(e)) is not None})
+        read = await self._store.for_learning(pairs, keys)
+        settings = {a: self._settings_for(a) for a in {p[0] for p in pairs}}
+        state = _Batch(
+            {
+                p: SlotFold(self._contact(settings[p[0]], blob), settings[p[0]].history)
+                for p, blob in zip(pairs, read.slots, strict=True)
+            },
+            {p: z.decode() for p, z in zip(pairs, read.zones, strict=True) if z is not None},
+            {k: _record(blob) for k, blob in zip(keys, read.records, strict=True)},
+            {k: decode_early(blob) for k, blob in zip(keys, read.early, strict=True)},
+            settings,
+        )
+        cells = self._cells(state, events)
+        for i, (message, event, at) in enumerate(events):
+            if isinstance(event, SendEvent):
+                self._send(state, message.partition, at, event, cells[i], outcomes)
+            else:
+                outcomes["response", self._click(state, message.partition, at, event)] += 1
+        await self._store.write(self._changes(state), self._record_ttl)
+
     def _changes(self, state: _Batch) -> Changes:
         early = {k: encode_early(*e) for k in state.new_early if (e := state.early[k])}
+        slots = {}
+        for pair, fold in state.slots.items():
+            value = fold.value()
+            if fold.changed:
+                slots[pair] = self._encoded(state.settings[pair[0]], value)
         return Changes(
-            {p: self._encoded(p[0], state.slots[p]) for p in state.changed_slots},
+            slots,
             {k: encode_record(r) for k in state.changed_records if (r := state.records[k])},
             early,
             sorted(state.counted_early),
@@ -157,45 +186,56 @@ class SendTimeLearner:
                     out.append((message, event, position(message.offset, item.place)))
         return out
 
-    def _contact(self, account_id: str, blob: bytes | None) -> ContactSlots:
+    def _contact(self, s: SendTimeSettings, blob: bytes | None) -> ContactSlots:
         if blob is None:
             return ContactSlots()
-        s = self._settings_for(account_id)
         decoded = decode_slots(blob, s.slots, s.split_weekends)
         if isinstance(decoded, ContactSlots):
             return decoded
         self._metrics.sendtime.state_issues.labels(decoded.reason).inc()
         return ContactSlots()
 
-    def _encoded(self, account_id: str, slots: ContactSlots) -> bytes:
-        s = self._settings_for(account_id)
+    def _encoded(self, s: SendTimeSettings, slots: ContactSlots) -> bytes:
         return encode_slots(slots, s.slots, s.split_weekends)
 
-    def _cell(self, account_id: str, zone: str | None, t: float) -> tuple[int, int]:
-        """(cell, local day) of a send at `t` in `zone` (else the account's)."""
-        s = self._settings_for(account_id)
-        name = zone if zone is not None and load_zone(zone) is not None else s.zone
-        second = np.array([int(t)], dtype=np.int64)
-        cell, day = local_cells(self._zones.clock(name), second, s.slots, s.split_weekends)
-        return int(cell[0]), int(day[0])
-
-    def _apply(self, state: _Batch, pair: Pair, event: SlotEvent) -> str:
-        settings = self._settings_for(pair[0])
-        new, counted = apply_slot_events(state.slots[pair], [event], settings.history)
-        if new is not state.slots[pair]:
-            state.slots[pair] = new
-            state.changed_slots.add(pair)
-        return next(outcome for (_, outcome), n in counted.items() if n)
+    def _cells(self, state: _Batch, events: Sequence[Event]) -> dict[int, tuple[int, int]]:
+        """(cell, local day) of each send of `events` by its index: its local time in its
+        contact's zone (else the account's), one `local_cells` call per zone and
+        account layout."""
+        usable: dict[str, bool] = {}
+        groups: dict[tuple[str, int, bool], tuple[list[int], list[int]]] = {}
+        for i, (_, event, _) in enumerate(events):
+            if not isinstance(event, SendEvent):
+                continue
+            s = state.settings[event.account_id]
+            zone = state.zones.get((event.account_id, event.contact_id))
+            if zone is not None and (ok := usable.get(zone)) is None:
+                ok = usable[zone] = load_zone(zone) is not None
+            name = zone if zone is not None and ok else s.zone
+            which, seconds = groups.setdefault((name, s.slots, s.split_weekends), ([], []))
+            which.append(i)
+            seconds.append(int(event.time))
+        out: dict[int, tuple[int, int]] = {}
+        for (name, slots, split), (which, seconds) in groups.items():
+            times = np.array(seconds, dtype=np.int64)
+            cell, day = local_cells(self._zones.clock(name), times, slots, split)
+            out.update(zip(which, zip(cell.tolist(), day.tolist(), strict=True), strict=True))
+        return out
 
     def _send(
-        self, state: _Batch, partition: int, at: int, send: SendEvent, outcomes: Outcomes
+        self,
+        state: _Batch,
+        partition: int,
+        at: int,
+        send: SendEvent,
+        where: tuple[int, int],
+        outcomes: Outcomes,
     ) -> None:
         pair = (send.account_id, send.contact_id)
         key = (send.account_id, send.event_id)
-        cell, day = self._cell(send.account_id, state.zones.get(pair), send.time)
+        cell, day = where
         known = state.records.get(key) is not None
-        event = SlotEvent("send", cell, day, SEND_SOURCE, partition, at, known)
-        outcome = self._apply(state, pair, event)
+        outcome = state.slots[pair].apply("send", cell, day, SEND_SOURCE, partition, at, known)
         outcomes["send", outcome] += 1
         if known:
             return
@@ -215,13 +255,13 @@ class SendTimeLearner:
         """Count a click read before its send, at the send's position."""
         if outcome != "applied":
             return outcome  # the send itself is older than the history kept
-        history = self._settings_for(pair[0]).history
+        history = state.settings[pair[0]].history
         one = np.ones(1, dtype=np.int64)
         delta = SlotDelta(one * history.bucket(day), one * cell, one * 0, one)
-        new, done = apply_slot_correction(state.slots[pair], delta, EARLY_SOURCE, partition, at)
+        fold = state.slots[pair]  # its value has the contact's events so far merged
+        new, done = apply_slot_correction(fold.value(), delta, EARLY_SOURCE, partition, at)
         if done == "applied":
-            state.slots[pair] = new
-            state.changed_slots.add(pair)
+            fold.replace(new)
         return done
 
     def _click(self, state: _Batch, partition: int, at: int, click: ClickEvent) -> str:
@@ -233,17 +273,15 @@ class SendTimeLearner:
         if record is None:
             outcome = self._before_its_send(state, key, (partition, at))
             if outcome == "early":  # the contact's click position still says it was read
-                self._apply(
-                    state, pair, SlotEvent("response", 0, 0, CLICK_SOURCE, partition, at, True)
-                )
+                state.slots[pair].apply("response", 0, 0, CLICK_SOURCE, partition, at, True)
             return outcome
         if claim == "first":
             state.records[key] = record
             state.changed_records.add(key)
-        event = SlotEvent(
+        fold = state.slots[pair]
+        return fold.apply(
             "response", record.cell, record.day, CLICK_SOURCE, partition, at, claim == "repeat"
         )  # fmt: skip
-        return self._apply(state, pair, event)
 
     def _before_its_send(self, state: _Batch, key: SendKey, where: tuple[int, int]) -> str:
         """A click whose send is not recorded (yet): keep its position for the send."""

@@ -21,10 +21,13 @@ from selector.sendtime.codec import (
 )
 from selector.sendtime.counts import (
     ITEM_SPAN,
+    SMALL,
     ContactSlots,
     History,
     SendRecord,
     SlotEvent,
+    _merged,
+    _summed,
     apply_slot_correction,
     apply_slot_events,
     claim_response,
@@ -248,3 +251,71 @@ def test_the_batch_decoder_equals_the_one_by_one_window() -> None:
             ignored
             or counts.responses[j].tolist() == state.window(24, HISTORY, int(today[j]))[1].tolist()
         )
+
+
+def _summed_by_pairs(
+    bucket: np.ndarray, cell: np.ndarray, sends: np.ndarray, responses: np.ndarray
+) -> tuple[np.ndarray, ...]:
+    """The sum per (bucket, cell) as it was computed: np.unique over the pairs."""
+    pairs, which = np.unique(np.stack([bucket, cell], axis=1), axis=0, return_inverse=True)
+    which = which.reshape(-1)
+    n = pairs.shape[0]
+    s = np.bincount(which, weights=sends, minlength=n).astype(np.int64)
+    r = np.bincount(which, weights=responses, minlength=n).astype(np.int64)
+    return pairs[:, 0].copy(), pairs[:, 1].copy(), s, r
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_summing_per_bucket_and_cell_matches_sorting_the_pairs(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    for n in (1, 2, SMALL - 1, SMALL, SMALL + 1, 500):
+        bucket = rng.integers(-3, 4, n) + rng.choice([0, 2900, 1 << 40])
+        cell = rng.integers(-2, 30, n) if seed % 3 else rng.integers(0, 24, n)
+        if seed == 5:
+            bucket[0], cell[0] = -(1 << 61), 1 << 20  # a combined key would overflow
+        sends, responses = rng.integers(0, 9, n), rng.integers(-4, 9, n)
+        got = _summed(bucket, cell, sends, responses)
+        want = _summed_by_pairs(bucket, cell, sends, responses)
+        assert len(got) == 4
+        for g, w in zip(got, want, strict=True):
+            assert g.dtype == np.int64 and g.flags.c_contiguous
+            assert np.array_equal(g, w), (n, seed)
+    empty = np.empty(0, dtype=np.int64)
+    assert all(a.size == 0 and a.dtype == np.int64 for a in _summed(empty, empty, empty, empty))
+
+
+def test_a_slot_delta_is_sorted_by_bucket_and_cell_and_keeps_only_differences() -> None:
+    a = ContactSlots(
+        np.array([5, 5, 7], dtype=np.int64), np.array([1, 3, 0], dtype=np.int64),
+        np.array([2, 1, 4], dtype=np.int64), np.array([1, 0, 2], dtype=np.int64),
+    )  # fmt: skip
+    b = ContactSlots(
+        np.array([4, 5, 7], dtype=np.int64), np.array([9, 3, 0], dtype=np.int64),
+        np.array([1, 1, 3], dtype=np.int64), np.array([0, 0, 2], dtype=np.int64),
+    )  # fmt: skip
+    d = slot_delta(a, b)
+    assert d.bucket.tolist() == [4, 5, 7] and d.cell.tolist() == [9, 1, 0]
+    assert d.sends.tolist() == [-1, 2, 1] and d.responses.tolist() == [0, 1, 0]
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_merging_adds_into_a_value_matches_sorting_the_pairs(seed: int) -> None:
+    rng = np.random.default_rng(100 + seed)
+    for n, k in ((0, 1), (3, 2), (SMALL - 2, 2), (SMALL, 1), (200, 5)):
+        b, c, s, r = _summed_by_pairs(
+            rng.integers(2890, 2910, n), rng.integers(0, 24, n),
+            rng.integers(1, 5, n), rng.integers(0, 3, n),
+        )  # fmt: skip
+        state = ContactSlots(b, c, s, r, ((0, 0, 7),), 20_300)
+        adds = {(int(rng.integers(2885, 2912)), int(rng.integers(0, 24))): [1, 0] for _ in range(k)}
+        first = int(rng.integers(2888, 2900))
+        got = _merged(state, adds, first, 20_310)
+        bucket = np.concatenate([b, np.array([x for x, _ in adds], dtype=np.int64)])
+        cell = np.concatenate([c, np.array([y for _, y in adds], dtype=np.int64)])
+        sends = np.concatenate([s, np.array([v[0] for v in adds.values()], dtype=np.int64)])
+        resp = np.concatenate([r, np.array([v[1] for v in adds.values()], dtype=np.int64)])
+        keep = bucket >= first
+        want = _summed_by_pairs(bucket[keep], cell[keep], sends[keep], resp[keep])
+        assert got.applied == ((0, 0, 7),) and got.latest_day == 20_310
+        for g, w in zip((got.bucket, got.cell, got.sends, got.responses), want, strict=True):
+            assert g.dtype == np.int64 and np.array_equal(g, w), (seed, n, k)
