@@ -33,6 +33,10 @@ from typing import Literal, get_args
 import numpy as np
 from numpy.typing import NDArray
 
+from selector.sendtime.claims import CLAIMS, Claim, SendRecord, claim_response
+
+__all__ = ["CLAIMS", "Claim", "SendRecord", "claim_response"]  # re-exported from claims
+
 Int64Array = NDArray[np.int64]
 SlotEventKind = Literal["send", "response"]
 SlotOutcome = Literal["applied", "replayed", "duplicate", "expired"]
@@ -325,37 +329,6 @@ def _summed_rows(rows: list[tuple[int, int, int, int]]) -> Columns:
         return _empty(), _empty(), _empty(), _empty()
     table = np.array([(*k, *sums[k]) for k in sorted(sums)], dtype=np.int64)
     return table[:, 0].copy(), table[:, 1].copy(), table[:, 2].copy(), table[:, 3].copy()
-
-
-Claim = Literal["first", "redelivery", "repeat", "unknown_send"]
-CLAIMS: tuple[Claim, ...] = get_args(Claim)
-
-
-@dataclass(frozen=True, slots=True)
-class SendRecord:
-    """Kept per send (by its event id, with a TTL as long as responses are attributed):
-    the cell and local day it went out in, and which response claimed it, if any."""
-
-    cell: int
-    day: int
-    claimed_by: tuple[int, int, int] | None = None  # (source, partition, offset)
-
-
-def claim_response(
-    record: SendRecord | None, source: int, partition: int, offset: int
-) -> tuple[SendRecord | None, Claim]:
-    """Count at most one response per send. `first`: count it (store the returned
-    record); `redelivery`: the same message again after a crash, count it if the
-    contact's offsets say it is not applied yet; `repeat`: another response to a send
-    already answered (a second open), skip; `unknown_send`: no record (expired or never
-    seen), skip.
-    """
-    if record is None:
-        return None, "unknown_send"
-    me = (source, partition, offset)
-    if record.claimed_by is None:
-        return SendRecord(record.cell, record.day, me), "first"
-    return record, "redelivery" if record.claimed_by == me else "repeat"
 
 
 @dataclass(frozen=True, slots=True, eq=False)
