@@ -11,7 +11,9 @@ X (n x P) @ [M_1 .. M_S], plus the pair features' term. The score is the logit (
 the conversion factor left out for per-click offers (goal `revenue`). Each request takes
 the best eligible creative under one of the S samples picked uniformly at random, that is,
 the creative is drawn from its win shares over the S samples (`win_shares`). The pool
-makes a full-covariance posterior as cheap per decision as a diagonal one.
+makes a full-covariance posterior as cheap per decision as a diagonal one. Scores are
+laid out n x K x S, draws on the fast axis, so the maximum over creatives and each
+creative's count of draws at it are a few passes over contiguous memory.
 
 Propensity: the chosen creative's win share (after the learning mode and the exploration
 floor, `selector.policies.thompson.mix`). Given the batch's S draws it is the exact
