@@ -13,6 +13,7 @@ import pytest
 from selector import account_from_dict
 from selector.model import scoring
 from selector.model.predict import catalog_for
+from selector.model.profile import EMPTY, add_event
 from selector.model.record import records_of
 from tests.selector.model.conftest import Trained, account_doc
 
@@ -65,10 +66,6 @@ def test_scores_are_the_models_under_the_picked_draws(trained: Trained, goal: st
     account = revenue_account()
     catalog = catalog_for(account, trained.model)
     assert catalog.per_click.tolist() == [False, True, False, False, False]
-    spec = trained.model.spec
-    profiles = records_of([None] * 5)
-    from selector.model.profile import EMPTY, add_event
-
     clicked = add_event(add_event(EMPTY, "click", "deal", 10.0, 0), "click", "poll", 20.0, 0)
     profiles = records_of([clicked.with_custom((1.0,)), EMPTY.with_custom((0.0,)), clicked])
     x, pair = catalog.inputs(profiles, np.full(3, 100.0))
@@ -98,7 +95,6 @@ def test_scores_are_the_models_under_the_picked_draws(trained: Trained, goal: st
         want = (catalog.value[catalog.order][:, None] * click * conv)[:, inverse, :]
     assert got.shape == (3, 5, s)
     np.testing.assert_allclose(got, want, rtol=2e-4, atol=1e-5)
-    del spec
 
 
 def test_win_shares_are_argmax_over_the_sampled_scores(trained: Trained) -> None:
