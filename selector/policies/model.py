@@ -79,10 +79,14 @@ class ModelPolicy(Policy):
     ) -> FloatArray:  # fmt: skip
         """(n x K) P(creative) per request: win shares, mixed with the learning mode."""
         assert ctx.times is not None
-        profiles = ctx.profiles
-        recs = profiles[rows] if profiles is not None else records([None] * rows.size)[0]
+        profiles, times = ctx.profiles, ctx.times
+        whole = rows.size == times.size and np.array_equal(rows, np.arange(rows.size))
+        if profiles is None:
+            recs = records([None] * rows.size)[0]
+        else:
+            recs = profiles if whole else profiles[rows]
         catalog = self.catalog(ctx)
-        x, pair = catalog.inputs(recs, ctx.times[rows])
+        x, pair = catalog.inputs(recs, times if whole else times[rows])
         goal = ctx.view.settings.goal
         return mix(ctx, masks, lambda sets: win_shares(catalog, x, pair, sets, goal, samples, rng))
 
