@@ -16,6 +16,7 @@ A value that is not a version-1 record decodes as an empty profile with a named 
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Sequence
 from typing import Any, Literal, get_args
@@ -97,7 +98,11 @@ def encode(p: ContactProfile) -> bytes:
 
 def from_record(rec: Records) -> ContactProfile:
     """The profile a one-element record array (or a record's bytes) holds."""
-    v = _PACK.unpack(rec.reshape(-1)[:1].tobytes())
+    return _from_values(_PACK.unpack(rec.reshape(-1)[:1].tobytes()))
+
+
+def _from_values(v: tuple[Any, ...]) -> ContactProfile:
+    """The profile of a record's unpacked values (`_PACK`)."""
     nr, nc, ns = v[1], v[2], v[3]
     at = 10
     sources = tuple((v[at + 3 * i], v[at + 3 * i + 1], v[at + 3 * i + 2]) for i in range(ns))
@@ -118,10 +123,36 @@ def from_record(rec: Records) -> ContactProfile:
     )  # fmt: skip
 
 
+# Where `_PACK.unpack` puts the recent events' kinds and times, and the custom values.
+_RECENT_AT = 10 + 3 * MAX_SOURCES
+_KINDS = slice(_RECENT_AT, _RECENT_AT + 4 * MAX_RECENT, 4)
+_TIMES = slice(_RECENT_AT + 2, _RECENT_AT + 4 * MAX_RECENT, 4)
+_CUSTOM = slice(-MAX_CUSTOM, None)
+_isfinite, _isnan = math.isfinite, math.isnan
+
+
+def _corrupt_values(v: tuple[Any, ...]) -> bool:
+    """`_corrupt` of one record's unpacked values."""
+    return (
+        v[1] > MAX_RECENT
+        or v[2] > MAX_CLICKED
+        or v[3] > MAX_SOURCES
+        or _isnan(v[8])
+        or _isnan(v[9])
+        or not all(map(_isfinite, v[_TIMES]))
+        or max(v[_KINDS]) > 3
+        or not all(map(_isfinite, v[_CUSTOM]))
+    )
+
+
 def decode(blob: bytes) -> ContactProfile | DecodeReason:
-    """The profile in `blob`, or why it is not one."""
-    recs, reasons = records([blob])
-    return reasons[0] or from_record(recs)
+    """The profile in `blob`, or why it is not one (`records` of one value, without
+    numpy: the stream decodes one per contact and event)."""
+    if type(blob) is not bytes or not blob or len(blob) > SIZE or blob[0] != VERSION:
+        recs, reasons = records([blob])
+        return reasons[0] or from_record(recs)
+    v = _PACK.unpack(blob.ljust(SIZE, b"\0"))
+    return "corrupt" if _corrupt_values(v) else _from_values(v)
 
 
 def records(
