@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
 
-from selector.stats import AccountStats, EventKind
+from selector.stats import AccountStats, EventKind, StatsEvent
 
 Outcome = Literal["applied", "replayed", "duplicate"]
 CorrectionOutcome = Literal["applied", "replayed"]
@@ -65,12 +65,15 @@ def apply_events(
 ) -> tuple[Ledger, Counter[tuple[EventKind, Outcome]]]:
     """Apply events in order; returns the new ledger and a count per (kind, outcome)."""
     outcome: Counter[tuple[EventKind, Outcome]] = Counter()
-    stats = ledger.stats
     applied = dict(ledger.applied)
     last: dict[str, tuple[int, int]] = {}  # per partition: (offset, index) applied last
+    keys: dict[tuple[str, int], str] = {}
+    rows: list[StatsEvent] = []
     changed = False
     for e in events:
-        key = partition_key(e.topic, e.partition)
+        key = keys.get((e.topic, e.partition))
+        if key is None:
+            key = keys[e.topic, e.partition] = partition_key(e.topic, e.partition)
         seen = last.get(key)
         if seen is None:
             seen = (applied.get(key, -1), EVERY_INDEX)
@@ -83,11 +86,11 @@ def apply_events(
         if e.duplicate:
             outcome[e.kind, "duplicate"] += 1
             continue
-        stats = stats.apply(e.kind, e.creative_id, e.time, e.revenue_micros, e.origin_time)
+        rows.append((e.kind, e.creative_id, e.time, e.revenue_micros, e.origin_time))
         outcome[e.kind, "applied"] += 1
     if not changed:
         return ledger, outcome
-    return Ledger(stats, MappingProxyType(applied)), outcome
+    return Ledger(ledger.stats.apply_all(rows), MappingProxyType(applied)), outcome
 
 
 def advance(ledger: Ledger, through: Mapping[str, int]) -> Ledger:

@@ -10,8 +10,16 @@ import numpy as np
 import pytest
 
 from selector.ingest import SourcedEvent
-from selector.model.profile import EMPTY, MAX_RECENT, ContactProfile, apply_profile_events
-from selector.model.record import SIZE, decode, encode
+from selector.model.profile import (
+    EMPTY,
+    MAX_CUSTOM,
+    MAX_RECENT,
+    MAX_SOURCES,
+    ContactProfile,
+    Recent,
+    apply_profile_events,
+)
+from selector.model.record import SIZE, _to_bytes, decode, encode, to_bytes
 from tests.selector.model import reference_fold
 
 KINDS = ("send", "click", "conversion")
@@ -130,3 +138,26 @@ def test_decode_matches_the_batch_decode(seed: int) -> None:
             and encode(got) == encode(expected)  # NaN values: equal bytes, not equal floats
         )
         assert type(got) is type(expected)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_packed_record_matches_the_full_pack(seed: int) -> None:
+    rng = np.random.default_rng(200 + seed)
+    width = int(rng.integers(0, MAX_CUSTOM + 1))
+    slots = [None if rng.random() < 0.3 else float(rng.normal()) for _ in range(width)]
+    while slots and slots[-1] is None:  # trailing missing slots are not stored
+        slots.pop()
+    custom = tuple(slots)
+    profile, _ = apply_profile_events(
+        ContactProfile(custom=custom), random_events(rng, int(rng.integers(0, 60)))
+    )
+    assert to_bytes(profile) == _to_bytes(profile)
+    decoded = decode(encode(profile))
+    assert decoded == profile
+    assert not isinstance(decoded, str)
+    assert all(type(r) is Recent for r in decoded.recent)
+
+
+def test_a_profile_beyond_the_layout_is_refused() -> None:
+    with pytest.raises(struct.error):
+        to_bytes(ContactProfile(sources=((1, 2, 3.0),) * (MAX_SOURCES + 1)))
