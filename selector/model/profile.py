@@ -34,7 +34,7 @@ import zlib
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from selector.ingest import Outcome, SourcedEvent, partition_key
 from selector.stats import EventKind
@@ -224,7 +224,27 @@ def fold_rows(
 ) -> tuple[ContactProfile, Counter[Outcome]]:
     """`apply_profile_events` on events given as `Row` tuples: the same value, built once
     at the end rather than once per event."""
-    fold = _Fold(profile)
+    fields, counts, order = fold_fields(profile_fields(profile), rows, retention_seconds)
+    outcome: Counter[Outcome] = Counter({name: counts[name] for name in order})
+    return (profile if fields is None else ContactProfile(*fields)), outcome
+
+
+Fields = tuple[Any, ...]  # a `ContactProfile`'s fields, in order
+
+
+def profile_fields(p: ContactProfile) -> Fields:
+    return (
+        p.sends, p.clicks, p.conversions, p.revenue_micros, p.last_click, p.settled_until,
+        p.clicked, p.click_hours, p.recent, p.sources, p.custom,
+    )  # fmt: skip
+
+
+def fold_fields(
+    fields: Fields, rows: Iterable[Row], retention_seconds: float = DEFAULT_RETENTION_SECONDS
+) -> tuple[Fields | None, dict[Outcome, int], list[Outcome]]:
+    """`fold_rows` on a profile's fields: the new fields (None: unchanged), the count of
+    each outcome (zeros too) and the outcomes in the order first seen."""
+    fold = _Fold(fields)
     applied = replayed = duplicates = 0
     order: list[Outcome] = []  # the outcomes in the order first seen, as a Counter has them
     last: dict[int, tuple[int, int]] = {}  # per source: (offset, index) applied last here
@@ -254,9 +274,10 @@ def fold_rows(
         if not applied:
             order.append("applied")
         applied += 1
-    counts = {"applied": applied, "replayed": replayed, "duplicate": duplicates}
-    outcome: Counter[Outcome] = Counter({name: counts[name] for name in order})
-    return fold.profile(), outcome
+    counts: dict[Outcome, int] = {
+        "applied": applied, "replayed": replayed, "duplicate": duplicates
+    }  # fmt: skip
+    return fold.fields(), counts, order
 
 
 def _source_key(topic: str, partition: int) -> int:
@@ -282,20 +303,20 @@ class _Fold:
         "original", "recent", "revenue", "sends", "settled_until", "sources_changed",
     )  # fmt: skip
 
-    def __init__(self, p: ContactProfile) -> None:
-        self.original = p
-        self.sends, self.clicks, self.conversions = p.sends, p.clicks, p.conversions
-        self.revenue, self.last_click, self.settled_until = (
-            p.revenue_micros, p.last_click, p.settled_until
-        )  # fmt: skip
-        self.clicked, self.hours, self.recent = p.clicked, list(p.click_hours), list(p.recent)
-        self.entries = {k: (o, t) for k, o, t in p.sources}
+    def __init__(self, fields: Fields) -> None:
+        self.original = fields
+        (
+            self.sends, self.clicks, self.conversions, self.revenue, self.last_click,
+            self.settled_until, self.clicked, hours, recent, sources, _,
+        ) = fields  # fmt: skip
+        self.hours, self.recent = list(hours), list(recent)
+        self.entries = {k: (o, t) for k, o, t in sources}
         self.sources_changed = self.changed = False
 
     def applied_offset(self, key: int) -> int:
         if self.sources_changed:  # the sources as now folded (one entry per key)
             return self.entries[key][0] if key in self.entries else -1
-        return next((o for k, o, _ in self.original.sources if k == key), -1)  # as stored
+        return next((o for k, o, _ in self.original[9] if k == key), -1)  # as stored
 
     def remember_offset(self, key: int, offset: int, time: float) -> None:
         """The highest offset applied from each source, with its latest event time. Events
@@ -342,15 +363,15 @@ class _Fold:
             self.hours[h] = min(self.hours[h] + 1, MAX_HOUR_COUNT)
         self.settled_until = max(self.settled_until, e.time)
 
-    def profile(self) -> ContactProfile:
-        p = self.original
+    def fields(self) -> Fields | None:
+        """The folded fields; None if nothing was folded."""
         if not (self.changed or self.sources_changed):
-            return p
-        sources = p.sources
+            return None
+        sources = self.original[9]
         if self.sources_changed:
             sources = tuple((k, o, t) for k, (o, t) in sorted(self.entries.items()))
-        return ContactProfile(
+        return (
             self.sends, self.clicks, self.conversions, self.revenue, self.last_click,
             self.settled_until, self.clicked, tuple(self.hours), tuple(self.recent), sources,
-            p.custom,
+            self.original[10],
         )  # fmt: skip

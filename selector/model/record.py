@@ -33,7 +33,9 @@ from selector.model.profile import (
     MAX_RECENT,
     MAX_SOURCES,
     ContactProfile,
+    Fields,
     Recent,
+    profile_fields,
 )
 
 VERSION = 1
@@ -80,10 +82,23 @@ _ZEROS = (0,) * (4 * max(MAX_RECENT, MAX_CLICKED, MAX_SOURCES))
 
 def to_bytes(p: ContactProfile) -> bytes:
     """The full record of the profile (`SIZE` bytes)."""
-    recent, clicked, sources, custom = p.recent, p.clicked, p.sources, p.custom
+    return fields_to_bytes(profile_fields(p))
+
+
+def encode_fields(fields: Fields) -> bytes:
+    """`encode` of the profile with these fields."""
+    return fields_to_bytes(fields).rstrip(b"\0")
+
+
+def fields_to_bytes(fields: Fields) -> bytes:
+    """`to_bytes` of the profile with these fields (`profile.profile_fields`)."""
+    (
+        sends, clicks, conversions, revenue, last_click, settled,
+        clicked, hours, recent, sources, custom,
+    ) = fields  # fmt: skip
     nr, nc, ns, nx = len(recent), len(clicked), len(sources), len(custom)
     if nr > MAX_RECENT or nc > MAX_CLICKED or ns > MAX_SOURCES or nx > MAX_CUSTOM:
-        return _to_bytes(p)  # which refuses it, as struct does
+        return _to_bytes(ContactProfile(*fields))  # which refuses it, as struct does
     layout = _LAYOUTS.get((ns, nr, nc, nx))
     if layout is None:
         layout = _LAYOUTS[ns, nr, nc, nx] = _layout(ns, nr, nc, nx)
@@ -92,10 +107,9 @@ def to_bytes(p: ContactProfile) -> bytes:
         if c is not None:
             mask |= 1 << i
     return layout.pack(
-        VERSION, nr, nc, ns,
-        p.sends, p.clicks, p.conversions, p.revenue_micros, p.last_click, p.settled_until,
+        VERSION, nr, nc, ns, sends, clicks, conversions, revenue, last_click, settled,
         *_chain(sources), *_chain(recent), *_chain(clicked),
-        *p.click_hours, mask, *[0.0 if c is None else c for c in custom],
+        *hours, mask, *[0.0 if c is None else c for c in custom],
     )  # fmt: skip
 
 
@@ -176,9 +190,15 @@ _recent = functools.partial(tuple.__new__, Recent)  # Recent._make without its c
 def decode(blob: bytes) -> ContactProfile | DecodeReason:
     """The profile in `blob`, or why it is not one (`records` of one value, without
     numpy: the stream decodes one per contact and event)."""
+    fields = decode_fields(blob)
+    return fields if isinstance(fields, str) else ContactProfile(*fields)
+
+
+def decode_fields(blob: bytes) -> Fields | DecodeReason:
+    """`decode` as the profile's fields (`profile.profile_fields`)."""
     if type(blob) is not bytes or not blob or len(blob) > SIZE or blob[0] != VERSION:
         recs, reasons = records([blob])
-        return reasons[0] or from_record(recs)
+        return reasons[0] or profile_fields(from_record(recs))
     buf = blob.ljust(SIZE, b"\0")
     head = _HEAD.unpack_from(buf)
     nr, nc, ns = head[1], head[2], head[3]
@@ -200,7 +220,7 @@ def decode(blob: bytes) -> ContactProfile | DecodeReason:
     while custom and custom[-1] is None:
         custom.pop()
     at = _EVENT_AT
-    return ContactProfile(
+    return (
         head[4], head[5], head[6], head[7], head[8], head[9],
         tuple(_CLICK.iter_unpack(buf[_CLICKED_AT : _CLICKED_AT + nc * _CLICK.size])),
         tail[:HOURS],

@@ -25,14 +25,22 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
-from selector.model.profile import DEFAULT_RETENTION_SECONDS, EMPTY, Row, fold_rows
-from selector.model.record import decode, encode
+from selector.ingest import Outcome
+from selector.model.profile import (
+    DEFAULT_RETENTION_SECONDS,
+    EMPTY,
+    Row,
+    fold_fields,
+    profile_fields,
+)
+from selector.model.record import decode_fields, encode_fields
 from stream.handlers.stores import CooldownStore, Pair, Sent
 from stream.wire.envelope import Incoming
 
 log = logging.getLogger(__name__)
+EMPTY_FIELDS = profile_fields(EMPTY)
 Write = tuple[Pair, bytes | None, bytes]  # (pair, value read, new value)
 
 
@@ -136,28 +144,29 @@ class ProfileFolder:
         pairs = list(pending)
         stored = await asyncio.wait_for(self._store.read_profiles(pairs), self.timeout)
         writes: list[Write] = []
-        outcomes: dict[Pair, Counter[str]] = {}
+        outcomes: dict[Pair, tuple[dict[Outcome, int], str | None]] = {}
         retention = self.retention_seconds
         for pair, blob in zip(pairs, stored, strict=True):
-            value = decode(blob) if blob else EMPTY
-            new, applied = fold_rows(
-                EMPTY if isinstance(value, str) else value, pending[pair], retention
-            )
-            counted = cast("Counter[str]", applied)
+            value = decode_fields(blob) if blob else EMPTY_FIELDS
+            reason: str | None = None
             if isinstance(value, str):  # a value that did not decode, counted by reason
-                counted[value] += 1
-                value = EMPTY
-            outcomes[pair] = counted
-            if blob is None or new != value:
-                writes.append((pair, blob, encode(new)))
+                reason, value = value, EMPTY_FIELDS
+            new, counts, _ = fold_fields(value, pending[pair], retention)
+            outcomes[pair] = counts, reason
+            if new is None:
+                new = value
+            if blob is None or new != value:  # the profiles' equality, field by field
+                writes.append((pair, blob, encode_fields(new)))
         conflicts = await asyncio.wait_for(
             self._store.write_profiles(writes, retention), self.timeout
         )
         retry = {writes[i][0] for i in conflicts}
         totals: Counter[str] = Counter()  # one call per outcome, not per contact
-        for pair, counted in outcomes.items():
+        for pair, (counts, reason) in outcomes.items():
             if pair not in retry:
-                totals.update(counted)
+                totals.update(counts)
+                if reason is not None:
+                    totals[reason] += 1
         for outcome, count in totals.items():
             if count > 0:
                 self._on_outcome(outcome, count)
