@@ -53,7 +53,9 @@ class _Buckets:
         oldest = _oldest_bucket(latest, self.window, self.width)
         a: dict[str, Rows] = self.out
         out: dict[str, Rows] = {}
-        for cid in set(a) | set(MappingProxyType({})):
+        # a value's buckets are always a mappingproxy, and a set made from one iterates in
+        # another order than a set made from a dict (which is sized at once)
+        for cid in set(MappingProxyType(a)) | set(MappingProxyType({})):
             rows = {k: v for k, v in a.get(cid, {}).items() if k >= oldest}
             rows = {k: v for k, v in rows.items() if v != (0, 0)}
             if rows:
