@@ -316,7 +316,10 @@ class _Fold:
     def applied_offset(self, key: int) -> int:
         if self.sources_changed:  # the sources as now folded (one entry per key)
             return self.entries[key][0] if key in self.entries else -1
-        return next((o for k, o, _ in self.original[9] if k == key), -1)  # as stored
+        for k, o, _ in self.original[9]:  # as stored: the first entry of the key
+            if k == key:
+                return o
+        return -1
 
     def remember_offset(self, key: int, offset: int, time: float) -> None:
         """The highest offset applied from each source, with its latest event time. Events

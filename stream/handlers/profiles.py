@@ -161,12 +161,16 @@ class ProfileFolder:
             self._store.write_profiles(writes, retention), self.timeout
         )
         retry = {writes[i][0] for i in conflicts}
-        totals: Counter[str] = Counter()  # one call per outcome, not per contact
+        applied = replayed = duplicate = 0  # one call per outcome, not per contact
+        reasons: Counter[str] = Counter()
         for pair, (counts, reason) in outcomes.items():
             if pair not in retry:
-                totals.update(counts)
+                applied += counts["applied"]
+                replayed += counts["replayed"]
+                duplicate += counts["duplicate"]
                 if reason is not None:
-                    totals[reason] += 1
+                    reasons[reason] += 1
+        totals = {"applied": applied, "replayed": replayed, "duplicate": duplicate, **reasons}
         for outcome, count in totals.items():
             if count > 0:
                 self._on_outcome(outcome, count)
