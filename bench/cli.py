@@ -63,6 +63,7 @@ DELEGATED = {
     "report": "bench.report_bench",
     "sendtime": "bench.sendtime_bench",
     "model": "bench.model_bench",
+    "ingest": "bench.ingest_bench",
 }
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
 
-from selector.stats import AccountStats, EventKind
+from selector.stats import AccountStats, EventKind, StatsEvent
 
 Outcome = Literal["applied", "replayed", "duplicate"]
 CorrectionOutcome = Literal["applied", "replayed"]
@@ -60,34 +60,60 @@ class Ledger:
         return self.applied.get(partition_key(topic, partition), -1)
 
 
+# One event as `apply_rows` takes it: a `SourcedEvent`'s fields, (kind, creative_id,
+# time, revenue_micros, topic, partition, offset, duplicate, origin_time, index).
+Row = tuple[EventKind, str, float, int, str, int, int, bool, float | None, int]
+
+
 def apply_events(
     ledger: Ledger, events: Iterable[SourcedEvent]
 ) -> tuple[Ledger, Counter[tuple[EventKind, Outcome]]]:
     """Apply events in order; returns the new ledger and a count per (kind, outcome)."""
+    rows = [
+        (e.kind, e.creative_id, e.time, e.revenue_micros, e.topic, e.partition, e.offset,
+         e.duplicate, e.origin_time, e.index)
+        for e in events
+    ]  # fmt: skip
+    new, outcome, _ = apply_rows(ledger, rows)
+    return new, outcome
+
+
+def apply_rows(
+    ledger: Ledger, rows: Iterable[Row]
+) -> tuple[Ledger, Counter[tuple[EventKind, Outcome]], list[bool]]:
+    """`apply_events` on events given as `Row` tuples, and which of them were applied
+    (past the ledger's offsets and not duplicates)."""
     outcome: Counter[tuple[EventKind, Outcome]] = Counter()
-    stats = ledger.stats
     applied = dict(ledger.applied)
     last: dict[str, tuple[int, int]] = {}  # per partition: (offset, index) applied last
+    keys: dict[tuple[str, int], str] = {}
+    events: list[StatsEvent] = []
+    flags: list[bool] = []
     changed = False
-    for e in events:
-        key = partition_key(e.topic, e.partition)
+    for kind, creative_id, time, revenue, topic, partition, offset, dup, origin, index in rows:
+        key = keys.get((topic, partition))
+        if key is None:
+            key = keys[topic, partition] = partition_key(topic, partition)
         seen = last.get(key)
         if seen is None:
             seen = (applied.get(key, -1), EVERY_INDEX)
-        if (e.offset, e.index) <= seen:
-            outcome[e.kind, "replayed"] += 1
+        if (offset, index) <= seen:
+            outcome[kind, "replayed"] += 1
+            flags.append(False)
             continue
-        last[key] = (e.offset, e.index)
-        applied[key] = e.offset
+        last[key] = (offset, index)
+        applied[key] = offset
         changed = True
-        if e.duplicate:
-            outcome[e.kind, "duplicate"] += 1
+        if dup:
+            outcome[kind, "duplicate"] += 1
+            flags.append(False)
             continue
-        stats = stats.apply(e.kind, e.creative_id, e.time, e.revenue_micros, e.origin_time)
-        outcome[e.kind, "applied"] += 1
+        events.append((kind, creative_id, time, revenue, origin))
+        outcome[kind, "applied"] += 1
+        flags.append(True)
     if not changed:
-        return ledger, outcome
-    return Ledger(stats, MappingProxyType(applied)), outcome
+        return ledger, outcome, flags
+    return Ledger(ledger.stats.apply_all(events), MappingProxyType(applied)), outcome, flags
 
 
 def advance(ledger: Ledger, through: Mapping[str, int]) -> Ledger:

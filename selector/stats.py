@@ -12,16 +12,19 @@ rounding), unlike a decay applied on arrival.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
 
 from selector.timing import Timing
+from selector.timing_batch import add_all
 
 EventKind = Literal["send", "click", "conversion"]
 EVENT_KINDS: tuple[EventKind, ...] = ("send", "click", "conversion")
 MICROS = 1_000_000
+# (kind, creative_id, time, revenue_micros, origin_time): one event for `apply_all`
+StatsEvent = tuple[EventKind, str, float, int, float | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +162,52 @@ class AccountStats:
             self.timing.add(kind, creative_id, time, origin_time),
         )
 
+    def apply_all(self, events: Sequence[StatsEvent]) -> AccountStats:
+        """`apply` for each `(kind, creative_id, time, revenue_micros, origin_time)` in
+        order, as one new value (the same counts, decayed floats and timing)."""
+        if not events:
+            return self
+        counts: dict[str, list[int]] = {}
+        half_life = self.half_life_seconds
+        decayed: dict[str, Decayed] = dict(self.decayed)
+        points: dict[str, list[float]] = {}  # the decayed values changed by this batch
+        for kind, cid, time, revenue_micros, _ in events:
+            c = counts.get(cid)
+            if c is None:
+                old = self.counts.get(cid, ZERO)
+                c = counts[cid] = [old.sends, old.clicks, old.conversions, old.revenue_micros]
+            s = k = v = 0
+            r = 0
+            if kind == "send":
+                c[0] += 1
+                s = 1
+            elif kind == "click":
+                c[1] += 1
+                k = 1
+            else:
+                c[2] += 1
+                c[3] += revenue_micros
+                v, r = 1, revenue_micros
+            if half_life is not None:
+                d = points.get(cid)
+                if d is None:
+                    was = decayed.get(cid, Decayed())
+                    d = points[cid] = [was.sends, was.clicks, was.conversions, was.revenue,
+                                       was.ref_time]  # fmt: skip
+                _combine_point(d, float(s), float(k), float(v), r / MICROS, time, half_life)
+        new_counts = dict(self.counts)
+        for cid, (s, k, v, r) in counts.items():
+            new_counts[cid] = Counts(s, k, v, r)
+        for cid, d in points.items():
+            decayed[cid] = Decayed(*d)
+        return AccountStats(
+            MappingProxyType(new_counts),
+            half_life,
+            MappingProxyType(decayed),
+            self.version + len(events),
+            add_all(self.timing, [(e[0], e[1], e[2], e[4]) for e in events]),
+        )
+
     def merge(self, other: AccountStats, sign: int = 1) -> AccountStats:
         """Add (or with sign=-1 subtract) another stats value; counts are additive."""
         counts = dict(self.counts)
@@ -197,6 +246,33 @@ class Event:
     time: float
     revenue_micros: int = 0
     origin_time: float | None = None
+
+
+def _combine_point(
+    d: list[float], s: float, k: float, v: float, r: float, time: float, half_life: float
+) -> None:
+    """`Decayed.combine` of the value `d` (its fields, changed in place) and one event's
+    point at `time`, with the same float operations."""
+    ref = max(d[4], time)
+    if ref > d[4]:  # d.rebased(ref)
+        if d[4] == float("-inf"):
+            d[0] = d[1] = d[2] = d[3] = 0.0
+        else:
+            f = 2.0 ** ((d[4] - ref) / half_life)
+            d[0], d[1], d[2], d[3] = d[0] * f, d[1] * f, d[2] * f, d[3] * f
+    if ref > time:  # the point rebased (its time is never -inf: events are validated)
+        if time == float("-inf"):
+            s = k = v = r = 0.0
+        else:
+            f = 2.0 ** ((time - ref) / half_life)
+            s, k, v, r = s * f, k * f, v * f, r * f
+    d[0], d[1], d[2], d[3], d[4] = (
+        d[0] + 1.0 * s,
+        d[1] + 1.0 * k,
+        d[2] + 1.0 * v,
+        d[3] + 1.0 * r,
+        ref,
+    )
 
 
 def fold(events: Iterable[Event], initial: AccountStats | None = None) -> AccountStats:

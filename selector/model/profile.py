@@ -34,7 +34,7 @@ import zlib
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from selector.ingest import Outcome, SourcedEvent, partition_key
 from selector.stats import EventKind
@@ -148,19 +148,6 @@ def _clicked_with(
     return tuple((k, s) for s, k in ranked)
 
 
-def _remember_offset(p: ContactProfile, key: int, offset: int, time: float) -> ContactProfile:
-    """The highest offset applied from each source, with its latest event time, sorted by
-    source key. Events are keyed by account, so a contact has one source per event topic;
-    more than `MAX_SOURCES` only after a repartitioning, and then the source whose latest
-    event is oldest (an old partition that no longer delivers) is forgotten."""
-    entries = {k: (o, t) for k, o, t in p.sources}
-    previous = entries.get(key, (offset, time))
-    entries[key] = (max(previous[0], offset), max(previous[1], time))
-    if len(entries) > MAX_SOURCES:
-        del entries[min(entries, key=lambda k: (entries[k][1], k))]
-    return replace(p, sources=tuple((k, o, t) for k, (o, t) in sorted(entries.items())))
-
-
 def add_event(
     p: ContactProfile, kind: EventKind, creative_id: str, time: float, revenue_micros: int,
     retention_seconds: float = DEFAULT_RETENTION_SECONDS,
@@ -187,6 +174,20 @@ def _with_recent(p: ContactProfile, recent: tuple[Recent, ...]) -> ContactProfil
     )  # fmt: skip
 
 
+# One event as the fold takes it: (kind, creative_id, time, revenue_micros, topic,
+# partition, offset, duplicate, index), the fields of a `SourcedEvent`. A plain tuple:
+# the stream folds one per event, and a frozen dataclass costs more to build than to use.
+Row = tuple[EventKind, str, float, int, str, int, int, bool, int]
+_SOURCE_KEYS: dict[tuple[str, int], int] = {}  # memoized `source_key`, `creative_key`
+_CREATIVE_KEYS: dict[str, int] = {}
+_MAX_MEMO = 100_000  # entries of either memo before it starts again
+_SEND, _CLICK, _CONVERSION = KIND_CODE["send"], KIND_CODE["click"], KIND_CODE["conversion"]
+
+
+def _by_time(r: Recent) -> float:
+    return r.time
+
+
 def apply_profile_events(
     profile: ContactProfile,
     events: Iterable[SourcedEvent],
@@ -208,23 +209,172 @@ def apply_profile_events(
     >>> twice == once, dict(outcome)
     (True, {'replayed': 2})
     """
-    outcome: Counter[Outcome] = Counter()
+    rows = [
+        (e.kind, e.creative_id, e.time, e.revenue_micros, e.topic, e.partition, e.offset,
+         e.duplicate, e.index)
+        for e in events
+    ]  # fmt: skip
+    return fold_rows(profile, rows, retention_seconds)
+
+
+def fold_rows(
+    profile: ContactProfile,
+    rows: Iterable[Row],
+    retention_seconds: float = DEFAULT_RETENTION_SECONDS,
+) -> tuple[ContactProfile, Counter[Outcome]]:
+    """`apply_profile_events` on events given as `Row` tuples: the same value, built once
+    at the end rather than once per event."""
+    fields, counts, order = fold_fields(profile_fields(profile), rows, retention_seconds)
+    outcome: Counter[Outcome] = Counter({name: counts[name] for name in order})
+    return (profile if fields is None else ContactProfile(*fields)), outcome
+
+
+Fields = tuple[Any, ...]  # a `ContactProfile`'s fields, in order
+
+
+def profile_fields(p: ContactProfile) -> Fields:
+    return (
+        p.sends, p.clicks, p.conversions, p.revenue_micros, p.last_click, p.settled_until,
+        p.clicked, p.click_hours, p.recent, p.sources, p.custom,
+    )  # fmt: skip
+
+
+def fold_fields(
+    fields: Fields, rows: Iterable[Row], retention_seconds: float = DEFAULT_RETENTION_SECONDS
+) -> tuple[Fields | None, dict[Outcome, int], list[Outcome]]:
+    """`fold_rows` on a profile's fields: the new fields (None: unchanged), the count of
+    each outcome (zeros too) and the outcomes in the order first seen."""
+    fold = _Fold(fields)
+    applied = replayed = duplicates = 0
+    order: list[Outcome] = []  # the outcomes in the order first seen, as a Counter has them
     last: dict[int, tuple[int, int]] = {}  # per source: (offset, index) applied last here
-    for e in events:
-        key = source_key(e.topic, e.partition)
+    for kind, creative_id, time, revenue_micros, topic, partition, offset, dup, index in rows:
+        key = _SOURCE_KEYS.get((topic, partition)) or _source_key(topic, partition)
         seen = last.get(key)
         if seen is None:  # every item of the applied offset's message was applied
-            seen = (next((o for k, o, _ in profile.sources if k == key), -1), 2**62)
-        if (e.offset, e.index) <= seen:
-            outcome["replayed"] += 1
+            seen = (fold.applied_offset(key), 2**62)
+        if (offset, index) <= seen:
+            if not replayed:
+                order.append("replayed")
+            replayed += 1
             continue
-        last[key] = (e.offset, e.index)
-        profile = _remember_offset(profile, key, e.offset, e.time)
-        if e.duplicate:
-            outcome["duplicate"] += 1
+        last[key] = (offset, index)
+        fold.remember_offset(key, offset, time)
+        if dup:
+            if not duplicates:
+                order.append("duplicate")
+            duplicates += 1
             continue
-        profile = add_event(
-            profile, e.kind, e.creative_id, e.time, e.revenue_micros, retention_seconds
+        creative = _CREATIVE_KEYS.get(creative_id)
+        if creative is None:
+            creative = _creative_key(creative_id)
+        fold.add(
+            Recent(KIND_CODE[kind], creative, float(time), int(revenue_micros)), retention_seconds
         )
-        outcome["applied"] += 1
-    return profile, outcome
+        if not applied:
+            order.append("applied")
+        applied += 1
+    counts: dict[Outcome, int] = {
+        "applied": applied, "replayed": replayed, "duplicate": duplicates
+    }  # fmt: skip
+    return fold.fields(), counts, order
+
+
+def _source_key(topic: str, partition: int) -> int:
+    if len(_SOURCE_KEYS) >= _MAX_MEMO:
+        _SOURCE_KEYS.clear()
+    key = _SOURCE_KEYS[topic, partition] = source_key(topic, partition)
+    return key
+
+
+def _creative_key(creative_id: str) -> int:
+    if len(_CREATIVE_KEYS) >= _MAX_MEMO:
+        _CREATIVE_KEYS.clear()
+    key = _CREATIVE_KEYS[creative_id] = creative_key(creative_id)
+    return key
+
+
+class _Fold:
+    """A profile being folded: its fields as mutable values, made a `ContactProfile` once
+    at the end (`add_event` and `_settle` make one per event)."""
+
+    __slots__ = (
+        "changed", "clicked", "clicks", "conversions", "entries", "hours", "last_click",
+        "original", "recent", "revenue", "sends", "settled_until", "sources_changed",
+    )  # fmt: skip
+
+    def __init__(self, fields: Fields) -> None:
+        self.original = fields
+        (
+            self.sends, self.clicks, self.conversions, self.revenue, self.last_click,
+            self.settled_until, self.clicked, hours, recent, sources, _,
+        ) = fields  # fmt: skip
+        self.hours, self.recent = list(hours), list(recent)
+        self.entries = {k: (o, t) for k, o, t in sources}
+        self.sources_changed = self.changed = False
+
+    def applied_offset(self, key: int) -> int:
+        if self.sources_changed:  # the sources as now folded (one entry per key)
+            return self.entries[key][0] if key in self.entries else -1
+        for k, o, _ in self.original[9]:  # as stored: the first entry of the key
+            if k == key:
+                return o
+        return -1
+
+    def remember_offset(self, key: int, offset: int, time: float) -> None:
+        """The highest offset applied from each source, with its latest event time. Events
+        are keyed by account, so a contact has one source per event topic; more than
+        `MAX_SOURCES` only after a repartitioning, and then the source whose latest event
+        is oldest (an old partition that no longer delivers) is forgotten."""
+        entries = self.entries
+        previous = entries.get(key, (offset, time))
+        entries[key] = (max(previous[0], offset), max(previous[1], time))
+        if len(entries) > MAX_SOURCES:
+            del entries[min(entries, key=lambda k: (entries[k][1], k))]
+        self.sources_changed = True
+
+    def add(self, event: Recent, retention_seconds: float) -> None:
+        """One new event, as `add_event` adds it."""
+        recent = self.recent
+        last_event = max(self.settled_until, recent[-1].time if recent else -math.inf)
+        if event.time - last_event > retention_seconds:
+            self.sends = self.clicks = self.conversions = self.revenue = 0
+            self.last_click = self.settled_until = -math.inf
+            self.clicked, self.hours, self.recent = (), list(NO_CLICK_HOURS), []
+            recent = self.recent
+        if recent and event.time < recent[-1].time:
+            recent.append(event)
+            recent.sort(key=_by_time)  # stable, as sorted() is
+        else:
+            recent.append(event)
+        while len(recent) > MAX_RECENT:
+            self.settle(recent.pop(0))
+        self.changed = True
+
+    def settle(self, e: Recent) -> None:
+        """Move one event into the totals, as `_settle`."""
+        if e.kind == _SEND:
+            self.sends += 1
+        elif e.kind == _CONVERSION:
+            self.conversions += 1
+            self.revenue += e.revenue_micros
+        else:
+            self.clicks += 1
+            self.last_click = max(self.last_click, e.time)
+            self.clicked = _clicked_with(self.clicked, e.creative, whole_second(e.time))
+            h = hour_of_day(e.time)
+            self.hours[h] = min(self.hours[h] + 1, MAX_HOUR_COUNT)
+        self.settled_until = max(self.settled_until, e.time)
+
+    def fields(self) -> Fields | None:
+        """The folded fields; None if nothing was folded."""
+        if not (self.changed or self.sources_changed):
+            return None
+        sources = self.original[9]
+        if self.sources_changed:
+            sources = tuple((k, o, t) for k, (o, t) in sorted(self.entries.items()))
+        return (
+            self.sends, self.clicks, self.conversions, self.revenue, self.last_click,
+            self.settled_until, self.clicked, tuple(self.hours), tuple(self.recent), sources,
+            self.original[10],
+        )  # fmt: skip

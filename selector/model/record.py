@@ -16,6 +16,9 @@ A value that is not a version-1 record decodes as an empty profile with a named 
 
 from __future__ import annotations
 
+import functools
+import itertools
+import math
 import struct
 from collections.abc import Sequence
 from typing import Any, Literal, get_args
@@ -30,7 +33,9 @@ from selector.model.profile import (
     MAX_RECENT,
     MAX_SOURCES,
     ContactProfile,
+    Fields,
     Recent,
+    profile_fields,
 )
 
 VERSION = 1
@@ -61,6 +66,15 @@ _PACK = struct.Struct(
     f"<4B3Iq2d{'Iqd' * MAX_SOURCES}{'BIdq' * MAX_RECENT}{'II' * MAX_CLICKED}{HOURS}HB{MAX_CUSTOM}d"
 )
 assert _PACK.size == SIZE
+# Its parts, for reading and writing only the used slots.
+_HEAD = struct.Struct("<4B3Iq2d")
+_SOURCE, _EVENT, _CLICK = struct.Struct("<Iqd"), struct.Struct("<BIdq"), struct.Struct("<II")
+_EVENTS = struct.Struct("<" + "BIdq" * MAX_RECENT)
+_TAIL = struct.Struct(f"<{HOURS}HB{MAX_CUSTOM}d")
+_EVENT_AT = _HEAD.size + MAX_SOURCES * _SOURCE.size
+_CLICKED_AT = _EVENT_AT + MAX_RECENT * _EVENT.size
+_TAIL_AT = _CLICKED_AT + MAX_CLICKED * _CLICK.size
+assert _TAIL_AT + _TAIL.size == SIZE
 
 
 _ZEROS = (0,) * (4 * max(MAX_RECENT, MAX_CLICKED, MAX_SOURCES))
@@ -68,6 +82,53 @@ _ZEROS = (0,) * (4 * max(MAX_RECENT, MAX_CLICKED, MAX_SOURCES))
 
 def to_bytes(p: ContactProfile) -> bytes:
     """The full record of the profile (`SIZE` bytes)."""
+    return fields_to_bytes(profile_fields(p))
+
+
+def encode_fields(fields: Fields) -> bytes:
+    """`encode` of the profile with these fields."""
+    return fields_to_bytes(fields).rstrip(b"\0")
+
+
+def fields_to_bytes(fields: Fields) -> bytes:
+    """`to_bytes` of the profile with these fields (`profile.profile_fields`)."""
+    (
+        sends, clicks, conversions, revenue, last_click, settled,
+        clicked, hours, recent, sources, custom,
+    ) = fields  # fmt: skip
+    nr, nc, ns, nx = len(recent), len(clicked), len(sources), len(custom)
+    if nr > MAX_RECENT or nc > MAX_CLICKED or ns > MAX_SOURCES or nx > MAX_CUSTOM:
+        return _to_bytes(ContactProfile(*fields))  # which refuses it, as struct does
+    layout = _LAYOUTS.get((ns, nr, nc, nx))
+    if layout is None:
+        layout = _LAYOUTS[ns, nr, nc, nx] = _layout(ns, nr, nc, nx)
+    mask = 0
+    for i, c in enumerate(custom):
+        if c is not None:
+            mask |= 1 << i
+    return layout.pack(
+        VERSION, nr, nc, ns, sends, clicks, conversions, revenue, last_click, settled,
+        *_chain(sources), *_chain(recent), *_chain(clicked),
+        *hours, mask, *[0.0 if c is None else c for c in custom],
+    )  # fmt: skip
+
+
+_LAYOUTS: dict[tuple[int, int, int, int], struct.Struct] = {}
+_chain = itertools.chain.from_iterable
+
+
+def _layout(ns: int, nr: int, nc: int, nx: int) -> struct.Struct:
+    """`_PACK` with the used slots only, the others zero pad bytes."""
+    return struct.Struct(
+        f"<4B3Iq2d{'Iqd' * ns}{(MAX_SOURCES - ns) * _SOURCE.size}x"
+        f"{'BIdq' * nr}{(MAX_RECENT - nr) * _EVENT.size}x"
+        f"{'II' * nc}{(MAX_CLICKED - nc) * _CLICK.size}x"
+        f"{HOURS}HB{'d' * nx}{(MAX_CUSTOM - nx) * 8}x"
+    )
+
+
+def _to_bytes(p: ContactProfile) -> bytes:
+    """`to_bytes` with every slot packed, used or not."""
     recent, clicked, sources, custom = p.recent, p.clicked, p.sources, p.custom
     nr, nc, ns = len(recent), len(clicked), len(sources)
     mask = sum(1 << i for i, c in enumerate(custom) if c is not None)
@@ -97,7 +158,11 @@ def encode(p: ContactProfile) -> bytes:
 
 def from_record(rec: Records) -> ContactProfile:
     """The profile a one-element record array (or a record's bytes) holds."""
-    v = _PACK.unpack(rec.reshape(-1)[:1].tobytes())
+    return _from_values(_PACK.unpack(rec.reshape(-1)[:1].tobytes()))
+
+
+def _from_values(v: tuple[Any, ...]) -> ContactProfile:
+    """The profile of a record's unpacked values (`_PACK`)."""
     nr, nc, ns = v[1], v[2], v[3]
     at = 10
     sources = tuple((v[at + 3 * i], v[at + 3 * i + 1], v[at + 3 * i + 2]) for i in range(ns))
@@ -118,10 +183,51 @@ def from_record(rec: Records) -> ContactProfile:
     )  # fmt: skip
 
 
+_isfinite, _isnan = math.isfinite, math.isnan
+_recent = functools.partial(tuple.__new__, Recent)  # Recent._make without its checks
+
+
 def decode(blob: bytes) -> ContactProfile | DecodeReason:
-    """The profile in `blob`, or why it is not one."""
-    recs, reasons = records([blob])
-    return reasons[0] or from_record(recs)
+    """The profile in `blob`, or why it is not one (`records` of one value, without
+    numpy: the stream decodes one per contact and event)."""
+    fields = decode_fields(blob)
+    return fields if isinstance(fields, str) else ContactProfile(*fields)
+
+
+def decode_fields(blob: bytes) -> Fields | DecodeReason:
+    """`decode` as the profile's fields (`profile.profile_fields`)."""
+    if type(blob) is not bytes or not blob or len(blob) > SIZE or blob[0] != VERSION:
+        recs, reasons = records([blob])
+        return reasons[0] or profile_fields(from_record(recs))
+    buf = blob.ljust(SIZE, b"\0")
+    head = _HEAD.unpack_from(buf)
+    nr, nc, ns = head[1], head[2], head[3]
+    every = _EVENTS.unpack_from(buf, _EVENT_AT)  # every slot, used or not, is checked
+    tail = _TAIL.unpack_from(buf, _TAIL_AT)
+    if (
+        nr > MAX_RECENT
+        or nc > MAX_CLICKED
+        or ns > MAX_SOURCES
+        or _isnan(head[8])
+        or _isnan(head[9])
+        or not all(map(_isfinite, every[2::4]))
+        or max(every[0::4]) > 3
+        or not all(map(_isfinite, tail[HOURS + 1 :]))
+    ):
+        return "corrupt"
+    mask, values = tail[HOURS], tail[HOURS + 1 :]
+    custom = [values[i] if mask >> i & 1 else None for i in range(MAX_CUSTOM)]
+    while custom and custom[-1] is None:
+        custom.pop()
+    at = _EVENT_AT
+    return (
+        head[4], head[5], head[6], head[7], head[8], head[9],
+        tuple(_CLICK.iter_unpack(buf[_CLICKED_AT : _CLICKED_AT + nc * _CLICK.size])),
+        tail[:HOURS],
+        tuple(map(_recent, _EVENT.iter_unpack(buf[at : at + nr * _EVENT.size]))),
+        tuple(_SOURCE.iter_unpack(buf[_HEAD.size : _HEAD.size + ns * _SOURCE.size])),
+        tuple(custom),
+    )  # fmt: skip
 
 
 def records(

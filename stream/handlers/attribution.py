@@ -91,6 +91,10 @@ class ArmOutcomes:
     ) -> None:
         """Count the events of `events` (decoded as `decoded`) that `ledger` will apply."""
         applied = [d for d, ok in zip(decoded, applied_flags(ledger, events), strict=True) if ok]
+        self.count_applied(key, applied)
+
+    def count_applied(self, key: bytes, applied: Sequence[Any]) -> None:
+        """Count these applied events (decoded) of the account `key`."""
         if not applied:
             return
         arms = arms_of(

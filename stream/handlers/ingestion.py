@@ -31,11 +31,10 @@ from __future__ import annotations
 
 import logging
 import time as _time
-from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from selector.ingest import Ledger, SourcedEvent, apply_correction, apply_events
+from selector.ingest import Ledger, Row, apply_correction, apply_rows
 from selector.stats import AccountStats
 from stream.handlers.attribution import ArmOutcomes, ViewCache
 from stream.handlers.batching import Part
@@ -56,6 +55,15 @@ ORIGIN = {"click": "send_time", "conversion": "click_time"}  # the field of the 
 Valid = tuple[Incoming, Any, str, int]  # (message, event, kind, index in its batch)
 ROUND = 10_000  # events per dedup round trip
 MISSING = object()
+
+
+def origin_time(kind: str, event: Any) -> float | None:
+    """The time of the event's cause, when it carries it (`ORIGIN`)."""
+    if kind == "click":
+        return event.send_time  # type: ignore[no-any-return]
+    if kind == "conversion":
+        return event.click_time  # type: ignore[no-any-return]
+    return None
 
 
 def event_position(message: Incoming, index: int = 0) -> str:
@@ -141,31 +149,37 @@ class IngestionService:
 
     def _fold(self, valid: list[Valid], flags: list[bool]) -> dict[bytes, Ledger]:
         """Each account's events applied to its ledger; only the ledgers that changed."""
-        grouped: dict[bytes, list[SourcedEvent]] = defaultdict(list)
-        decoded: dict[bytes, list[Any]] = defaultdict(list)
+        grouped: dict[str, list[Row]] = {}
+        decoded: dict[str, list[Any]] = {}
         for (message, event, kind, index), duplicate in zip(valid, flags, strict=True):
-            decoded[event.account_id.encode()].append(event)
-            grouped[event.account_id.encode()].append(
-                SourcedEvent(
-                    kind,  # type: ignore[arg-type]
-                    event.creative_id,
-                    event.time,
-                    getattr(event, "revenue_micros", 0),
-                    message.topic,
-                    message.partition,
-                    message.offset,
-                    duplicate,
-                    getattr(event, ORIGIN.get(kind, ""), None),
-                    index=index,
-                )
+            row: Row = (
+                kind,  # type: ignore[assignment]
+                event.creative_id,
+                event.time,
+                event.revenue_micros if kind == "conversion" else 0,
+                message.topic,
+                message.partition,
+                message.offset,
+                duplicate,
+                origin_time(kind, event),
+                index,
             )
+            account = event.account_id
+            rows = grouped.get(account)
+            if rows is None:
+                grouped[account], decoded[account] = [row], [event]
+            else:
+                rows.append(row)
+                decoded[account].append(event)
         updates: dict[bytes, Ledger] = {}
-        for key, events in grouped.items():
+        for account, rows in grouped.items():
+            key = account.encode()
             ledger = self._stats(key) or Ledger(
                 AccountStats(half_life_seconds=self._half_life(key))
             )
-            new, outcome = apply_events(ledger, events)
-            self._arms.count(key, ledger, events, decoded[key])
+            new, outcome, applied = apply_rows(ledger, rows)
+            events = decoded[account]
+            self._arms.count_applied(key, [e for e, ok in zip(events, applied, strict=True) if ok])
             for (kind, name), count in outcome.items():
                 self._metrics.events.labels(kind, name).inc(count)
             if new is not ledger:

@@ -27,13 +27,20 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
-from selector.ingest import SourcedEvent
-from selector.model.profile import DEFAULT_RETENTION_SECONDS, EMPTY, apply_profile_events
-from selector.model.record import decode, encode
+from selector.ingest import Outcome
+from selector.model.profile import (
+    DEFAULT_RETENTION_SECONDS,
+    EMPTY,
+    Row,
+    fold_fields,
+    profile_fields,
+)
+from selector.model.record import decode_fields, encode_fields
 from stream.handlers.stores import CooldownStore, Pair, Sent
 from stream.wire.envelope import Incoming
 
 log = logging.getLogger(__name__)
+EMPTY_FIELDS = profile_fields(EMPTY)
 Write = tuple[Pair, bytes | None, bytes]  # (pair, value read, new value)
 
 
@@ -73,24 +80,23 @@ class MemoryProfiles:
 Item = tuple[Incoming, Any, str, int]
 
 
-def sourced_by_contact(
-    items: Sequence[Item], flags: Sequence[bool]
-) -> dict[Pair, list[SourcedEvent]]:
-    """Each contact's events of a batch, in the order read."""
-    out: dict[Pair, list[SourcedEvent]] = {}
+def sourced_by_contact(items: Sequence[Item], flags: Sequence[bool]) -> dict[Pair, list[Row]]:
+    """Each contact's events of a batch, in the order read, as the fold's rows
+    (`selector.model.profile.Row`)."""
+    out: dict[Pair, list[Row]] = {}
     for (message, event, kind, index), duplicate in zip(items, flags, strict=True):
-        sourced = SourcedEvent(
-            kind,  # type: ignore[arg-type]
-            event.creative_id,
-            event.time,
-            getattr(event, "revenue_micros", 0),
-            message.topic,
-            message.partition,
-            message.offset,
-            duplicate,
-            index=index,
-        )
-        out.setdefault((event.account_id, event.contact_id), []).append(sourced)
+        row: Row = (
+            kind,  # type: ignore[assignment]
+            event.creative_id, event.time,
+            event.revenue_micros if kind == "conversion" else 0,
+            message.topic, message.partition, message.offset, duplicate, index,
+        )  # fmt: skip
+        pair = (event.account_id, event.contact_id)
+        rows = out.get(pair)
+        if rows is None:
+            out[pair] = [row]
+        else:
+            rows.append(row)
     return out
 
 
@@ -133,32 +139,41 @@ class ProfileFolder:
             self.waiting = False
         return changed
 
-    async def _round(
-        self, pending: dict[Pair, list[SourcedEvent]]
-    ) -> tuple[int, dict[Pair, list[SourcedEvent]]]:
+    async def _round(self, pending: dict[Pair, list[Row]]) -> tuple[int, dict[Pair, list[Row]]]:
         """One read and one write; what is left (the contacts whose write conflicted)."""
         pairs = list(pending)
         stored = await asyncio.wait_for(self._store.read_profiles(pairs), self.timeout)
         writes: list[Write] = []
-        outcomes: dict[Pair, Counter[str]] = {}
+        outcomes: dict[Pair, tuple[dict[Outcome, int], str | None]] = {}
+        retention = self.retention_seconds
         for pair, blob in zip(pairs, stored, strict=True):
-            value = decode(blob) if blob else EMPTY
-            counted: Counter[str] = Counter()
-            if isinstance(value, str):
-                counted[value] += 1
-                value = EMPTY
-            new, applied = apply_profile_events(value, pending[pair], self.retention_seconds)
-            outcomes[pair] = counted + Counter(applied)
-            if new != value or blob is None:
-                writes.append((pair, blob, encode(new)))
+            value = decode_fields(blob) if blob else EMPTY_FIELDS
+            reason: str | None = None
+            if isinstance(value, str):  # a value that did not decode, counted by reason
+                reason, value = value, EMPTY_FIELDS
+            new, counts, _ = fold_fields(value, pending[pair], retention)
+            outcomes[pair] = counts, reason
+            if new is None:
+                new = value
+            if blob is None or new != value:  # the profiles' equality, field by field
+                writes.append((pair, blob, encode_fields(new)))
         conflicts = await asyncio.wait_for(
-            self._store.write_profiles(writes, self.retention_seconds), self.timeout
+            self._store.write_profiles(writes, retention), self.timeout
         )
         retry = {writes[i][0] for i in conflicts}
-        for pair, counted in outcomes.items():
+        applied = replayed = duplicate = 0  # one call per outcome, not per contact
+        reasons: Counter[str] = Counter()
+        for pair, (counts, reason) in outcomes.items():
             if pair not in retry:
-                for outcome, count in counted.items():
-                    self._on_outcome(outcome, count)
+                applied += counts["applied"]
+                replayed += counts["replayed"]
+                duplicate += counts["duplicate"]
+                if reason is not None:
+                    reasons[reason] += 1
+        totals = {"applied": applied, "replayed": replayed, "duplicate": duplicate, **reasons}
+        for outcome, count in totals.items():
+            if count > 0:
+                self._on_outcome(outcome, count)
         return len(writes) - len(retry), {p: pending[p] for p in pairs if p in retry}
 
     def _wait(self, exc: BaseException) -> None:

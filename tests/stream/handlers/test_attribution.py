@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from selector import AccountStats, RequestBatch, Selector, account_from_dict
-from selector.ingest import Ledger, SourcedEvent, apply_events
+from selector.ingest import Ledger, SourcedEvent, apply_events, apply_rows
 from selector.view import compile_account
 from stream.handlers.attribution import ARM_LABELS, applied_flags, arms_of
 from stream.handlers.catalog import Catalogs
@@ -80,6 +80,12 @@ def test_applied_flags_match_apply_events(first: list[Any], second: list[Any]) -
     batch = events(second)
     _, outcome = apply_events(ledger, batch)
     assert sum(applied_flags(ledger, batch)) == outcome["send", "applied"]
+    rows = [
+        (e.kind, e.creative_id, e.time, e.revenue_micros, e.topic, e.partition, e.offset,
+         e.duplicate, e.origin_time, e.index)
+        for e in batch
+    ]  # fmt: skip
+    assert apply_rows(ledger, rows)[2] == applied_flags(ledger, batch)  # the stats agent's
 
 
 def test_every_event_of_a_batch_message_counts_by_arm() -> None:
