@@ -32,9 +32,15 @@ CATALOG_KINDS: tuple[Kind, ...] = ("offers", "creatives", "campaigns", "account_
 
 
 def fresh_settings(bootstrap: str, partitions: int = 6) -> Settings:
-    """Settings whose topics no other test uses."""
-    prefix = f"t{uuid.uuid4().hex[:10]}."
-    return Settings(kafka_bootstrap=bootstrap, topic_prefix=prefix, partitions=partitions)
+    """Settings whose topics (the tables' changelogs, named after the app id, included) no
+    other test uses."""
+    tag = uuid.uuid4().hex[:10]
+    return Settings(
+        kafka_bootstrap=bootstrap,
+        topic_prefix=f"t{tag}.",
+        partitions=partitions,
+        app_id=f"cs-{tag}",
+    )
 
 
 async def read_all(settings: Settings, topic_names: list[str]) -> list[ConsumerRecord]:
