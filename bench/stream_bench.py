@@ -34,7 +34,7 @@ from bench.stream_measure import (
     CpuMeter,
     latency_summary,
     steady_rate,
-    wait_counted,
+    wait_all,
 )
 from stream.adapters.catalog_files import publish, validate_documents
 from stream.adapters.topic_specs import TopicSpec, ensure_topics
@@ -44,6 +44,7 @@ from stream.local.harness import Services, services
 DEFAULT_JSON = Path(__file__).parent / "results" / "stream.json"
 TARGETS = {"selections": 20_000.0, "p99_ms": 20.0, "events": 50_000.0}
 SELECT_AGENT = "answer_selection_requests"
+LEARNED_METRIC = "creative_selection_sendtime_events_total"
 VERSIONS = ("numpy", "aiokafka", "faust-streaming", "redis", "orjson")
 
 
@@ -93,14 +94,19 @@ async def measure_stats(
     before = await asyncio.to_thread(worker.metric, EVENTS_METRIC)
     applied0 = await asyncio.to_thread(worker.metric, EVENTS_METRIC, outcome="applied")
     duplicate0 = await asyncio.to_thread(worker.metric, EVENTS_METRIC, outcome="duplicate")
+    learned0 = await asyncio.to_thread(worker.metric, LEARNED_METRIC)
     process, pipe = spawn(sl.publish_process, load, "events", layout.others)
-    total = await receive(pipe, process)
+    total, learned = await receive(pipe, process)
     meter = CpuMeter(worker, "count_outcomes")
     meter.start()
     pipe.send("go")
     published = asyncio.ensure_future(receive(pipe, process))
     bar.reset(total)
-    samples = await wait_counted(worker, EVENTS_METRIC, before, total, bar)
+    # done when the stats agent and the send-time learner (the same topics, its own
+    # stream buffer) have both read everything: the slower one sets the rate a worker
+    # keeps up with; a faster agent's lead only lasts while the buffers hold the backlog
+    counters = [(EVENTS_METRIC, before, total), (LEARNED_METRIC, learned0, learned)]
+    samples, (counted, learnt) = await wait_all(worker, counters, bar)
     cpu = meter.stop(total)
     publisher = await published
     process.join()
@@ -108,7 +114,13 @@ async def measure_stats(
     duplicate = await asyncio.to_thread(worker.metric, EVENTS_METRIC, outcome="duplicate")
     return {
         "events": total,
-        "counted": samples[-1][1],
+        "counted": counted[-1][1],
+        "learned": learnt[-1][1],
+        "learned_expected": learned,
+        # each agent on its own over its steady window (the stats agent runs ahead
+        # while the backlog fits its buffer)
+        "stats_agent_per_second": steady_rate(counted, total),
+        "learner_per_second": steady_rate(learnt, learned),
         "applied": applied - applied0,
         "duplicates": duplicate - duplicate0,
         "duplicates_published": total - sl.unique_count(total, load),

@@ -41,6 +41,7 @@ from stream.wire.messages import (
 
 CREATIVES = 10
 TOPIC_OF_KIND = {"send": "sends", "click": "clicks", "conversion": "conversions"}
+LEARNED_KINDS = ("send", "click")  # what the send-time learner reads besides the stats agent
 CAMPAIGNS = ("welcome-series", "winback")
 COOLDOWN_SECONDS = 3 * 86400
 CLICK_RATES = np.linspace(0.08, 0.15, CREATIVES)
@@ -291,12 +292,15 @@ async def produce(settings: Settings, messages: Sequence[Message], **options: An
 
 
 def publish_process(load: Load, what: str, cpus: list[int] | None, out: Any) -> None:
-    """Build `what` ("events" or "requests"), signal ready, publish on "go" from the pipe."""
+    """Build `what` ("events" or "requests"), signal ready with the count (for events: all
+    of them, and the sends and clicks the send-time learner reads), publish on "go"."""
     pin(cpus)
     at = time.time()
     if what == "events":
         singles = event_messages(load, at)
-        messages, total = batched_events(load, singles), len(singles)
+        messages = batched_events(load, singles)
+        learned = {load.settings.topic(TOPIC_OF_KIND[k]) for k in LEARNED_KINDS}
+        total: Any = (len(singles), sum(1 for topic, _, _ in singles if topic in learned))
     else:
         messages, total = request_messages(load, "t", load.requests, at), load.requests
     out.send(("ready", total))

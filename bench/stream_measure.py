@@ -203,25 +203,43 @@ class CpuMeter:
         }
 
 
-async def wait_counted(
-    worker: Worker, metric: str, before: float, total: int, bar: Any
-) -> list[tuple[float, float]]:
-    """Poll the worker's counter until it has counted `total` more; (time, counted) samples.
-    Raises TimeoutError when it stops moving for `STALL_SECONDS`."""
-    samples: list[tuple[float, float]] = []
+Counter = tuple[str, float, int]  # (metric, its value before the phase, how many more)
+
+
+async def wait_all(
+    worker: Worker, counters: Sequence[Counter], bar: Any
+) -> tuple[list[tuple[float, float]], list[list[tuple[float, float]]]]:
+    """Poll the worker until every counter has counted its total: the work is done when
+    the slowest agent is done. Returns the samples of (time, done so far) where done is
+    the first counter's total times the least-done counter's fraction, and each
+    counter's own samples. Raises TimeoutError when none moves for `STALL_SECONDS`."""
+    combined: list[tuple[float, float]] = []
+    each: list[list[tuple[float, float]]] = [[] for _ in counters]
+    scale = counters[0][2]
     last_change = time.monotonic()
     while True:
         with contextlib.suppress(OSError):
-            counted = await asyncio.to_thread(worker.metric, metric) - before
+            counted = [
+                await asyncio.to_thread(worker.metric, metric) - before
+                for metric, before, _ in counters
+            ]
             now = time.monotonic()
-            if not samples or counted > samples[-1][1]:
-                bar.update(int(counted - (samples[-1][1] if samples else 0)))
-                last_change = now
-            samples.append((now, counted))
-            if counted >= total:
-                return samples
+            for samples, value in zip(each, counted, strict=True):
+                if not samples or value > samples[-1][1]:
+                    last_change = now
+                samples.append((now, value))
+            fractions = [v / c[2] for v, c in zip(counted, counters, strict=True)]
+            done = scale * min(fractions)
+            bar.update(int(done - (combined[-1][1] if combined else 0)))
+            combined.append((now, done))
+            if done >= scale:
+                return combined, each
         if worker.proc is not None and worker.proc.poll() is not None:
             raise RuntimeError(f"the worker exited:\n{worker.tail()}")
         if time.monotonic() - last_change > STALL_SECONDS:
-            raise TimeoutError(f"{metric} stopped at {samples[-1][1] if samples else 0:g}/{total}")
+            where = ", ".join(
+                f"{metric} {s[-1][1] if s else 0:g}/{total}"
+                for (metric, _, total), s in zip(counters, each, strict=True)
+            )
+            raise TimeoutError(f"stopped at {where}")
         await asyncio.sleep(POLL_SECONDS)

@@ -84,6 +84,9 @@ def format_table(result: dict[str, Any]) -> str:
         f"paced {lat['answered']:,}/{lat['requests']:,} ({lat['errors']} errors); events "
         f"counted {stats['counted']:,.0f}/{stats['events']:,}, duplicates dropped "
         f"{stats['duplicates']:,.0f} of {stats['duplicates_published']:,} published twice",
+        f"events: the stats agent alone {_n(stats.get('stats_agent_per_second', nan))}/s, the "
+        f"send-time learner {_n(stats.get('learner_per_second', nan))}/s (the row above: until "
+        "both had read every event)",
         f"load generator published requests at {_n(sel['publish_per_second'])}/s and events at "
         f"{_n(stats['publish_per_second'])}/s",
         "",
