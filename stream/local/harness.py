@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -110,13 +111,25 @@ class Worker:
                 raise TimeoutError(f"{name}{labels or ''} reached {seen:g}, not {value:g}")
             await asyncio.sleep(0.1)
 
+    def dump_stacks(self, settle: float = 2.0) -> None:
+        """Have the worker write every thread's stack (SIGUSR1) and every asyncio task's
+        chain of awaits (SIGUSR2) to its log: what a worker that does not stop is doing."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        for sig in (signal.SIGUSR1, signal.SIGUSR2):
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=settle)
+
     def stop(self, grace: float = 30.0) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:
                 self.proc.wait(timeout=grace)
             except subprocess.TimeoutExpired:
-                warn(f"the worker ignored SIGTERM for {grace:.0f}s; killing it")
+                warn(f"the worker ignored SIGTERM for {grace:.0f}s; killing it (stacks in its log)")
+                self.dump_stacks()
                 self.proc.kill()
                 self.proc.wait()
         if self._log is not None:

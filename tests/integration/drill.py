@@ -18,8 +18,7 @@ from aiokafka.structs import TopicPartition
 from selector.stats import AccountStats, Counts
 from stream.adapters.producer import open_producer, partition_for, publish_batched, send_messages
 from stream.settings import Settings
-from stream.wire import codec
-from stream.wire.batches import open_responses, request_batch
+from stream.wire.batches import open_responses, request_batch, salvage_request_ids
 from stream.wire.messages import ClickEvent, ConversionEvent, SelectionRequest, SendEvent, encode
 from tests.integration.changelog import applied_through
 
@@ -315,7 +314,7 @@ class CommitSampler:
 
 
 async def positions(settings: Settings, topic: str, wanted: set[str]) -> dict[str, str]:
-    """Where the messages of `topic` with these request ids are ("partition:offset")."""
+    """Where the requests with these ids are: "partition:offset", and "/place" in a batch."""
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None)
     await consumer.start()
     found: dict[str, str] = {}
@@ -327,9 +326,11 @@ async def positions(settings: Settings, topic: str, wanted: set[str]) -> dict[st
         while any([await consumer.position(tp) < ends[tp] for tp in tps]):
             for records in (await consumer.getmany(timeout_ms=500)).values():
                 for r in records:
-                    rid = codec.salvage_ids(r.value)[0]
-                    if rid in wanted:
-                        found[rid] = f"{r.partition}:{r.offset}"
+                    ids, _, batched = salvage_request_ids(r.value)  # a batch, or one request
+                    for place, rid in enumerate(ids):
+                        if rid in wanted:
+                            at = f"/{place}" if batched else ""
+                            found[rid] = f"{r.partition}:{r.offset}{at}"
     finally:
         await consumer.stop()
     return found
