@@ -64,6 +64,7 @@ DELEGATED = {
     "sendtime": "bench.sendtime_bench",
     "model": "bench.model_bench",
     "ingest": "bench.ingest_bench",
+    "select-small": "bench.select_small",
 }
 
 

@@ -8,7 +8,7 @@ policy, which applies eligibility, cooldowns, the learning pool and the fallback
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -91,6 +91,22 @@ class Selector:
             return decision
         batch = RequestBatch.from_requests([request])
         return self.decide_batch(stats, batch, rng, rotation, model)[0]
+
+    def decide_each(
+        self, stats: AccountStats, requests: Sequence[Request], rng: np.random.Generator
+    ) -> list[Decision] | None:
+        """Each request on the scalar path (`selector.single`), the same law and the same
+        exact propensities as `decide_batch`, without its fixed cost per call (most of a
+        batch of a few requests); None when one of them needs the batch path (a manual
+        campaign, the `model` method, nothing eligible): decide them all there then."""
+        out: list[Decision] = []
+        single = self._single
+        for request in requests:
+            decision = single.decide(stats, request, rng)
+            if decision is None:
+                return None
+            out.append(decision)
+        return out
 
     def decide_batch(
         self,

@@ -27,11 +27,12 @@ from typing import Any
 
 import numpy as np
 
-from selector import AccountStats, RequestBatch
+from selector import AccountStats
 from selector.batch import DECIDER, BatchDecision
 from selector.custom_fields import CustomField
 from selector.ingest import Ledger
 from selector.model.artifact import ContextualModel
+from stream.handlers.account_decisions import Asked, decide_account
 from stream.handlers.batching import Part, Source, group_of, pack
 from stream.handlers.catalog import AccountCatalog
 from stream.handlers.cooldowns import read_cooldowns
@@ -277,27 +278,22 @@ class SelectionService:
         fields = selector.account.settings.custom_fields
         count = self._custom_outcome
         recs, dropped = profile_records(fields, account_id, reqs, known, profiles, count)
-        batch = RequestBatch.from_columns(
-            [r.campaign_id for r in reqs],
-            [r.contact_id for r in reqs],
-            times,
-            [history[i] for i in known],
-            recs,
-        )
         ledger = self._stats(key)
         stats = ledger.stats if ledger is not None else AccountStats()
         modelled = profiles is not None and profiles.modelled
+        asked = Asked(account_id, reqs, times, [history[i] for i in known], recs, modelled)
         model = self._models(key) if modelled else None
         rotation = self._rotation.get(account_id)
-        decision = selector.decide_batch(stats, batch, self._rng, rotation, model)
-        if decision.rotation:
-            self._rotation[account_id] = dict(decision.rotation)
-        if modelled:
-            self._count_model(decision)
-        self.decision_metrics.observe(account_id, selector.view, batch, decision)
+        decisions, batched = decide_account(
+            selector, stats, asked, self._rng, rotation, model, self.decision_metrics
+        )
+        if batched is not None and batched.rotation:
+            self._rotation[account_id] = dict(batched.rotation)
+        if modelled and batched is not None:
+            self._count_model(batched)
         cooldown = selector.account.settings.cooldown_seconds
         for row, req in enumerate(reqs):
-            d, group = decision[row], group_of(items[known[row]][0])
+            d, group = decisions[row], group_of(items[known[row]][0])
             if self._metrics is not None and req.time is not None:
                 self._metrics.request_age.observe(max(0.0, now - req.time))
             sent.append((account_id, req.contact_id, d.creative_id, times[row], cooldown))

@@ -25,14 +25,14 @@ are left out of the share measures.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
 
 from selector import AccountStats, RequestBatch
-from selector.batch import ARM, ARMS, DECIDED_BY, POOL, POOLS, REASONS, BatchDecision
+from selector.batch import ARM, ARMS, DECIDED_BY, POOL, POOLS, REASONS, BatchDecision, Decision
 from selector.view import AccountView
 from stream.ops.metrics import Metrics
 
@@ -81,6 +81,16 @@ class Exposure:
             return
         entry.view = view
         entry.current += counts
+
+    def record_one(self, account_id: str, view: AccountView, creative: int) -> None:
+        """Add one automated pick (its creative's position in `view`)."""
+        entry = self._accounts.get(account_id)
+        if entry is None or entry.view.creative_ids != view.creative_ids:
+            entry = self._accounts[account_id] = _Account(
+                view, np.zeros(len(view.creative_ids), np.int64)
+            )
+        entry.view = view
+        entry.current[creative] += 1
 
     def rotate(self, now: float) -> None:
         """Start a new half-window when one is over; forget accounts idle for a window."""
@@ -156,6 +166,28 @@ class DecisionMetrics:
         automated = decision.arm == _AUTOMATED
         if automated.any():
             self.exposure.record(account_id, view, decision.creative[automated])
+
+    def observe_each(
+        self,
+        account_id: str,
+        view: AccountView,
+        campaign_ids: Sequence[str],
+        decisions: Sequence[Decision],
+    ) -> None:
+        """`observe` for a few decisions made one by one (`Selector.decide_each`): the same
+        counts, in Python scalars, without the vectorized path's fixed cost."""
+        m = self._metrics
+        control = 0.0
+        for campaign_id, d in zip(campaign_ids, decisions, strict=True):
+            m.decisions.labels(d.method, d.arm, d.pool).inc()
+            if d.pool == "fallback":
+                m.fallbacks.labels(d.reason).inc()
+            row = view.campaign_index[campaign_id]
+            if not view.manual_campaign[row]:
+                control += 1.0 - float(view.automated_pct[row]) / 100
+            if d.arm == "automated":
+                self.exposure.record_one(account_id, view, view.creative_index[d.creative_id])
+        m.decisions_expected_control.inc(control)
 
     def refresh(self, now: float, stats: Callable[[str], AccountStats | None]) -> None:
         """Rotate the window and set the exposure gauges."""

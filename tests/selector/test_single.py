@@ -52,3 +52,21 @@ def test_nothing_eligible_falls_back_with_the_reason() -> None:
     assert (d.pool, d.reason, d.creative_id, d.propensity) == (
         "fallback", "all_in_cooldown", "cr0", 1.0,
     )  # fmt: skip
+
+
+def test_decide_each_is_single_decisions_or_none_for_the_batch_path() -> None:
+    doc = make_account_dict(settings={"methods": {"thompson_single_step": 70, "random": 30}})
+    selector = Selector(account_from_dict(doc))
+    stats = stats_from(GRADUATED)
+    requests = [
+        Request("camp-1", f"c{i}", 1000.0, {"cr1": 990.0} if i % 2 else {}) for i in range(40)
+    ]
+    each = selector.decide_each(stats, requests, np.random.default_rng(5))
+    rng = np.random.default_rng(5)
+    assert each is not None
+    assert each == [selector.decide(stats, r, rng) for r in requests]
+    # nothing eligible for one of them: the batch path decides them all (it names the reason)
+    everything = {f"cr{i}": 999.0 for i in range(4)}
+    blocked = [*requests[:3], Request("camp-1", "c-x", 1000.0, everything)]
+    assert selector.decide_each(stats, blocked[:3], np.random.default_rng(0)) is not None
+    assert selector.decide_each(stats, blocked, np.random.default_rng(0)) is None

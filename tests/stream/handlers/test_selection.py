@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import Collection
+from typing import Any
 
 import orjson
 import pytest
 
+from selector import Selector
 from selector.ingest import Ledger
 from selector.stats import AccountStats, Counts
 from stream.handlers.catalog import Catalogs
@@ -352,3 +354,43 @@ async def test_a_large_batch_is_decided_in_rounds_and_answered_in_one_message(
     messages, found, _ = answers_in(out)
     assert (cooldowns.reads, cooldowns.writes) == (4, 4)
     assert len(messages) == 1 and [r["request_id"] for r in found] == [f"r{i}" for i in range(10)]
+
+
+async def test_a_few_requests_decided_one_by_one_have_the_batch_paths_propensities(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Calls of a few requests take the scalar path (`account_decisions.SMALL`): the same
+    answers' shape and the same exact propensity per creative as the vectorized path."""
+    from stream.handlers import account_decisions
+
+    async def propensities(small: int, size: int) -> tuple[dict[str, float], float]:
+        monkeypatch.setattr(account_decisions, "SMALL", small)
+        metrics = Metrics()
+        svc = service(stats={b"acme": Ledger(AccountStats())}, metrics=metrics)
+        batch = [record(request(i), "selection-requests", i) for i in range(300)]
+        out = []
+        for start in range(0, len(batch), size):
+            out += await svc.answer(batch[start : start + size])
+        responses, letters = by_topic(out)
+        assert len(responses) == 300 and letters == []
+        seen: dict[str, float] = {}
+        for r in responses:
+            if r["arm"] == "automated":
+                assert seen.setdefault(r["creative_id"], r["propensity"]) == r["propensity"]
+        counted = sum(s.value for m in metrics.decisions.collect() for s in m.samples
+                      if s.name.endswith("_total"))  # fmt: skip
+        return seen, counted
+
+    vectorized_calls: list[int] = []
+    batch_path = Selector.decide_batch
+
+    def counted_batch_path(self: Selector, *args: Any, **kwargs: Any) -> Any:
+        vectorized_calls.append(1)
+        return batch_path(self, *args, **kwargs)
+
+    monkeypatch.setattr(Selector, "decide_batch", counted_batch_path)
+    one_by_one, counted = await propensities(account_decisions.SMALL, 4)
+    assert vectorized_calls == []  # the scalar path decided every call
+    vectorized, counted_batch = await propensities(0, 300)
+    assert one_by_one == pytest.approx(vectorized, rel=1e-12)
+    assert len(one_by_one) == 3 and counted == counted_batch == 300

@@ -172,3 +172,35 @@ async def test_the_selection_service_counts_each_decision_once() -> None:
         assert value(metrics.decisions, method, arm, pool) == n
     (family,) = [f for f in metrics.registry.collect() if f.name.endswith("decisions")]
     assert sum(s.value for s in family.samples if s.name.endswith("_total")) == 500
+
+
+@pytest.mark.parametrize("cooldown", [0, 3600])
+def test_decisions_counted_one_by_one_count_as_the_batch_does(cooldown: int) -> None:
+    """`observe_each` on a batch's decisions gives `observe`'s counters and exposure."""
+    doc = {**TWO_CAMPAIGNS, "settings": {**TWO_CAMPAIGNS["settings"], "cooldown_seconds": cooldown}}
+    selector = Selector(account_from_dict(doc))
+    campaigns = ["k", "q"] * 300
+    recent = [{"c0": 4.0, "c1": 4.0, "c2": 4.0} if i % 5 == 0 else {} for i in range(600)]
+    batch = RequestBatch.from_columns(
+        campaigns, [f"u{i}" for i in range(600)], np.full(600, 5.0), recent
+    )
+    decision = selector.decide_batch(AccountStats(), batch, np.random.default_rng(1))
+    together, each = Metrics(), Metrics()
+    by_batch, one_by_one = DecisionMetrics(together), DecisionMetrics(each)
+    by_batch.observe("acme", selector.view, batch, decision)
+    one_by_one.observe_each("acme", selector.view, campaigns, decision.decisions())
+
+    def samples(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        out = {}
+        for family in (metrics.decisions, metrics.fallbacks, metrics.decisions_expected_control):
+            for metric in family.collect():
+                for s in metric.samples:
+                    if not s.name.endswith("_created"):
+                        out[s.name, tuple(sorted(s.labels.items()))] = round(s.value, 9)
+        return out
+
+    assert samples(each) == samples(together)
+    assert len(samples(together)) >= 3
+    counts = {a: e.current.tolist() for a, e in one_by_one.exposure._accounts.items()}
+    assert counts == {a: e.current.tolist() for a, e in by_batch.exposure._accounts.items()}
+    assert sum(counts["acme"]) == sum(d.arm == "automated" for d in decision.decisions()) > 0
