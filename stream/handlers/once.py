@@ -67,9 +67,12 @@ def sort_out(batch: Iterable[Incoming], record_of: Callable[[int], Answered | No
     again: dict[int, Answered] = {}
     high: dict[int, int] = {}
     skipped = repeated = 0
+    records: dict[int, Answered | None] = {}  # one table read per partition
     for message in batch:
         p = message.partition
-        record = record_of(p)
+        if p not in records:
+            records[p] = record_of(p)
+        record = records[p]
         if p not in high:
             high[p] = record.through if record is not None else -1
         if message.offset > high[p]:
