@@ -3,7 +3,8 @@ Kafka, so it can be tested by calling it.
 
 Per batch: decode every request (invalid ones get an error response and a dead letter),
 read the cooldowns of every contact in one store round trip, decide each account's
-requests with one vectorized `Selector.decide_batch`, record the new cooldowns in one
+requests with one vectorized `Selector.decide_batch` (a few one by one:
+`stream.handlers.account_decisions`), record the new cooldowns in one
 round trip, and return the responses to publish. Every request gets exactly one
 response.
 
