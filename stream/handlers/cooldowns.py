@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from stream.handlers.deadline import within
 from stream.handlers.stores import CooldownStore, Pair, Sent
 from stream.ops.metrics import Metrics
 
@@ -174,7 +175,7 @@ class GuardedCooldowns:
         local = self.recent.lookup(pairs)
         if self._degraded_since is None:
             try:
-                remote, blobs = await asyncio.wait_for(
+                remote, blobs = await within(
                     _with_profiles(self._store, pairs, profiles), self.timeout
                 )
                 return CooldownRead(merged(remote, local), profiles=blobs)
@@ -191,7 +192,7 @@ class GuardedCooldowns:
         self.recent.add(sends)
         if self._degraded_since is None:
             try:
-                await asyncio.wait_for(self._store.record(sends), self.timeout)
+                await within(self._store.record(sends), self.timeout)
                 return
             except Exception as exc:
                 self._degrade(exc)
@@ -233,7 +234,7 @@ class GuardedCooldowns:
         self._next_try = self._clock() + self.retry_seconds
         try:
             await self._replay()
-            await asyncio.wait_for(self._store.last_sent([("", "")]), self.timeout)
+            await within(self._store.last_sent([("", "")]), self.timeout)
             await self._replay()  # what was kept while the read was in flight
         except Exception:
             self._next_try = self._clock() + self.retry_seconds
@@ -249,7 +250,7 @@ class GuardedCooldowns:
     async def _replay(self) -> None:
         while self._pending:
             chunk = [self._pending[i] for i in range(min(self._chunk, len(self._pending)))]
-            await asyncio.wait_for(self._store.record(self._left(chunk)), self.timeout)
+            await within(self._store.record(self._left(chunk)), self.timeout)
             for _ in chunk:
                 self._pending.popleft()
             self._metrics.cooldown_writes_replayed.inc(len(chunk))

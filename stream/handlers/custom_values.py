@@ -29,6 +29,7 @@ from typing import Any
 from selector.custom_fields import CustomField, FieldReason, to_slots
 from selector.model.profile import EMPTY, ContactProfile
 from selector.model.record import Records, custom_slots, decode, encode, records, with_slots
+from stream.handlers.deadline import within
 from stream.handlers.profiles import ProfileStore, Write
 from stream.handlers.stores import Pair
 
@@ -131,7 +132,7 @@ class CustomWriter:
                 pending = dict.fromkeys(retry)
                 if not retry or attempt == self.rounds - 1:
                     break
-                blobs = await asyncio.wait_for(self._store.read_profiles(retry), self.timeout)
+                blobs = await within(self._store.read_profiles(retry), self.timeout)
                 pending = dict(zip(retry, blobs, strict=True))
             self.failing = False
         except Exception as exc:
@@ -159,9 +160,7 @@ class CustomWriter:
         if not writes:
             return []
         conflicts = set(
-            await asyncio.wait_for(
-                self._store.write_profiles(writes, self.retention_seconds), self.timeout
-            )
+            await within(self._store.write_profiles(writes, self.retention_seconds), self.timeout)
         )
         for i, (pair, _, _) in enumerate(writes):
             if i not in conflicts:

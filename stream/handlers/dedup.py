@@ -30,6 +30,7 @@ import time as _time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any, Literal, Protocol, TypeGuard, TypeVar
 
+from stream.handlers.deadline import within
 from stream.handlers.stores import DedupRow, DedupStore, RecordsLost, RestorableDedup
 from stream.ops.metrics import Metrics
 
@@ -97,7 +98,7 @@ class GuardedDedup:
         args = (account_ids, kinds, event_ids, positions)
         while True:
             try:
-                flags = await asyncio.wait_for(self._store.duplicates(*args), self.timeout)
+                flags = await within(self._store.duplicates(*args), self.timeout)
             except RecordsLost as lost:
                 if await self._refilled(lost.partitions, *args):
                     continue
@@ -209,7 +210,7 @@ class GuardedDedup:
         return rows
 
     async def _timed(self, call: Awaitable[T]) -> T:
-        return await asyncio.wait_for(call, self.timeout)
+        return await within(call, self.timeout)
 
 
 def _restorable(store: DedupStore) -> TypeGuard[RestorableDedup]:

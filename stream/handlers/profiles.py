@@ -36,6 +36,7 @@ from selector.model.profile import (
     profile_fields,
 )
 from selector.model.record import decode_fields, encode_fields
+from stream.handlers.deadline import within
 from stream.handlers.stores import CooldownStore, Pair, Sent
 from stream.wire.envelope import Incoming
 
@@ -142,7 +143,7 @@ class ProfileFolder:
     async def _round(self, pending: dict[Pair, list[Row]]) -> tuple[int, dict[Pair, list[Row]]]:
         """One read and one write; what is left (the contacts whose write conflicted)."""
         pairs = list(pending)
-        stored = await asyncio.wait_for(self._store.read_profiles(pairs), self.timeout)
+        stored = await within(self._store.read_profiles(pairs), self.timeout)
         writes: list[Write] = []
         outcomes: dict[Pair, tuple[dict[Outcome, int], str | None]] = {}
         retention = self.retention_seconds
@@ -157,9 +158,7 @@ class ProfileFolder:
                 new = value
             if blob is None or new != value:  # the profiles' equality, field by field
                 writes.append((pair, blob, encode_fields(new)))
-        conflicts = await asyncio.wait_for(
-            self._store.write_profiles(writes, retention), self.timeout
-        )
+        conflicts = await within(self._store.write_profiles(writes, retention), self.timeout)
         retry = {writes[i][0] for i in conflicts}
         applied = replayed = duplicate = 0  # one call per outcome, not per contact
         reasons: Counter[str] = Counter()

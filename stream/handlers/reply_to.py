@@ -26,7 +26,6 @@ unconfirmed topic is answered as `unknown_reply_to` on the default topic.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections import OrderedDict
@@ -34,6 +33,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, get_args
 
+from stream.handlers.deadline import within
 from stream.handlers.models import MODELS_TOPIC
 from stream.handlers.sendtime_priors import PRIORS_TOPIC
 from stream.ops.metrics import Metrics
@@ -212,7 +212,7 @@ class ReplyRouter:
         assert self._directory is not None
         counts = self._metrics.reply_topic_checks
         try:
-            found = await asyncio.wait_for(self._directory.existing(names), self._check_seconds)
+            found = await within(self._directory.existing(names), self._check_seconds)
         except Exception as exc:  # TimeoutError, or the cluster did not answer
             log.warning("checking %d reply topics failed: %s", len(names), type(exc).__name__)
             counts.labels("unconfirmed").inc(len(names))

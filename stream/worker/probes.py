@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from aiokafka.client import AIOKafkaClient
 
 from stream.adapters.kafka_config import kafka_config
+from stream.handlers.deadline import within
 from stream.ops.health import Reachability
 from stream.ops.metrics import Metrics
 from stream.settings import Settings
@@ -36,13 +37,13 @@ class BrokerProbe:
         if self._client is None:
             client = AIOKafkaClient(**kafka_config(self._settings), request_timeout_ms=5000)
             try:
-                await asyncio.wait_for(client.bootstrap(), BROKER_TIMEOUT)
+                await within(client.bootstrap(), BROKER_TIMEOUT)
             except BaseException:
                 await client.close()
                 raise
             client.set_topics([self._settings.topic("selection-requests")])
             self._client = client
-        return bool(await asyncio.wait_for(self._client.force_metadata_update(), BROKER_TIMEOUT))
+        return bool(await within(self._client.force_metadata_update(), BROKER_TIMEOUT))
 
     async def close(self) -> None:
         if self._client is not None:

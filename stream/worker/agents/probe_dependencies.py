@@ -3,9 +3,9 @@ every second, so `/health` knows within a few seconds and never asks either itse
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 
+from stream.handlers.deadline import within
 from stream.worker.app import app, settings
 from stream.worker.probes import BrokerProbe, probe
 from stream.worker.runtime import metrics, runtime
@@ -17,7 +17,7 @@ broker = BrokerProbe(settings)
 async def _redis() -> bool:
     runtime.stores()  # the client the stores use
     assert runtime.redis is not None
-    return await asyncio.wait_for(runtime.redis.ping(), settings.redis_timeout_seconds)
+    return await within(runtime.redis.ping(), settings.redis_timeout_seconds)
 
 
 @app.timer(interval=PROBE_SECONDS)  # type: ignore[untyped-decorator]
