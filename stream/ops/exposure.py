@@ -71,26 +71,23 @@ class Exposure:
         self._accounts: dict[str, _Account] = {}
         self._rotated_at: float | None = None
 
-    def record(self, account_id: str, view: AccountView, creative: NDArray[np.intp]) -> None:
-        """Add one batch's automated picks (creative positions in `view`)."""
-        k = len(view.creative_ids)
-        counts = np.bincount(creative, minlength=k).astype(np.int64)
+    def _entry(self, account_id: str, view: AccountView) -> _Account:
+        """The account's window, started afresh when its creatives changed."""
         entry = self._accounts.get(account_id)
         if entry is None or entry.view.creative_ids != view.creative_ids:
-            self._accounts[account_id] = _Account(view, counts)
-            return
+            zeros = np.zeros(len(view.creative_ids), np.int64)
+            entry = self._accounts[account_id] = _Account(view, zeros)
         entry.view = view
-        entry.current += counts
+        return entry
+
+    def record(self, account_id: str, view: AccountView, creative: NDArray[np.intp]) -> None:
+        """Add one batch's automated picks (creative positions in `view`)."""
+        counts = np.bincount(creative, minlength=len(view.creative_ids)).astype(np.int64)
+        self._entry(account_id, view).current += counts
 
     def record_one(self, account_id: str, view: AccountView, creative: int) -> None:
         """Add one automated pick (its creative's position in `view`)."""
-        entry = self._accounts.get(account_id)
-        if entry is None or entry.view.creative_ids != view.creative_ids:
-            entry = self._accounts[account_id] = _Account(
-                view, np.zeros(len(view.creative_ids), np.int64)
-            )
-        entry.view = view
-        entry.current[creative] += 1
+        self._entry(account_id, view).current[creative] += 1
 
     def rotate(self, now: float) -> None:
         """Start a new half-window when one is over; forget accounts idle for a window."""
